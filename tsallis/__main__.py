@@ -1,0 +1,5 @@
+import sys
+
+from tsallis.cli import main
+
+sys.exit(main())

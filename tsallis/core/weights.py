@@ -1,0 +1,182 @@
+"""Estimator weights for GARL, PAFT and GRPO (paper Sec. 6, Eqs. 7-14; TRL's GRPO advantages).
+
+All functions take per-sample log-weights `log_w` of shape [..., M], log w_m = log p(y*|x, z_m) for M
+rationales z_m ~ p(z|x) of one example, and work in log space end to end: at cold start w_m underflows
+(log w_m ~ -1e3), but w_m / w_bar^q, the resampling probabilities and the effective sample size do not.
+
+The estimators are written as coefficients on per-sample gradients, so that one surrogate loss serves
+the simulations and the LLM trainer:
+
+    GARL:  grad l_q  ~  -sum_m ( score_m grad log p(z_m|x) + pathwise_m grad log p(y*|x, z_m) )
+    PAFT:  grad l_q  ~  -sum_m   coef_m  grad log p(z_m, y*|x)
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from tsallis.core._backend import check_q, is_torch, namespace
+
+__all__ = [
+    "log_mean_w", "leave_one_out_log_mean_w", "garl_weights", "paft_weights", "grpo_advantages",
+    "frac_zero_std", "effective_sample_size", "garl_monitor",
+]
+
+
+def _check_log_w(log_w: Any, *, min_samples: int = 1, what: str = "") -> tuple[Any, Any, int]:
+    xp = namespace(log_w)
+    log_w = xp.asarray(log_w)
+    if log_w.ndim == 0:
+        raise ValueError("log_w must have a trailing sample axis of size M, shape [..., M]; got a scalar")
+    M = int(log_w.shape[-1])
+    if M < min_samples:
+        raise ValueError(f"log_w has M={M} samples on its last axis; {what} needs M >= {min_samples}")
+    if not xp.all_finite(log_w):
+        raise ValueError(
+            "log_w holds a NaN or infinite log-weight; every rationale needs a finite teacher-forced "
+            "log p(y*|x, z) (score truncated rationales after a forced delimiter instead of using -inf)"
+        )
+    return xp, log_w, M
+
+
+def log_mean_w(log_w: Any) -> Any:
+    """log w_bar_M = logsumexp(log_w) - log M, the log of the unbiased estimate of P (Eq. 8). Shape [...]."""
+    xp, log_w, M = _check_log_w(log_w)
+    return xp.logsumexp(log_w, axis=-1) - math.log(M)
+
+
+def leave_one_out_log_mean_w(log_w: Any) -> Any:
+    """log w_bar_{-m} = log( (1/(M-1)) sum_{j != m} w_j ) for each m, shape [..., M] (Eq. 12).
+
+    Exact in log space from prefix and suffix log-cumulative sums; no subtraction S - w_m, which would
+    cancel catastrophically when one sample dominates.
+    """
+    xp, log_w, M = _check_log_w(log_w, min_samples=2, what="the leave-one-out mean")
+    neg_inf = xp.full_like(log_w[..., :1], -math.inf)
+    prefix = xp.cat([neg_inf, xp.logcumsumexp(log_w, axis=-1)[..., :-1]], axis=-1)
+    suffix = xp.logcumsumexp(log_w[..., ::-1] if not is_torch(log_w) else log_w.flip(-1), axis=-1)
+    suffix = suffix[..., ::-1] if not is_torch(log_w) else suffix.flip(-1)
+    suffix = xp.cat([suffix[..., 1:], neg_inf], axis=-1)
+    return xp.logaddexp(prefix, suffix) - math.log(M - 1)
+
+
+def garl_weights(log_w: Any, q: float, *, baseline: str = "none", normalize: bool = False):
+    """GARL coefficients (score, pathwise), each [..., M]: the plug-in Eq. (9) or the RLOO Eq. (12).
+
+    baseline="none":  score_m = pathwise_m = (1/M) w_m / w_bar^q.
+    baseline="rloo":  score_m = (1/M) c_m,  c_m = w_m / w_bar^q - w_bar_{-m}^(1-q);  pathwise as above.
+    normalize=True multiplies both by M^(-q), the learning-rate rescaling of Algorithm 1, which maps the
+    effective reward w_m / w_bar^q <= M^q into [0, 1].
+
+    At q = 0 this is Rao-Blackwellized REINFORCE (with "rloo": RB-RLOO, VeriFree); at q = 1 the IWAE /
+    self-normalized importance-sampling gradient (Prop. D.2).
+
+    Examples:
+        >>> import numpy as np
+        >>> s, p = garl_weights(np.log([[0.2, 0.6]]), 1.0, baseline="rloo")
+        >>> np.round(s, 6).tolist(), np.round(p, 6).tolist()
+        ([[-0.25, 0.25]], [[0.25, 0.75]])
+    """
+    check_q(q)
+    if baseline not in ("none", "rloo"):
+        raise ValueError(f"baseline must be 'none' or 'rloo'; got {baseline!r}")
+    xp, log_w, M = _check_log_w(log_w, min_samples=2 if baseline == "rloo" else 1, what="baseline='rloo'")
+    q = float(q)
+    log_wbar = xp.logsumexp(log_w, axis=-1, keepdims=True) - math.log(M)
+    amplified = xp.exp(log_w - q * log_wbar)  # w_m / w_bar^q <= M^q w_m^(1-q), no overflow
+    pathwise = amplified / M
+    if baseline == "none":
+        score = pathwise
+    else:
+        score = (amplified - xp.exp((1.0 - q) * leave_one_out_log_mean_w(log_w))) / M
+    if normalize:
+        scale = M ** (-q)
+        score, pathwise = score * scale, pathwise * scale
+    return score, pathwise
+
+
+def paft_weights(log_w: Any, q: float, K: int, generator: Any = None, *, normalize: bool = False) -> Any:
+    """PAFT coefficients coef [..., M], Eq. (14): coef_m = n_m w_bar^(1-q) / K.
+
+    n_m counts how often sample m is drawn in K importance-resampling draws r_k ~ Cat(w / sum w)
+    (Rubin's SIR), so the estimate is -sum_m coef_m grad log p(z_m, y*|x): SFT on the resampled
+    rationales, attenuated by w_bar^(1-q). Resampling always yields exactly K draws, however small w is.
+
+    Args:
+        log_w: [..., M] log-weights.
+        q: commitment in [0, 1].
+        K: number of resampling draws, >= 1.
+        generator: a `numpy.random.Generator` for NumPy input, a `torch.Generator` (or None) for tensors.
+        normalize: multiply by M^(-q) as in Algorithm 2.
+    """
+    check_q(q)
+    if not isinstance(K, int) or K < 1:
+        raise ValueError(f"K (number of PAFT resamples) must be an integer >= 1; got {K!r}")
+    xp, log_w, M = _check_log_w(log_w)
+    log_norm = xp.logsumexp(log_w, axis=-1, keepdims=True)
+    probs = xp.exp(log_w - log_norm)
+    counts = _multinomial_counts(probs, K, generator)
+    scale = xp.exp((1.0 - float(q)) * (log_norm - math.log(M))) / K
+    if normalize:
+        scale = scale * M ** (-float(q))
+    return counts * scale
+
+
+def _multinomial_counts(probs: Any, K: int, generator: Any) -> Any:
+    if is_torch(probs):
+        import torch
+
+        flat = probs.reshape(-1, probs.shape[-1]).to(torch.float64)
+        idx = torch.multinomial(flat, K, replacement=True, generator=generator)  # (N, K)
+        counts = torch.zeros_like(flat).scatter_add_(1, idx, torch.ones_like(idx, dtype=flat.dtype))
+        return counts.reshape(probs.shape).to(probs.dtype)
+    import numpy as np
+
+    if not isinstance(generator, np.random.Generator):
+        raise ValueError("generator must be a numpy.random.Generator for NumPy log-weights "
+                         f"(pass np.random.default_rng(seed)); got {type(generator).__name__}")
+    probs = probs / probs.sum(axis=-1, keepdims=True)  # guard the sum-to-one check against rounding
+    return generator.multinomial(K, probs).astype(probs.dtype)
+
+
+def grpo_advantages(rewards: Any, scale: str = "group", *, eps: float = 1e-4) -> Any:
+    """GRPO advantages with TRL's semantics (GRPOConfig.scale_rewards), rewards [..., G] grouped on the last axis.
+
+    A = r - mean_group(r), divided by (std + eps) where std is the group's ("group", TRL's default), the
+    whole batch's ("batch", Lite-PPO) or not at all ("none", Dr. GRPO). Standard deviations use Bessel's
+    correction, as torch.std in TRL. A group whose rewards are all equal gets advantage 0: no signal.
+    """
+    if scale not in ("group", "batch", "none"):
+        raise ValueError(f"scale must be 'group', 'batch' or 'none' (TRL's scale_rewards); got {scale!r}")
+    xp = namespace(rewards)
+    r = xp.asarray(rewards)
+    if r.ndim == 0 or r.shape[-1] < 2:
+        raise ValueError("rewards must have shape [..., G] with group size G >= 2")
+    adv = r - xp.mean(r, axis=-1, keepdims=True)
+    if scale == "group":
+        adv = adv / (xp.std(r, axis=-1, keepdims=True) + eps)
+    elif scale == "batch":
+        adv = adv / (xp.std(r) + eps)
+    return adv
+
+
+def frac_zero_std(rewards: Any) -> float:
+    """Fraction of groups (last axis) whose rewards are all equal: TRL's `frac_reward_zero_std`."""
+    xp = namespace(rewards)
+    r = xp.asarray(rewards)
+    zero = xp.isclose_zero(xp.std(r, axis=-1))
+    return float(zero.sum()) / max(1, int(zero.size if not is_torch(zero) else zero.numel()))
+
+
+def effective_sample_size(log_w: Any) -> Any:
+    """Kish effective sample size of the weights, (sum w)^2 / sum w^2 in [1, M], shape [...]."""
+    xp, log_w, _ = _check_log_w(log_w)
+    return xp.exp(2.0 * xp.logsumexp(log_w, axis=-1) - xp.logsumexp(2.0 * log_w, axis=-1))
+
+
+def garl_monitor(log_w: Any, q: float) -> Any:
+    """The paper's training monitor (Fig. 3): max_m c_m / M^q with the RLOO coefficients c_m, shape [...]."""
+    score, _ = garl_weights(log_w, q, baseline="rloo", normalize=True)
+    xp = namespace(score)
+    return xp.amax(score, axis=-1) * score.shape[-1]

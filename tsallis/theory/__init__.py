@@ -1,0 +1,1 @@
+"""`tsallis.theory`: each result of the paper as a computer-algebra check (SymPy)."""
