@@ -15,6 +15,7 @@ from tsallis.core.qlog import (
     q_loss,
     q_loss_from_logp,
 )
+from tsallis.core.schedules import QSchedule
 from tsallis.core.weights import (
     effective_sample_size,
     frac_zero_std,
@@ -30,5 +31,5 @@ __all__ = [
     "amplification", "attenuation", "attenuation_from_logp", "exp_q", "log_amplification",
     "log_attenuation", "log_q", "q_loss", "q_loss_from_logp", "effective_sample_size",
     "frac_zero_std", "garl_monitor", "garl_weights", "grpo_advantages", "leave_one_out_log_mean_w",
-    "log_mean_w", "paft_weights",
+    "log_mean_w", "paft_weights", "QSchedule",
 ]
