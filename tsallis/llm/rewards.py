@@ -1,0 +1,308 @@
+"""Answer extraction and answer checking: the training reward and the evaluation scorers.
+
+A completion is ``rationale + delimiter + answer``; the answer is the text after the *last* delimiter
+(`extract_answer`). Training uses exact string match (paper §7: "exact string match against the gold
+answer"); evaluation uses the official SQuAD-style normalization of HotpotQA and MuSiQue (EM, token F1),
+the paper's relaxed substring match, or our numeric rule for FinQA. Every checker fails closed: a missing
+or unparseable prediction, or a gold that normalizes to nothing, never scores as correct.
+
+Pure Python (no torch, no NumPy): the trainer's reward loop and the evaluator both call these.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import string
+from collections import Counter
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass
+
+from tsallis.llm.example import Example
+
+DEFAULT_DELIMITER = "</think>"
+"""Qwen3's end-of-thinking tag (paper §7: budget forcing appends it)."""
+
+# ----------------------------------------------------------------------------------------------- extraction
+
+
+def extract_answer(completion: str, delimiter: str = DEFAULT_DELIMITER) -> str | None:
+    """The answer of a completion: the text after the last `delimiter`, stripped.
+
+    Returns None (unparseable) when the delimiter is absent or nothing but whitespace follows it.
+
+    >>> extract_answer("z1 </think> a </think>  Paris\\n")
+    'Paris'
+    >>> extract_answer("no delimiter here") is None
+    True
+    """
+    if not delimiter:
+        raise ValueError("delimiter must be a non-empty string (default '</think>')")
+    head, sep, tail = completion.rpartition(delimiter)
+    if not sep:
+        return None
+    answer = tail.strip()
+    return answer or None
+
+
+# ---------------------------------------------------------------------------------------- training reward
+
+
+def exact_match_reward(answer: str | None, example: Example, *, use_aliases: bool = False) -> float:
+    """Training reward: 1.0 iff the extracted answer equals the gold `example.answer` after `str.strip()`.
+
+    This is the paper's exact string match (§7), with no normalization, so that the rewarded string is the
+    one GARL/PAFT teacher-force as y*. `use_aliases=True` also accepts `example.aliases` (ours; off by
+    default because y* is a single string).
+    """
+    if answer is None:
+        return 0.0
+    golds = (example.answer, *example.aliases) if use_aliases else (example.answer,)
+    pred = answer.strip()
+    return float(any(pred == g.strip() and g.strip() != "" for g in golds))
+
+
+def completion_reward(completion: str, example: Example, *, delimiter: str = DEFAULT_DELIMITER) -> float:
+    """`exact_match_reward` of the answer extracted from a full completion (no delimiter -> 0.0)."""
+    return exact_match_reward(extract_answer(completion, delimiter), example)
+
+
+# ------------------------------------------------------------------------- SQuAD normalization, EM and F1
+
+_PUNCTUATION = frozenset(string.punctuation)
+_ARTICLES = re.compile(r"\b(a|an|the)\b")
+_HOTPOT_SPECIAL = ("yes", "no", "noanswer")
+
+
+def normalize_answer(text: str) -> str:
+    """The SQuAD normalization used by HotpotQA's and MuSiQue's official scripts.
+
+    Lowercase, delete ASCII punctuation (`string.punctuation`), replace the whole words a/an/the by a space,
+    collapse whitespace.
+
+    >>> normalize_answer("The  Eiffel-Tower!")
+    'eiffeltower'
+    """
+    text = "".join(ch for ch in text.lower() if ch not in _PUNCTUATION)
+    text = _ARTICLES.sub(" ", text)
+    return " ".join(text.split())
+
+
+def exact_match(prediction: str | None, gold: str) -> float:
+    """Official EM: normalized strings equal. Fails closed on a None prediction or an empty normalized gold."""
+    if prediction is None:
+        return 0.0
+    g = normalize_answer(gold)
+    return float(g != "" and normalize_answer(prediction) == g)
+
+
+def token_f1(prediction: str | None, gold: str, *, yes_no_special: bool = False) -> float:
+    """Official token F1 = 2PR/(P+R) over the multiset of normalized tokens.
+
+    `yes_no_special=True` is HotpotQA's rule: if either normalized side is yes/no/noanswer and they differ,
+    F1 = 0. MuSiQue has no such rule. Where the official MuSiQue script gives F1 = 1 for two empty token
+    lists, we return 0 (fail closed: an empty gold is unparseable).
+    """
+    if prediction is None:
+        return 0.0
+    p, g = normalize_answer(prediction), normalize_answer(gold)
+    if yes_no_special and (p in _HOTPOT_SPECIAL or g in _HOTPOT_SPECIAL) and p != g:
+        return 0.0
+    p_tokens, g_tokens = p.split(), g.split()
+    if not p_tokens or not g_tokens:
+        return 0.0
+    same = sum((Counter(p_tokens) & Counter(g_tokens)).values())
+    if same == 0:
+        return 0.0
+    precision, recall = same / len(p_tokens), same / len(g_tokens)
+    return 2 * precision * recall / (precision + recall)
+
+
+def relaxed_match(prediction: str | None, gold: str) -> float:
+    """The paper's relaxed match (§7): the normalized gold occurs inside the normalized prediction.
+
+    Ours: the containment is at whole-token boundaries (" no " is not inside " not sure "), since the paper
+    says only "substring". An empty normalized gold never matches.
+
+    >>> relaxed_match("It was Paris, France.", "paris"), relaxed_match("not sure", "no")
+    (1.0, 0.0)
+    """
+    if prediction is None:
+        return 0.0
+    g = normalize_answer(gold)
+    return float(g != "" and f" {g} " in f" {normalize_answer(prediction)} ")
+
+
+def best_over_golds(check: Callable[[str | None, str], float], prediction: str | None, example: Example) -> float:
+    """max of `check(prediction, gold)` over [answer] + aliases (MuSiQue's official max over aliases)."""
+    return max(check(prediction, gold) for gold in (example.answer, *example.aliases))
+
+
+# ------------------------------------------------------------------------------------ FinQA numeric rule
+
+_NUMBER = re.compile(
+    r"(?<![\w.])(\()?\s*([-+\u2212])?\s*\$?\s*(\d+(?:\.\d+)?|\.\d+)\s*(%|percent\b)?\s*(\))?\s*(%|percent\b)?", re.I
+)
+_THOUSANDS = re.compile(r"(?<=\d),(?=\d{3}(?!\d))")
+_FINQA_REL_TOL = 1e-2
+_FINQA_ABS_TOL = 1e-6
+
+
+@dataclass(frozen=True)
+class ParsedNumber:
+    """A number read from an answer string: its value as written and whether a percent sign followed it."""
+
+    value: float
+    percent: bool
+
+
+def parse_number(text: str | None) -> ParsedNumber | None:
+    """Read the single number in an answer string, or None when there is none or more than one.
+
+    Accepted: `$`, thousands commas (`1,234.5`), a leading `-`/`+`/U+2212 minus, accounting negatives
+    `(12.5)`, a trailing `%` or the word `percent`, surrounding words ("about 14.1% of revenue"). Two or
+    more numbers ("5 to 6") are ambiguous and give None (fail closed).
+
+    >>> parse_number("$ (1,234.5)")
+    ParsedNumber(value=-1234.5, percent=False)
+    >>> parse_number("14.1%")
+    ParsedNumber(value=14.1, percent=True)
+    """
+    if text is None:
+        return None
+    matches = list(_NUMBER.finditer(_THOUSANDS.sub("", text)))
+    if len(matches) != 1:
+        return None
+    open_paren, sign, digits, percent_in, close_paren, percent_out = matches[0].groups()
+    percent = percent_in or percent_out
+    value = float(digits)
+    if sign in ("-", "\u2212") or (open_paren and close_paren):
+        value = -value
+    return ParsedNumber(value, percent is not None)
+
+
+def _gold_number(example: Example) -> float | str | None:
+    """FinQA's gold: `meta["exe_ans"]` (a float, or "yes"/"no") when present, else the parsed `answer`."""
+    exe = example.meta.get("exe_ans")
+    if isinstance(exe, bool):
+        return None
+    if isinstance(exe, (int, float)):
+        return float(exe) if math.isfinite(exe) else None
+    if isinstance(exe, str) and normalize_answer(exe) in ("yes", "no"):
+        return normalize_answer(exe)
+    gold_text = exe if isinstance(exe, str) and exe.strip() else example.answer
+    if normalize_answer(gold_text) in ("yes", "no"):
+        return normalize_answer(gold_text)
+    parsed = parse_number(gold_text)
+    if parsed is None:
+        return None
+    return parsed.value / 100 if parsed.percent else parsed.value
+
+
+def _percent_context(example: Example) -> bool:
+    """Whether the question or its gold answer is about a percentage, which allows the x100 scale."""
+    text = f"{example.answer} {example.meta.get('question', '')}".lower()
+    return "%" in text or "percent" in text
+
+
+def numeric_match(
+    prediction: str | None,
+    gold: float | str | None,
+    *,
+    percent_context: bool = False,
+    rel_tol: float = _FINQA_REL_TOL,
+    abs_tol: float = _FINQA_ABS_TOL,
+) -> float:
+    """Our FinQA rule: the prediction's number equals the gold within tolerance, up to the percent scale.
+
+    - yes/no golds (FinQA's `greater` programs) match the normalized prediction string "yes"/"no".
+    - The prediction must hold exactly one number (`parse_number`); p is its value with a `%` read as /100.
+    - Correct iff `isclose(x, gold, rel_tol, abs_tol)` for x = p, or, when `percent_context` (the question
+      or gold mentions a percentage) or the prediction carries `%`, also x = 100 p or p / 100: FinQA writes
+      percentages both as ratios (exe_ans 0.141) and as percents (answer "14.1%").
+    - rel_tol = 1e-2 (ours): accepts answers rounded to 3 significant digits; abs_tol 1e-6 handles gold 0.
+    - The sign must agree ("5% decrease" is not -5%). A None/unparseable gold or prediction scores 0.
+    """
+    if prediction is None or gold is None:
+        return 0.0
+    if isinstance(gold, str):
+        return float(normalize_answer(prediction) == gold and gold in ("yes", "no"))
+    parsed = parse_number(prediction)
+    if parsed is None:
+        return 0.0
+    p = parsed.value / 100 if parsed.percent else parsed.value
+    candidates = [p]
+    if percent_context or parsed.percent:
+        candidates += [p * 100, p / 100]
+    return float(any(math.isclose(x, gold, rel_tol=rel_tol, abs_tol=abs_tol) for x in candidates))
+
+
+def numeric_key(prediction: str | None) -> str | None:
+    """Canonical form of a FinQA answer for majority voting: "yes"/"no", or the value (% read as /100) to 6
+    significant digits; None if unparseable (it does not vote)."""
+    if prediction is None:
+        return None
+    norm = normalize_answer(prediction)
+    if norm in ("yes", "no"):
+        return norm
+    parsed = parse_number(prediction)
+    if parsed is None:
+        return None
+    value = parsed.value / 100 if parsed.percent else parsed.value
+    return f"{value:.6g}"
+
+
+# ------------------------------------------------------------------------------------------------ scorers
+
+
+def _normalized_key(prediction: str | None) -> str | None:
+    key = normalize_answer(prediction) if prediction is not None else ""
+    return key or None
+
+
+def _stripped_key(prediction: str | None) -> str | None:
+    key = prediction.strip() if prediction is not None else ""
+    return key or None
+
+
+def _f1(prediction: str | None, example: Example) -> float:
+    special = example.task == "hotpotqa"
+    return best_over_golds(lambda p, g: token_f1(p, g, yes_no_special=special), prediction, example)
+
+
+@dataclass(frozen=True)
+class Scorer:
+    """How evaluation checks one extracted answer, and how majority voting groups answers.
+
+    Attributes:
+        name: the id used in configs and results.
+        score: (extracted answer or None, example) -> score in [0, 1]; correct means score == 1
+            (token F1 counts as correct only when it is 1).
+        vote_key: extracted answer -> the normalized answer that maj@k votes on; None = does not vote.
+    """
+
+    name: str
+    score: Callable[[str | None, Example], float]
+    vote_key: Callable[[str | None], Hashable | None]
+
+
+SCORERS: dict[str, Scorer] = {
+    "exact": Scorer("exact", lambda p, ex: exact_match_reward(p, ex, use_aliases=True), _stripped_key),
+    "em": Scorer("em", lambda p, ex: best_over_golds(exact_match, p, ex), _normalized_key),
+    "f1": Scorer("f1", _f1, _normalized_key),
+    "relaxed": Scorer("relaxed", lambda p, ex: best_over_golds(relaxed_match, p, ex), _normalized_key),
+    "numeric": Scorer(
+        "numeric", lambda p, ex: numeric_match(p, _gold_number(ex), percent_context=_percent_context(ex)), numeric_key
+    ),
+}
+"""Evaluation scorers by id. The paper's evaluation is "relaxed" (§7); "em"/"f1" are the official
+HotpotQA/MuSiQue answer metrics; "numeric" is our FinQA rule; "exact" is the training reward (+ aliases)."""
+
+
+def get_scorer(scorer: str | Scorer) -> Scorer:
+    """Look up a scorer by id (one of `SCORERS`), or pass a `Scorer` through."""
+    if isinstance(scorer, Scorer):
+        return scorer
+    if scorer not in SCORERS:
+        raise ValueError(f"unknown scorer {scorer!r}; choose one of {sorted(SCORERS)}")
+    return SCORERS[scorer]
