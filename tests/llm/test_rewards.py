@@ -142,6 +142,12 @@ def test_numeric_match_tolerance_and_percent():
     assert numeric_match("(5%)", -0.05) == 1.0
     assert numeric_match("0", 0.0) == 1.0  # abs_tol handles gold 0
     assert numeric_match("5 or 6", 5.0) == 0.0  # ambiguous prediction
+    assert numeric_match("1.6%", 0.01639) == 1.0  # rounded to the prediction's 0.1 (2.4% relative error)
+    assert numeric_match("1.64%", 0.01639) == 1.0
+    assert numeric_match("1.7%", 0.01639) == 0.0
+    assert numeric_match("2%", 0.01639) == 0.0  # 1 significant digit: no rounding tolerance
+    assert numeric_match("16", 16.39) == 1.0  # integer with 2 significant digits: +-0.5
+    assert numeric_match("0.1", 0.14) == 0.0
     assert numeric_match(None, 5.0) == 0.0
     assert numeric_match("5", None) == 0.0  # unparseable gold
 

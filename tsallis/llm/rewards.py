@@ -150,10 +150,13 @@ _FINQA_ABS_TOL = 1e-6
 
 @dataclass(frozen=True)
 class ParsedNumber:
-    """A number read from an answer string: its value as written and whether a percent sign followed it."""
+    """A number read from an answer string: its value as written ("14.1%" -> 14.1), whether a percent sign
+    followed it, its decimal places and its significant digits (for the rounding tolerance)."""
 
     value: float
     percent: bool
+    decimals: int = 0
+    significant: int = 1
 
 
 def parse_number(text: str | None) -> ParsedNumber | None:
@@ -164,9 +167,9 @@ def parse_number(text: str | None) -> ParsedNumber | None:
     more numbers ("5 to 6") are ambiguous and give None (fail closed).
 
     >>> parse_number("$ (1,234.5)")
-    ParsedNumber(value=-1234.5, percent=False)
+    ParsedNumber(value=-1234.5, percent=False, decimals=1, significant=5)
     >>> parse_number("14.1%")
-    ParsedNumber(value=14.1, percent=True)
+    ParsedNumber(value=14.1, percent=True, decimals=1, significant=3)
     """
     if text is None:
         return None
@@ -174,11 +177,12 @@ def parse_number(text: str | None) -> ParsedNumber | None:
     if len(matches) != 1:
         return None
     open_paren, sign, digits, percent_in, close_paren, percent_out = matches[0].groups()
-    percent = percent_in or percent_out
     value = float(digits)
     if sign in ("-", "\u2212") or (open_paren and close_paren):
         value = -value
-    return ParsedNumber(value, percent is not None)
+    decimals = len(digits.partition(".")[2])
+    significant = len(digits.replace(".", "").lstrip("0"))
+    return ParsedNumber(value, (percent_in or percent_out) is not None, decimals, significant)
 
 
 def _gold_number(example: Example) -> float | str | None:
@@ -216,11 +220,13 @@ def numeric_match(
     """Our FinQA rule: the prediction's number equals the gold within tolerance, up to the percent scale.
 
     - yes/no golds (FinQA's `greater` programs) match the normalized prediction string "yes"/"no".
-    - The prediction must hold exactly one number (`parse_number`); p is its value with a `%` read as /100.
-    - Correct iff `isclose(x, gold, rel_tol, abs_tol)` for x = p, or, when `percent_context` (the question
-      or gold mentions a percentage) or the prediction carries `%`, also x = 100 p or p / 100: FinQA writes
-      percentages both as ratios (exe_ans 0.141) and as percents (answer "14.1%").
-    - rel_tol = 1e-2 (ours): accepts answers rounded to 3 significant digits; abs_tol 1e-6 handles gold 0.
+    - The prediction must hold exactly one number (`parse_number`), v as written ("1.6%" -> 1.6).
+    - Scales s tried for the gold g (FinQA writes percentages both as ratios, exe_ans 0.0164, and as
+      percents, answer "1.6%"): v has `%` -> s in {100, 1}; else, if `percent_context` (the question or
+      the gold answer mentions a percentage) -> s in {1, 100, 1/100}; else s = 1.
+    - Correct iff |v - s g| <= max(rel_tol |s g|, half a unit of v's last written digit, abs_tol) for
+      some s. The half unit (rounding to the prediction's precision: "1.6%" for 1.639%) applies only when v
+      has at least 2 significant digits, so "2%" does not match 1.639%. rel_tol = 1e-2, abs_tol = 1e-6 (ours).
     - The sign must agree ("5% decrease" is not -5%). A None/unparseable gold or prediction scores 0.
     """
     if prediction is None or gold is None:
@@ -228,13 +234,17 @@ def numeric_match(
     if isinstance(gold, str):
         return float(normalize_answer(prediction) == gold and gold in ("yes", "no"))
     parsed = parse_number(prediction)
-    if parsed is None:
+    if parsed is None or not math.isfinite(gold):
         return 0.0
-    p = parsed.value / 100 if parsed.percent else parsed.value
-    candidates = [p]
-    if percent_context or parsed.percent:
-        candidates += [p * 100, p / 100]
-    return float(any(math.isclose(x, gold, rel_tol=rel_tol, abs_tol=abs_tol) for x in candidates))
+    if parsed.percent:
+        scales: tuple[float, ...] = (100.0, 1.0)
+    elif percent_context:
+        scales = (1.0, 100.0, 0.01)
+    else:
+        scales = (1.0,)
+    half_unit = 0.5 * 10.0 ** -parsed.decimals if parsed.significant >= 2 else 0.0
+    v = parsed.value
+    return float(any(abs(v - s * gold) <= max(rel_tol * abs(s * gold), half_unit, abs_tol) for s in scales))
 
 
 def numeric_key(prediction: str | None) -> str | None:
