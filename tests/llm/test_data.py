@@ -232,3 +232,41 @@ def test_load_split_and_unknown_task():
         load_splits("gsm8k", FIXTURES)
     with pytest.raises(ValueError, match="split must be"):
         load_split("finqa", FIXTURES / "finqa", "dev")
+
+
+# ------------------------------------------------------------------------------------------------- configs
+
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+DATA_KEYS = {"data_dir", "prompt_style", "prompt_template", "data_seed", "eval_split", "eval_scorer", "eval_ties"}
+"""Keys read by tsallis.llm.data / tsallis.llm.evaluate; TrainConfig may or may not carry them yet."""
+BUDGETS = {"finqa": 4096 - 128, "hotpotqa": 3072 - 128, "musique": 2048 - 128}  # paper Sec. 7
+
+
+def _yaml(path):
+    import yaml
+
+    return yaml.safe_load(path.read_text())
+
+
+@pytest.mark.parametrize("path", sorted(CONFIGS.glob("*/*.yaml")), ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_paper_configs(path):
+    cfg = _yaml(path)
+    from tsallis.llm.config import TrainConfig, field_names
+
+    unknown = set(cfg) - set(field_names()) - DATA_KEYS
+    assert not unknown, f"{path}: keys neither in TrainConfig nor data/eval keys: {unknown}"
+    TrainConfig(**{k: v for k, v in cfg.items() if k in field_names()})  # values pass the trainer's validation
+    from tsallis.llm.rewards import SCORERS
+
+    assert cfg["eval_scorer"] in SCORERS and cfg["eval_ties"] in ("first", "wrong")
+    assert cfg["task"] in PAPER_SPLIT_SIZES and cfg["prompt_style"] in ("warm", "cold")
+    if path.parent.name == "paper":
+        assert path.stem == f"{cfg['task']}_{cfg['prompt_style']}"
+        assert cfg["num_generations"] == 32 and cfg["paft_k"] == 32  # M = K = 32
+        assert cfg["max_rationale_tokens"] == BUDGETS[cfg["task"]] and cfg["max_answer_tokens"] == 128
+        assert cfg["eval_samples"] == 16 and cfg["eval_metric"] == "eval/maj@16" and cfg["eval_scorer"] == "relaxed"
+        assert cfg["q"] in (0, 0.25, 0.5, 0.75, 1) and cfg["baseline"] == "rloo" and cfg["delimiter"] == "</think>"
+    else:
+        root = Path(__file__).resolve().parents[2]
+        splits = _load_dir(cfg["task"], root / cfg["data_dir"], seed=cfg["data_seed"], style=cfg["prompt_style"])
+        assert all(splits.values())
