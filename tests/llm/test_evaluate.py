@@ -170,3 +170,16 @@ def test_score_completions_pure_and_save(tmp_path):
         score_completions(exs, comps[:1])
     with pytest.raises(ValueError, match="expected k=3"):
         score_completions(exs, [comps[0], comps[1][:2]])
+
+
+def test_multi_token_delimiter_uses_stop_strings(tiny):
+    model, tok = tiny
+    assert len(tok.encode("a b", add_special_tokens=False)) == 2
+    rigged = _rigged(model, WORDS.index("yes"))
+    out = generate_completions(rigged, tok, ["question"], k=2, max_rationale_tokens=3, max_answer_tokens=1,
+                               delimiter="a b")
+    assert [c.text for c in out[0]] == ["yes yes yes a b yes"] * 2 and all(c.forced for c in out[0])
+    out = generate_completions(model, tok, ["question"], k=4, max_rationale_tokens=6, max_answer_tokens=2,
+                               delimiter="a b", seed=3)
+    for c in out[0]:
+        assert "a b" in c.text and len(c.text.split("a b")[0].split()) <= 6

@@ -213,38 +213,52 @@ def generate_completions(
             for start in range(0, len(prompts), batch_size):
                 batch = list(prompts[start:start + batch_size])
                 out.extend(_generate_batch(model, tokenizer, batch, k, max_rationale_tokens, max_answer_tokens,
-                                           delimiter, delim_ids, eos_ids, pad, sampling))
+                                           delim_ids, eos_ids, pad, sampling))
     finally:
         model.train(was_training)
         tokenizer.padding_side = side
     return out
 
 
-def _generate_batch(model, tokenizer, prompts, k, max_rationale, max_answer, delimiter, delim_ids, eos_ids, pad,
+def _ends_with(delim_ids: list[int]):
+    """A `StoppingCriteria` that stops each row once its last tokens are `delim_ids` (token-level match; works
+    for any tokenizer, unlike `stop_strings`, which needs a tokenizer with a decoder)."""
+    import torch
+    from transformers import StoppingCriteria
+
+    class EndsWith(StoppingCriteria):
+        def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor, **kwargs: Any) -> torch.Tensor:
+            n = len(delim_ids)
+            if input_ids.shape[1] < n:
+                return torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
+            tail = torch.tensor(delim_ids, device=input_ids.device)
+            return (input_ids[:, -n:] == tail).all(dim=1)  # (rows,)
+
+    return EndsWith()
+
+
+def _generate_batch(model, tokenizer, prompts, k, max_rationale, max_answer, delim_ids, eos_ids, pad,
                     sampling) -> list[list[Completion]]:
     import torch
+    from transformers import StoppingCriteriaList
 
     # the prompt is the full model input (as in the trainer): no BOS/EOS added by the tokenizer
     enc = tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False).to(model.device)
-    single = len(delim_ids) == 1
-    stop = {"eos_token_id": eos_ids + delim_ids} if single else {
-        "eos_token_id": eos_ids or None, "stop_strings": [delimiter], "tokenizer": tokenizer}
-    gen = model.generate(**enc, max_new_tokens=max_rationale, num_return_sequences=k, **stop, **sampling)
+    gen = model.generate(**enc, max_new_tokens=max_rationale, num_return_sequences=k, eos_token_id=eos_ids or None,
+                         stopping_criteria=StoppingCriteriaList([_ends_with(delim_ids)]), **sampling)
     gen = gen[:, enc["input_ids"].shape[1]:].tolist()  # (B*k, T1); row r belongs to prompt r // k
     prompt_ids = [ids[mask.bool()].tolist() for ids, mask in zip(enc["input_ids"], enc["attention_mask"])]
-    ends = set(eos_ids) | {pad}
+    ends, n = set(eos_ids) | {pad}, len(delim_ids)
     prefixes, forced = [], []
     for row in gen:
         rationale, found = row, False
         for i, tok in enumerate(row):
-            if single and tok == delim_ids[0]:
-                rationale, found = row[:i + 1], True
+            if row[i:i + n] == delim_ids:
+                rationale, found = row[:i + n], True
                 break
             if tok in ends:
                 rationale = row[:i]
                 break
-        if not single:
-            found = delimiter in tokenizer.decode(rationale, skip_special_tokens=False)
         prefixes.append(rationale if found else rationale + delim_ids)  # budget forcing
         forced.append(not found)
     inputs = [prompt_ids[r // k] + prefix for r, prefix in enumerate(prefixes)]
