@@ -220,3 +220,10 @@ def test_cuda_matches_shapes_and_seed(tiny):
         assert a == b
     finally:
         model.to("cpu")
+
+
+def test_eos_ids_union():
+    from tsallis.llm.evaluate import _eos_ids
+
+    assert _eos_ids(151645, [151645, 151643]) == [151645, 151643]
+    assert _eos_ids(None, None) == [] and _eos_ids(2, None) == [2]

@@ -196,8 +196,7 @@ def generate_completions(
     delim_ids = tokenizer.encode(delimiter, add_special_tokens=False)
     if not delim_ids:
         raise ValueError(f"delimiter {delimiter!r} encodes to no tokens")
-    eos = tokenizer.eos_token_id
-    eos_ids = [] if eos is None else ([eos] if isinstance(eos, int) else list(eos))
+    eos_ids = _eos_ids(tokenizer.eos_token_id, getattr(getattr(model, "generation_config", None), "eos_token_id", None))
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (eos_ids or [0])[0]
     sampling = {"do_sample": temperature > 0, "pad_token_id": pad}
     if temperature > 0:
@@ -217,6 +216,17 @@ def generate_completions(
     finally:
         model.train(was_training)
         tokenizer.padding_side = side
+    return out
+
+
+def _eos_ids(*sources: int | list[int] | None) -> list[int]:
+    """The union of the tokenizer's and the generation config's EOS ids (Qwen3 lists two: <|im_end|> and
+    <|endoftext|>), in order of first appearance."""
+    out: list[int] = []
+    for src in sources:
+        for tok in [] if src is None else ([src] if isinstance(src, int) else src):
+            if tok not in out:
+                out.append(int(tok))
     return out
 
 
