@@ -14,7 +14,7 @@ Two layers, so that scoring never needs a model:
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -160,7 +160,9 @@ def evaluate(
     return score_completions(examples, completions, scorer=scorer, delimiter=delimiter, ties=ties, settings=settings)
 
 
-def make_evaluate_fn(examples: Sequence[Example], *, prefix: str = "eval/", **kwargs: Any):
+def make_evaluate_fn(
+    examples: Sequence[Example], *, prefix: str = "eval/", **kwargs: Any
+) -> Callable[[Any], dict[str, float]]:
     """An `evaluate_fn(trainer) -> {name: value}` hook for `tsallis.llm.trainer.Trainer`: runs `evaluate` on
     `examples` with the trainer's unwrapped model and tokenizer; keys are `prefix` + metric ("eval/maj@16",
     the paper's checkpoint-selection metric with k=16). `kwargs` go to `evaluate`."""
