@@ -53,15 +53,20 @@ def _left_pad(rows: list[list[int]], pad_id: int, device) -> tuple[torch.Tensor,
 
 
 @torch.no_grad()
-def generate_rollout(model, prompt_ids: list[list[int]], *, num_samples: int, delimiter_ids: list[int], eos_id: int,
-                     pad_id: int, max_rationale_tokens: int, max_answer_tokens: int, temperature: float = 1.0,
-                     top_p: float = 1.0, sample_answers: bool = True) -> Rollout:
-    """Sample M rationales per prompt (batched, KV cache) with budget forcing; optionally sample the answers."""
+def generate_rollout(model, prompt_ids: list[list[int]], *, num_samples: int, delimiter_ids: list[int],
+                     eos_id: int | list[int], pad_id: int, max_rationale_tokens: int, max_answer_tokens: int,
+                     temperature: float = 1.0, top_p: float = 1.0, sample_answers: bool = True) -> Rollout:
+    """Sample M rationales per prompt (batched, KV cache) with budget forcing; optionally sample the answers.
+
+    `eos_id` may list several ids (Qwen3 ends turns with <|im_end|> or <|endoftext|>); the first one found ends
+    the sequence.
+    """
+    eos_ids = [eos_id] if isinstance(eos_id, int) else list(eos_id)
     device = next(model.parameters()).device
     rows = [p for p in prompt_ids for _ in range(num_samples)]
     ids, att = _left_pad(rows, pad_id, device)  # (N, P)
     single_delim = len(delimiter_ids) == 1
-    stop = [eos_id] if sample_answers or not single_delim else [eos_id, delimiter_ids[0]]
+    stop = eos_ids if sample_answers or not single_delim else [*eos_ids, delimiter_ids[0]]
     budget = max_rationale_tokens + len(delimiter_ids) + (max_answer_tokens if sample_answers else 0)
     gen_kwargs = dict(do_sample=True, temperature=temperature, top_p=top_p, top_k=0, pad_token_id=pad_id,
                       eos_token_id=stop, use_cache=True)
@@ -70,7 +75,7 @@ def generate_rollout(model, prompt_ids: list[list[int]], *, num_samples: int, de
     n_generated = int((out[:, ids.shape[1]:] != pad_id).sum())
     rationale, forced, answers, need = [], [], [], []
     for i, seq in enumerate(gen):
-        end = seq.index(eos_id) if eos_id in seq else len(seq)
+        end = next((k for k, t in enumerate(seq) if t in eos_ids), len(seq))
         seq = seq[:end + 1] if end < len(seq) else seq
         j = _find(seq[:end], delimiter_ids, max_rationale_tokens + 1)
         if j >= 0:
@@ -87,11 +92,12 @@ def generate_rollout(model, prompt_ids: list[list[int]], *, num_samples: int, de
         ctx = [rows[i] + rationale[i] + delimiter_ids for i in need]
         ids2, att2 = _left_pad(ctx, pad_id, device)
         out2 = model.generate(input_ids=ids2, attention_mask=att2, max_new_tokens=max_answer_tokens,
-                              **{**gen_kwargs, "eos_token_id": [eos_id]})
+                              **{**gen_kwargs, "eos_token_id": eos_ids})
         n_generated += int((out2[:, ids2.shape[1]:] != pad_id).sum())
         for k, i in enumerate(need):
             seq = out2[k, ids2.shape[1]:].tolist()
-            answers[i] = seq[:seq.index(eos_id) + 1] if eos_id in seq else seq
+            end = next((k for k, t in enumerate(seq) if t in eos_ids), len(seq) - 1)
+            answers[i] = seq[:end + 1]
     if not sample_answers:
         return Rollout(prompt_ids, rationale, forced, None, None, n_generated)
     return Rollout(prompt_ids, rationale, forced, answers, None, n_generated)
@@ -138,7 +144,7 @@ def build_scored_batch(prompt_rows: list[list[int]], rationales: list[list[int]]
 
 
 def token_logps(model, batch: ScoredBatch, *, entropy: bool = False, chunk: int = 64):
-    """Per-token log-probs (N, C) of the completion tokens, float32; with `entropy`, also (N, C) entropies (no grad).
+    """Per-token log-probs (N, C) of the completion tokens (>= float32); with `entropy`, (N, C) entropies (no grad).
 
     Only the last C+1 logits are materialised (`logits_to_keep`), and log-softmax runs in row chunks, so the
     (N, C, V) float32 buffer never exists at once for the whole batch.
@@ -149,7 +155,8 @@ def token_logps(model, batch: ScoredBatch, *, entropy: bool = False, chunk: int 
     logits = out.logits[:, :-1, :]  # (N, C, V)
     lps, ents = [], []
     for s in range(0, logits.shape[0], chunk):
-        lg = logits[s:s + chunk].float()
+        lg = logits[s:s + chunk]
+        lg = lg.float() if lg.dtype in (torch.bfloat16, torch.float16) else lg  # log-softmax in >= float32
         lse = torch.logsumexp(lg, dim=-1)
         lps.append(lg.gather(-1, batch.completion_ids[s:s + chunk].unsqueeze(-1)).squeeze(-1) - lse)
         if entropy:

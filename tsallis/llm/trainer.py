@@ -214,7 +214,10 @@ class Trainer:
         self.delimiter_ids = tok(cfg.resolved_delimiter, add_special_tokens=False)["input_ids"]
         if not self.delimiter_ids:
             raise ValueError(f"the delimiter {cfg.resolved_delimiter!r} tokenizes to nothing")
-        self.eos_id = tok.eos_token_id
+        self.eos_id = tok.eos_token_id  # teacher-forced after y*
+        gen_eos = getattr(getattr(self.unwrapped, "generation_config", None), "eos_token_id", None)
+        gen_eos = gen_eos if isinstance(gen_eos, list) else [gen_eos] if gen_eos is not None else []
+        self.stop_ids = sorted({self.eos_id, *gen_eos})  # any of them ends a sampled sequence
         self.loop = {"step": 0, "epoch": 0, "pos": 0, "switched": False, "running_success": 0.0,
                      "best_metric": None, "last_checkpoint": None, "best_checkpoint": None}
         if self.resume_path is not None:
@@ -276,7 +279,7 @@ class Trainer:
         with self.accelerator.autocast():
             ro = generate_rollout(
                 model, [self.encode_prompt(ex.prompt) for ex in examples], num_samples=num_samples,
-                delimiter_ids=self.delimiter_ids, eos_id=self.eos_id, pad_id=self.tokenizer.pad_token_id,
+                delimiter_ids=self.delimiter_ids, eos_id=self.stop_ids, pad_id=self.tokenizer.pad_token_id,
                 max_rationale_tokens=max_rationale_tokens or cfg.max_rationale_tokens,
                 max_answer_tokens=cfg.max_answer_tokens, temperature=temperature or cfg.temperature,
                 top_p=cfg.top_p, sample_answers=sample_answers)
@@ -349,7 +352,12 @@ class Trainer:
             if cfg.method == "sft":
                 ro = self._gold_rollout(mb)
             else:
-                ro = self.rollout(mb, num_samples=M, sample_answers=cfg.sample_answers)
+                try:
+                    ro = self.rollout(mb, num_samples=M, sample_answers=cfg.sample_answers)
+                except RuntimeError as err:  # torch.multinomial on NaN/inf probabilities
+                    if "inf" in str(err) or "nan" in str(err):
+                        raise NonFiniteError(f"sampling met non-finite probabilities ({err})") from err
+                    raise
                 gen_tokens += ro.num_generated_tokens
             if ro.answer_text is not None:
                 exs = [ex for ex in mb for _ in range(M)]

@@ -1,0 +1,197 @@
+"""Trainer: same seed same run, exact resume, NaN/inf guard, gradient accumulation, bad input, rollout layout."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from tsallis.llm.config import TrainConfig, load_config
+from tsallis.llm.example import Example
+from tsallis.llm.rollout import build_scored_batch
+from tsallis.llm.toy import ToyTask, build_tokenizer, make_examples, tiny_random_model
+from tsallis.llm.trainer import NonFiniteError, Trainer
+
+VOLATILE = ("step_time", "tokens_per_s")
+
+
+@pytest.fixture(scope="module")
+def model_path(tmp_path_factory):
+    return str(tiny_random_model(tmp_path_factory.mktemp("tiny"), n_embd=16))
+
+
+def _cfg(model_path, out, **kw):
+    base = dict(model=model_path, output_dir=str(out), max_steps=4, num_generations=3, prompts_per_step=2,
+                toy_n_steps=1, toy_n_train=8, toy_n_eval=4, max_rationale_tokens=6, max_answer_tokens=4,
+                learning_rate=1e-2, progress_bar=False, save_every=2)
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def _params(trainer):
+    return torch.cat([p.detach().reshape(-1) for p in trainer.unwrapped.parameters()])
+
+
+def _metrics(out):
+    lines = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    return [{k: v for k, v in m.items() if k not in VOLATILE} for m in lines]
+
+
+@pytest.mark.parametrize("method", ["garl", "paft", "grpo"])
+def test_resume_continues_exactly(model_path, tmp_path, method):
+    full = Trainer(_cfg(model_path, tmp_path / "full", method=method))
+    full.train()
+    resumed = Trainer(_cfg(model_path, tmp_path / "full", method=method, output_dir=str(tmp_path / "full")),
+                      resume_from=tmp_path / "full" / "checkpoints" / "checkpoint-2")
+    # resume into a copy of the run dir: metrics.jsonl is truncated to step 2 and continued
+    resumed.cfg.output_dir = str(tmp_path / "full")
+    params_full = _params(full)
+    metrics_full = _metrics(tmp_path / "full")
+    resumed.train()
+    torch.testing.assert_close(_params(resumed), params_full, rtol=0, atol=0)
+    assert _metrics(tmp_path / "full") == metrics_full
+    assert [m["step"] for m in metrics_full] == [1, 2, 3, 4]
+
+
+def test_same_seed_same_run_and_other_seed_differs(model_path, tmp_path):
+    runs = []
+    for name, seed in (("a", 0), ("b", 0), ("c", 1)):
+        tr = Trainer(_cfg(model_path, tmp_path / name, seed=seed, max_steps=2, save_every=0))
+        tr.train()
+        runs.append((_params(tr), _metrics(tmp_path / name)))
+    torch.testing.assert_close(runs[0][0], runs[1][0], rtol=0, atol=0)
+    assert runs[0][1] == runs[1][1]
+    assert not torch.equal(runs[0][0], runs[2][0])
+
+
+def test_nan_guard_stops_and_keeps_last_good_checkpoint(model_path, tmp_path):
+    tr = Trainer(_cfg(model_path, tmp_path, save_every=1, max_steps=5))
+    real_step = tr.step
+
+    def poisoned_step():
+        if tr.loop["step"] == 2:
+            with torch.no_grad():
+                next(tr.unwrapped.parameters()).fill_(float("nan"))
+        return real_step()
+
+    tr.step = poisoned_step
+    with pytest.raises(NonFiniteError, match="NaN/inf guard.*checkpoint-2"):
+        tr.train()
+    last = tmp_path / "checkpoints" / "checkpoint-2"
+    assert (last / "trainer_state.pt").exists()
+    assert (tmp_path / "checkpoints" / "latest").read_text() == "checkpoint-2"
+    good = Trainer(_cfg(model_path, tmp_path / "r", max_steps=2), resume_from=last)
+    assert all(torch.isfinite(p).all() for p in good.unwrapped.parameters())
+    assert "error" in json.loads((tmp_path / "metrics.jsonl").read_text().splitlines()[-1])
+
+
+def test_gradient_accumulation_equals_full_batch_sft(model_path, tmp_path):
+    """SFT is deterministic: the gradient of one step on 4 prompts equals that of 2 micro-batches of 2."""
+    grads = []
+    for name, gas in (("a", 1), ("b", 2)):
+        tr = Trainer(_cfg(model_path, tmp_path / name, method="sft", prompts_per_step=4, max_steps=1, save_every=0,
+                          gradient_accumulation_steps=gas, max_grad_norm=1e9))
+        real = tr.optimizer.step
+
+        def capture(*a, _tr=tr, _real=real, **k):
+            grads.append(torch.cat([p.grad.reshape(-1).clone() for p in _tr.unwrapped.parameters()]))
+            return _real(*a, **k)
+
+        tr.optimizer.step = capture
+        tr.train()
+    torch.testing.assert_close(grads[0], grads[1], rtol=1e-5, atol=1e-6 * float(grads[0].abs().max()))
+
+
+def test_step_logs_documented_metrics(model_path, tmp_path):
+    res = Trainer(_cfg(model_path, tmp_path, method="grpo", max_steps=1, save_every=0)).train()
+    m = res.history[0]
+    for key in ("reward", "reward_std", "frac_reward_zero_std", "completions/mean_length",
+                "completions/clipped_ratio", "clip_ratio/region_mean", "entropy", "grad_norm", "tokens_per_s",
+                "step_time", "accuracy"):
+        assert key in m
+    res = Trainer(_cfg(model_path, tmp_path / "g", method="garl", max_steps=1, save_every=0, q=1.0)).train()
+    for key in ("log_p_hat/mean", "log_p_hat/std", "weights/ess", "weights/monitor_max"):
+        assert key in res.history[0]
+    assert (tmp_path / "g" / "config.json").exists()
+
+
+def test_scored_batch_layout_and_forced_delimiter():
+    tok = build_tokenizer()
+    d = tok(">")["input_ids"]
+    b = build_scored_batch([[5, 6, 7], [5]], [[1, 2], [3]], [False, True], d, [[9, 10], [11]], pad_id=0)
+    assert b.completion_ids[0].tolist() == [1, 2, d[0], 9, 10]
+    assert b.rationale_mask[0].tolist() == [True, True, True, False, False]  # sampled delimiter is part of z
+    assert b.rationale_mask[1].tolist() == [True, False, False, False, False]  # a forced delimiter is not
+    assert b.answer_mask[1].tolist() == [False, False, True, False, False]
+    assert b.input_ids[1, :2].tolist() == [0, 0] and b.attention_mask[1].tolist() == [0, 0, 1, 1, 1, 1, 0, 0]
+    assert b.position_ids[1, 2:6].tolist() == [0, 1, 2, 3]
+
+
+# ------------------------------------------------------------------------------------------------ bad input
+
+
+def test_bad_inputs_give_clear_errors(model_path, tmp_path):
+    with pytest.raises(ValueError, match=r"q must lie in \[0, 1\]"):
+        TrainConfig(q=1.5)
+    with pytest.raises(ValueError, match="unknown config key 'lerning_rate'.*did you mean 'learning_rate'"):
+        load_config(overrides={"lerning_rate": 1e-3})
+    cfg_file = tmp_path / "c.yaml"
+    cfg_file.write_text("method: garl\nnum_generatons: 4\n")
+    with pytest.raises(ValueError, match="num_generatons.*c.yaml"):
+        load_config(cfg_file)
+    with pytest.raises(FileNotFoundError, match="/no/such/model.*pretrain-toy"):
+        Trainer(_cfg("/no/such/model", tmp_path))
+    with pytest.raises(ValueError, match="method"):
+        TrainConfig(method="ppo")
+    with pytest.raises(ValueError, match="num_generations >= 2"):
+        TrainConfig(method="grpo", num_generations=1)
+    ex = [Example(id="1", prompt="R1;a1:", answer="2")]
+    with pytest.raises(ValueError, match="gold rationales"):
+        Trainer(_cfg(model_path, tmp_path, method="sft"), ex, [])
+
+
+def test_cli_errors_and_light_import(tmp_path):
+    code = "import sys, tsallis.llm.cli; print('torch' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "False"
+    r = subprocess.run([sys.executable, "-m", "tsallis", "llm", "train", "--q", "2", "--output-dir", str(tmp_path)],
+                       capture_output=True, text=True)
+    assert r.returncode == 2 and "q must lie in [0, 1]" in r.stderr
+    r = subprocess.run([sys.executable, "-m", "tsallis", "llm", "train", "--model", str(tmp_path / "nope")],
+                       capture_output=True, text=True)
+    assert r.returncode == 2 and "does not exist" in r.stderr and str(tmp_path / "nope") in r.stderr
+
+
+def test_cli_train_runs_end_to_end(model_path, tmp_path):
+    cfg_file = tmp_path / "c.json"
+    cfg_file.write_text(json.dumps({"method": "paft", "q": 0.5, "num_generations": 2, "prompts_per_step": 2,
+                                    "toy_n_steps": 1, "toy_n_train": 4, "toy_n_eval": 2, "max_rationale_tokens": 4,
+                                    "max_answer_tokens": 3, "progress_bar": False}))
+    from tsallis.cli import main
+
+    assert main(["llm", "train", "--config", str(cfg_file), "--model", model_path, "--max-steps", "2",
+                 "--output-dir", str(tmp_path / "run"), "--eval-every", "1"]) == 0
+    saved = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert saved["method"] == "paft" and saved["max_steps"] == 2
+    assert (tmp_path / "run" / "best" / "trainer_state.pt").exists()
+
+
+def test_toy_task_structure():
+    task = ToyTask(n_steps=5, eps=0.5, n_train=200)
+    for ex in make_examples(task, "eval"):
+        assert ex.rationale[-0:] and len(ex.rationale) == 10 and len(ex.answer) == 3
+        reg = [int(c) for c in ex.prompt[1:4]]
+        for k in range(5):
+            slot, d = ex.prompt[5 + 2 * k], int(ex.prompt[6 + 2 * k])
+            reg["abc".index(slot)] = (reg["abc".index(slot)] + d) % 10
+            assert ex.rationale[2 * k:2 * k + 2] == f"{slot}{reg['abc'.index(slot)]}"
+        assert ex.answer == "".join(map(str, reg))
+    train = make_examples(task, "train")
+    noisy = [ex for ex in train if ex.meta["noisy"]]
+    assert 0.35 < len(noisy) / len(train) < 0.65
+    assert all(ex.answer != ex.meta["clean_answer"] for ex in noisy)
+    tok = build_tokenizer()
+    text = train[0].prompt + train[0].rationale + ">" + train[0].answer
+    assert tok.decode(tok(text)["input_ids"]) == text
