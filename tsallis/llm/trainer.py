@@ -365,6 +365,7 @@ class Trainer:
                 accs.append(torch.tensor([exact_match_reward(a, ex) for a, ex in zip(ro.answer_text, exs)]))
             rollouts.append(ro)
         reward = torch.cat(rewards) if rewards else None  # (B_local, M)
+        t_gen = time.perf_counter() - t0
         num_items = None
         if cfg.method == "grpo":
             adv = grpo_advantages(reward.to(torch.float32), cfg.scale_rewards).view(-1)
@@ -400,7 +401,9 @@ class Trainer:
         self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
         dt = time.perf_counter() - t0
-        return self._metrics(q, loss_total, loss_stats, stats, rollouts, reward, accs, gen_tokens, grad_norm, dt)
+        m = self._metrics(q, loss_total, loss_stats, stats, rollouts, reward, accs, gen_tokens, grad_norm, dt)
+        m["time/rollout"], m["time/update"] = t_gen, dt - t_gen
+        return m
 
     def _gold_rollout(self, examples):
         from tsallis.llm.rollout import Rollout
