@@ -4,10 +4,10 @@
     python benchmarks/bench_llm_gpu.py --tiny     # CPU smoke mode (seconds): same code path, tiny model
 
 Prints one table row per method (medians over interleaved steps): step time, rollout (generate) and update
-(forward + backward + AdamW) time, tokens/s (generated + teacher-forced tokens per second) and peak GPU memory. Every method does the same rollout
-(M rationales per prompt at a fixed budget: a random model never emits the delimiter, so budget forcing fixes
-every rationale's length) and ONE forward/backward over the scored batch. Needs torch, transformers (>= 5.0;
-5.17 on the lent GPU machine), accelerate; no network, no trl.
+(forward + backward + AdamW) time, tokens/s (generated + teacher-forced tokens per second) and peak GPU memory.
+Every method does the same rollout (M rationales per prompt at a fixed budget: a random model never emits the
+delimiter, so budget forcing fixes every rationale's length) and ONE forward/backward over the scored batch.
+Needs torch, transformers (>= 5.0; 5.17 on the lent GPU machine), accelerate; no network, no trl.
 """
 
 from __future__ import annotations
