@@ -92,11 +92,11 @@ def _hyper_antiderivative_step(points: int = 8) -> Step:
     F = cf.escape_antiderivative(u, q)
     rng = random.Random(1)
     worst = 0.0
+    f = sp.lambdify((u, q), F, modules="mpmath")
     with mpmath.workdps(30):
         for _ in range(points):
             qv, uv = mpmath.mpf(rng.uniform(0.05, 0.95)), mpmath.mpf(rng.uniform(0.01, 0.5))
-            f = sp.lambdify((u, q), F, modules="mpmath")
-            dF = mpmath.diff(lambda x: f(x, qv), uv)
+            dF = mpmath.diff(lambda x, qv=qv: f(x, qv), uv)
             worst = max(worst, float(abs(dF / (1 / (uv ** (2 - qv) * (1 - uv) ** 2)) - 1)))
     return Step("0 < q < 1: d/du [u^(q-1)/(q-1) 2F1(2, q-1; q; u)] = integrand", worst < 1e-20,
                 f"numeric fallback (mpmath, 30 digits): max relative error {worst:.1e} at {points} random (q, u)")

@@ -9,7 +9,7 @@ import sympy as sp
 
 from tsallis import core
 from tsallis.theory.closed_forms import escort
-from tsallis.theory.identity import Check, Step, bool_step, make_check, timed, zero_step
+from tsallis.theory.identity import Check, bool_step, make_check, timed, zero_step
 from tsallis.theory.symbols import P, q, u
 
 R = sp.Rational
@@ -189,4 +189,5 @@ def cor_b3() -> Check:
                            sp.Add(*sp.solve(sp.diff(kl, t1), t1)) - a1))
     return make_check("B.3", "The q-log score is strictly proper iff q = 1; for q < 1 alpha does not maximize it",
                       "counterexample (exact, 30 digits) / KL identity", steps,
-                      detail="for q in (0,1) the counterexample needs non-uniform alpha (uniform alpha is its own escort)")
+                      detail="for q in (0,1) the counterexample needs non-uniform alpha "
+                             "(uniform alpha is its own escort)")
