@@ -306,3 +306,104 @@ def run_schedules(model: str = "softmax:10", schedules=DEFAULT_SCHEDULES, *, p0:
     names = tuple(n for n, _ in schedules)
     return ScheduleResult(model, names, p0, eps, delta, t_end, t_esc, cont, q_fin, pareto_front(t_esc, cont),
                           tuple(tuple(sorted(s.items())) for _, s in schedules))
+
+
+# ------------------------------------------------------------------------------------------ 4. estimators
+@dataclass(frozen=True)
+class EstimatorResult(ResultIO):
+    estimators: tuple[str, ...]  # (E,)
+    qs: Array  # (Q,)
+    Ms: Array  # (Mi,)
+    Ps: Array  # (Pi,)
+    regime: str  # how P is made small: "rare" (one rare useful rationale) or "scaled" (all w scaled by P)
+    replicates: int
+    bias_norm: Array  # (E, Q, Mi, Pi) |E[est] - grad l_q|
+    bias_stderr: Array  # (E, Q, Mi, Pi) delta-method standard error of bias_norm
+    variance: Array  # (E, Q, Mi, Pi) total variance trace Cov(est)
+    predicted_bias_norm: Array  # (Q, Mi, Pi) |Thm 6.1 leading term|
+    coef: Array  # (E, Q, Mi, Pi) projection <bias, pred>/|pred|^2 (1 if the leading term is exact)
+    coef_stderr: Array  # (E, Q, Mi, Pi)
+    grad_norm: Array  # (Q, Pi) |grad l_q|
+    samples_per_second: float
+    seed: int
+
+    def records(self) -> list[dict]:
+        out = []
+        for e, est in enumerate(self.estimators):
+            for i, q in enumerate(self.qs):
+                for a, M in enumerate(self.Ms):
+                    for b, P in enumerate(self.Ps):
+                        out.append({"estimator": est, "q": float(q), "M": int(M), "P": float(P),
+                                    "bias_norm": float(self.bias_norm[e, i, a, b]),
+                                    "bias_stderr": float(self.bias_stderr[e, i, a, b]),
+                                    "variance": float(self.variance[e, i, a, b]),
+                                    "predicted_bias_norm": float(self.predicted_bias_norm[i, a, b]),
+                                    "coef": nan_to_none(self.coef[e, i, a, b]),
+                                    "coef_stderr": nan_to_none(self.coef_stderr[e, i, a, b])})
+        return out
+
+
+def estimator_model(P: float, regime: str = "rare", Z: int = 8, Y: int = 4):
+    """A `latent` model at success P: "rare" is the cold start of `latent_cold_start` (one useful rationale
+    of prior ~2P gives y* w.p. 1/2); "scaled" has a uniform prior and w_z = P u_z with u spread over [0.5, 1.5]."""
+    from tsallis.simulate.models import Latent, latent_cold_start
+
+    if regime == "rare":
+        return latent_cold_start(Z, Y, P)
+    w = P * np.linspace(0.5, 1.5, Z)
+    B0 = np.zeros((Z, Y))
+    B0[:, 0] = np.log(w * (Y - 1)) - np.log1p(-w)
+    return Latent(a0=np.zeros(Z), B0=B0, C=np.zeros((1, Z)), gold=np.array([0]), name=f"latent:{Z},{Y}")
+
+
+def _mc_moments(model, estimator: str, q: float, M: int, replicates: int, rng, chunk: int = 2**22):
+    """Mean (d,) and covariance (d, d) of the estimator over `replicates` draws, in chunks of <= chunk samples."""
+    from tsallis.simulate.estimators import estimate
+
+    d = model.theta0.size
+    s1, s2, n = np.zeros(d), np.zeros((d, d)), 0
+    while n < replicates:
+        r = min(max(1, chunk // M), replicates - n)
+        X = estimate(model, model.theta0, estimator, q, M, r, rng)
+        s1 += X.sum(0)
+        s2 += X.T @ X
+        n += r
+    mean = s1 / n
+    return mean, (s2 / n - np.outer(mean, mean)) * n / (n - 1)
+
+
+def run_estimators(estimators=("garl", "garl_rloo", "paft"), qs=(0.0, 0.5, 1.0), Ms=(8, 32, 128),
+                   Ps=(0.3, 0.1, 0.03), *, regime: str = "rare", replicates: int = 100_000, seed: int = 0,
+                   progress: bool = False) -> EstimatorResult:
+    """Bias and variance of GARL (plug-in, RLOO) and PAFT against the exact gradient and Thm 6.1."""
+    import time
+
+    from tsallis.simulate.estimators import bias_moments, exact_gradient
+
+    rng = np.random.default_rng(seed)
+    shape = (len(estimators), len(qs), len(Ms), len(Ps))
+    bias, bias_se, var, coef, coef_se = (np.full(shape, np.nan) for _ in range(5))
+    pred_norm, grad_norm = np.empty(shape[1:]), np.empty((len(qs), len(Ps)))
+    total, elapsed = 0, 0.0
+    cells = [(i, a, b) for i in range(len(qs)) for a in range(len(Ms)) for b in range(len(Ps))]
+    for i, a, b in _progress(cells, len(cells), "estimators", progress):
+        model = estimator_model(Ps[b], regime)
+        q, M = float(qs[i]), int(Ms[a])
+        exact = exact_gradient(model, model.theta0, q)
+        P, var_w, cov_gw, grad_l1 = bias_moments(model, model.theta0)
+        pred = tf.garl_bias_leading(var_w, cov_gw, grad_l1, q, M, P)
+        pred_norm[i, a, b], grad_norm[i, b] = np.linalg.norm(pred), np.linalg.norm(exact)
+        for e, est in enumerate(estimators):
+            t0 = time.perf_counter()
+            mean, cov = _mc_moments(model, est, q, M, replicates, rng)
+            elapsed, total = elapsed + time.perf_counter() - t0, total + replicates * M
+            bvec = mean - exact
+            bias[e, i, a, b] = np.linalg.norm(bvec)
+            bias_se[e, i, a, b] = np.sqrt(max(bvec @ cov @ bvec, 0.0) / replicates) / max(bias[e, i, a, b], 1e-300)
+            var[e, i, a, b] = np.trace(cov)
+            if pred_norm[i, a, b] > 0:
+                unit = pred / pred_norm[i, a, b] ** 2
+                coef[e, i, a, b] = bvec @ unit
+                coef_se[e, i, a, b] = np.sqrt(unit @ cov @ unit / replicates)
+    return EstimatorResult(tuple(estimators), np.asarray(qs, float), np.asarray(Ms), np.asarray(Ps, float), regime,
+                           replicates, bias, bias_se, var, pred_norm, coef, coef_se, grad_norm, total / elapsed, seed)

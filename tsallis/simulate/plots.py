@@ -1,0 +1,133 @@
+"""plot_*(result, ax=None) -> Axes: reshaping only, no savefig; Okabe-Ito palette; theory dashed."""
+
+from __future__ import annotations
+
+import numpy as np
+
+OKABE_ITO = ("#E69F00", "#56B4E9", "#009E73", "#0072B2", "#D55E00", "#CC79A7", "#F0E442", "#000000")
+
+
+def _ax(ax):
+    if ax is None:
+        import matplotlib.pyplot as plt
+
+        _, ax = plt.subplots(figsize=(6, 4.5))
+    return ax
+
+
+def _color(i: int) -> str:
+    return OKABE_ITO[i % len(OKABE_ITO)]
+
+
+def plot_escape(result, ax=None):
+    """T against 1/p0 on log axes, one curve per q; exact Eq. (15) dashed, asymptotic law dotted."""
+    ax = _ax(ax)
+    x = 1.0 / result.p0s
+    for i, q in enumerate(result.qs):
+        c = _color(i)
+        ax.loglog(x, result.t_escape[i], "o", color=c, ms=4,
+                  label=f"q={q:g} (slope {result.slopes[i]:.3f}, law {1 - q:g})")
+        if np.all(np.isfinite(result.t_exact[i])):
+            ax.loglog(x, result.t_exact[i], "--", color=c, lw=1)
+        ax.loglog(x, result.t_asymptotic[i], ":", color=c, lw=1)
+    ax.set_xlabel(r"$1/p_0$")
+    ax.set_ylabel(rf"escape time $T_q(p_0, \delta={result.delta:g})$")
+    ax.set_title(f"Cold-start escape, {result.model}: flow (o), exact (--), "
+                 r"$p_0^{-(1-q)}/(1-q)$ or $\log(1/p_0)$ (:)", fontsize=9)
+    ax.legend(fontsize=8)
+    return ax
+
+
+def plot_noise(result, ax=None):
+    """Contamination 1 - P(t) per q, with the escort equilibrium dashed (Thm 3.1 / Eq. 17)."""
+    ax = _ax(ax)
+    for i, q in enumerate(result.qs):
+        c = _color(i)
+        curve = np.maximum(result.curves[i], 1e-300)
+        ax.loglog(result.times, curve, color=c, label=f"q={q:g}: eq. {result.contamination[i]:.3g}, "
+                                                     f"escort {result.theory[i]:.3g}")
+        if result.theory[i] > 0:
+            ax.axhline(result.theory[i], color=c, ls="--", lw=1)
+    positive = result.theory[result.theory > 0]
+    ax.set_ylim(max(1e-12, positive.min() / 100) if positive.size else 1e-12, 1.0)
+    ax.set_xlabel("gradient-flow time t")
+    ax.set_ylabel(r"noise contamination $\tilde p = 1 - P$")
+    ax.set_title(f"Label noise eps={result.eps:g}, {result.model}: flow (solid), escort equilibrium (--)", fontsize=9)
+    ax.legend(fontsize=8)
+    return ax
+
+
+def plot_noise_fitting(result, ax=None):
+    """Noise-fitting time against eta on log axes, Prop. C.2's eta^(q+1)/((q+1) eps) dashed."""
+    ax = _ax(ax)
+    for i, q in enumerate(result.qs):
+        if not np.all(np.isfinite(result.fit_times[i])):
+            continue
+        c = _color(i)
+        ax.loglog(result.etas[i], result.fit_times[i], "o", color=c, ms=4,
+                  label=f"q={q:g} (slope {result.fit_slopes[i]:.2f}, law {q + 1:g})")
+        ax.loglog(result.etas[i], result.fit_law[i], "--", color=c, lw=1)
+    ax.set_xlabel(r"contamination level $\eta$")
+    ax.set_ylabel(r"noise-fitting time $T_q^{noise}(\eta)$")
+    ax.set_title(f"Noise fitting, {result.model}: flow (o), Prop. C.2 law (--)", fontsize=9)
+    ax.legend(fontsize=8)
+    return ax
+
+
+def plot_schedules(result, ax=None):
+    """Speed-robustness: escape time vs final contamination per schedule, Pareto front joined."""
+    ax = _ax(ax)
+    t = np.where(np.isfinite(result.t_escape), result.t_escape, np.nan)
+    for k, name in enumerate(result.names):
+        ax.loglog(t[k], result.contamination[k], "o" if not result.pareto[k] else "*", color=_color(k),
+                  ms=7 if not result.pareto[k] else 13, label=name)
+    front = np.flatnonzero(result.pareto)
+    front = front[np.argsort(t[front])]
+    ax.loglog(t[front], result.contamination[front], "k--", lw=1, label="Pareto front")
+    ax.set_xlabel(rf"escape time (P reaches {result.delta:g})")
+    ax.set_ylabel(f"noise contamination at t={result.t_end:g}")
+    ax.set_title(f"q schedules on {result.model}, p0={result.p0:g}, eps={result.eps:g} (lower-left is better)",
+                 fontsize=9)
+    ax.legend(fontsize=7, ncol=2)
+    return ax
+
+
+def plot_estimators(result, ax=None, estimator: str = "garl", M_index: int = -1):
+    """|bias| against P at fixed M (log axes): Monte Carlo with 4-SE bars, Thm 6.1 leading term dashed."""
+    ax = _ax(ax)
+    e = result.estimators.index(estimator)
+    a = M_index % len(result.Ms)
+    for i, q in enumerate(result.qs):
+        if q == 0:
+            continue
+        c = _color(i)
+        ax.errorbar(result.Ps, result.bias_norm[e, i, a], yerr=4 * result.bias_stderr[e, i, a], fmt="o", color=c,
+                    ms=4, label=f"{estimator} q={q:g}, M={int(result.Ms[a])}")
+        ax.loglog(result.Ps, result.predicted_bias_norm[i, a], "--", color=c, lw=1)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("success probability P")
+    ax.set_ylabel(r"$\|E[\hat g] - \nabla \ell_q\|$")
+    ax.set_title(f"GARL bias ({result.regime} regime), MC +-4SE vs Thm 6.1 leading term (--)", fontsize=9)
+    ax.legend(fontsize=8)
+    return ax
+
+
+def plot_train(result, ax=None, optimizer: str = "sgd"):
+    """Steps to escape against p0 (log axes) per method, median over seeds with a 95% CI band of the mean."""
+    ax = _ax(ax)
+    o = result.optimizers.index(optimizer)
+    x = 1.0 / result.p0s
+    for k, lab in enumerate(result.labels):
+        s = result.steps[k, o]
+        mean = s.mean(-1)
+        ci = 1.96 * s.std(-1, ddof=1) / np.sqrt(s.shape[-1]) if s.shape[-1] > 1 else 0 * mean
+        ax.errorbar(x, mean, yerr=ci, fmt="o-", color=_color(k), ms=4, lw=1, capsize=2, label=lab)
+    ax.axhline(result.max_steps, color="grey", ls=":", lw=1)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel(r"$1/p_0$")
+    ax.set_ylabel(f"steps to P >= {result.delta:g} (mean, 95% CI, {result.steps.shape[-1]} seeds)")
+    ax.set_title(f"Stochastic training on {result.model}, {optimizer}, M={result.M}", fontsize=9)
+    ax.legend(fontsize=7, ncol=2)
+    return ax
