@@ -25,7 +25,7 @@ def model_path(tmp_path_factory):
 
 def _cfg(model_path, out, **kw):
     base = dict(model=model_path, output_dir=str(out), max_steps=4, num_generations=3, prompts_per_step=2,
-                toy_n_steps=1, toy_n_train=8, toy_n_eval=4, max_rationale_tokens=6, max_answer_tokens=4,
+                toy_n_steps=1, toy_length=2, toy_n_train=8, toy_n_eval=4, max_rationale_tokens=6, max_answer_tokens=4,
                 learning_rate=1e-2, progress_bar=False, save_every=2)
     base.update(kw)
     return TrainConfig(**base)
@@ -167,7 +167,7 @@ def test_cli_errors_and_light_import(tmp_path):
 def test_cli_train_runs_end_to_end(model_path, tmp_path):
     cfg_file = tmp_path / "c.json"
     cfg_file.write_text(json.dumps({"method": "paft", "q": 0.5, "num_generations": 2, "prompts_per_step": 2,
-                                    "toy_n_steps": 1, "toy_n_train": 4, "toy_n_eval": 2, "max_rationale_tokens": 4,
+                                    "toy_n_steps": 1, "toy_length": 2, "toy_n_train": 4, "toy_n_eval": 2, "max_rationale_tokens": 4,
                                     "max_answer_tokens": 3, "progress_bar": False}))
     from tsallis.cli import main
 
@@ -179,15 +179,17 @@ def test_cli_train_runs_end_to_end(model_path, tmp_path):
 
 
 def test_toy_task_structure():
-    task = ToyTask(n_steps=5, eps=0.5, n_train=200)
+    task = ToyTask(n_steps=4, eps=0.5, n_train=200)
     for ex in make_examples(task, "eval"):
-        assert ex.rationale[-0:] and len(ex.rationale) == 10 and len(ex.answer) == 3
+        assert len(ex.rationale) == 3 * 6 and len(ex.answer) == 3
         reg = [int(c) for c in ex.prompt[1:4]]
-        for k in range(5):
+        nonzero = 0
+        for k in range(6):
             slot, d = ex.prompt[5 + 2 * k], int(ex.prompt[6 + 2 * k])
+            nonzero += d != 0
             reg["abc".index(slot)] = (reg["abc".index(slot)] + d) % 10
-            assert ex.rationale[2 * k:2 * k + 2] == f"{slot}{reg['abc'.index(slot)]}"
-        assert ex.answer == "".join(map(str, reg))
+            assert ex.rationale[3 * k:3 * k + 3] == "".join(map(str, reg))
+        assert ex.answer == "".join(map(str, reg)) and nonzero == 4
     train = make_examples(task, "train")
     noisy = [ex for ex in train if ex.meta["noisy"]]
     assert 0.35 < len(noisy) / len(train) < 0.65
@@ -195,3 +197,5 @@ def test_toy_task_structure():
     tok = build_tokenizer()
     text = train[0].prompt + train[0].rationale + ">" + train[0].answer
     assert tok.decode(tok(text)["input_ids"]) == text
+    with pytest.raises(ValueError, match="n_steps"):
+        ToyTask(n_steps=7)

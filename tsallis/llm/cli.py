@@ -91,8 +91,8 @@ def register_pretrain_toy(sub) -> None:
     p = sub.add_parser("pretrain-toy", help="pretrain the tiny CPU testbed model (cached) and print its path")
     p.add_argument("--out", help="save here (default: the cache, reused when present)")
     p.add_argument("--cache-dir", help="cache root (default ~/.cache/tsallis/toy, or $TSALLIS_CACHE/toy)")
-    p.add_argument("--train-steps", type=int, default=1200)
-    p.add_argument("--sloppiness", type=float, default=0.5, help="per-step error rate of pretraining rationales")
+    p.add_argument("--train-steps", type=int, default=1500)
+    p.add_argument("--sloppiness", type=float, default=0.75, help="per-step error rate of pretraining rationales")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=_cmd_pretrain_toy)
 
@@ -109,7 +109,7 @@ def _cmd_measure_p0(args: argparse.Namespace) -> int:
 def register_measure_p0(sub) -> None:
     p = sub.add_parser("measure-p0", help="Monte Carlo p0 = mean_x P(y*|x) of a model on the toy task")
     p.add_argument("--model", default="toy")
-    p.add_argument("--n-steps", type=int, nargs="+", default=[2, 4, 6, 8])
+    p.add_argument("--n-steps", type=int, nargs="+", default=[0, 2, 4, 6])
     p.add_argument("--style", default="warm", choices=["warm", "cold"])
     p.add_argument("--num-samples", type=int, default=64)
     p.add_argument("--n-prompts", type=int, default=32)

@@ -54,7 +54,9 @@ class TrainConfig:
     """"toy" (the built-in register-machine task) or "jsonl:PATH" (one Example per line: id, prompt, answer,
     aliases, rationale). Python callers pass a list of Examples instead. (ours)"""
     toy_n_steps: int = 6
-    """Toy difficulty knob: instructions per problem (p0 ~ a^n). (ours)"""
+    """Toy difficulty knob: nonzero instructions per problem (p0 ~ a^n), 0..toy_length. (ours)"""
+    toy_length: int = 6
+    """Toy instructions per problem (n_steps of them nonzero). (ours)"""
     toy_width: int = 3
     """Toy register width = answer length in tokens. (ours)"""
     toy_style: str = "warm"

@@ -28,7 +28,7 @@ def _label(method: str, q: float) -> str:
     return "grpo" if method == "grpo" else f"{method} q={q:g}"
 
 
-def measure_p0(model: str = "toy", n_steps=(2, 4, 6, 8), style: str = "warm", *, num_samples: int = 64,
+def measure_p0(model: str = "toy", n_steps=(0, 2, 4, 6), style: str = "warm", *, num_samples: int = 64,
                n_prompts: int = 32, seed: int = 0, cache_dir: str | None = None) -> dict[str, Any]:
     """Monte Carlo p0 per difficulty: P-hat(x) = mean_m p(y*|x, z_m) over num_samples rationales, for n_prompts
     held-out prompts; returns the mean of P-hat (the population success probability) and of log P-hat."""
@@ -96,7 +96,7 @@ def _run_many(jobs: list[dict[str, Any]], workers: int) -> list[dict[str, Any]]:
 
 def _base_config(out_dir: str, **kw) -> dict[str, Any]:
     base = dict(model="toy", progress_bar=False, save_every=0, learning_rate=1e-3, num_generations=8,
-                prompts_per_step=8, max_rationale_tokens=32, max_answer_tokens=6, eval_every=10, toy_n_eval=64)
+                prompts_per_step=8, max_rationale_tokens=24, max_answer_tokens=6, eval_every=10, toy_n_eval=64)
     base.update(kw)
     base["output_dir"] = out_dir
     return base
@@ -133,7 +133,7 @@ def _escape(steps: list[int], acc: list[float], level: float) -> int | None:
     return next((s for s, a in zip(steps, acc) if a >= level), None)
 
 
-def run_cold_start(methods=COLD_START_METHODS, seeds=(0, 1, 2), *, n_steps: int = 8, style: str = "warm",
+def run_cold_start(methods=COLD_START_METHODS, seeds=(0, 1, 2), *, n_steps: int = 6, style: str = "warm",
                    max_steps: int = 60, out_dir: str = "runs/cold_start", workers: int = 2, p0_samples: int = 64,
                    cache_dir: str | None = None, **overrides) -> ColdStartResult:
     """Experiment (1): same rollout budget (M x prompts per step) and steps for every method, several seeds."""
@@ -185,7 +185,7 @@ class LabelNoiseResult:
 NOISE_METRICS = ("train/memorized_noisy", "train/true_on_noisy", "train/clean_accuracy", "eval/accuracy")
 
 
-def run_label_noise(qs=(0.0, 0.5, 1.0), seeds=(0,), *, eps: float = 0.2, method: str = "garl", n_steps: int = 4,
+def run_label_noise(qs=(0.0, 0.5, 1.0), seeds=(0,), *, eps: float = 0.2, method: str = "garl", n_steps: int = 2,
                     n_train: int = 64, max_steps: int = 60, out_dir: str = "runs/label_noise", workers: int = 2,
                     cache_dir: str | None = None, **overrides) -> LabelNoiseResult:
     """Experiment (2): GARL at several q on a small training set whose answers are wrong with probability eps."""

@@ -1,24 +1,26 @@
 """The CPU cold-start testbed: a register-machine arithmetic task, a character tokenizer and a tiny causal LM.
 
-Task (ours). A register holds `width` digits (default 3). The prompt gives its initial value and `n_steps`
-instructions "<slot><digit>" (slot a, b, c, ...), each adding the digit mod 10 to one slot. The gold
-rationale writes, for each instruction, its slot and the slot's new value (the partial result); the answer
-y* is the final register, a multi-token string (3 characters), teacher-forced after the delimiter ">":
+Task (ours). A register holds `width` digits (default 3). The prompt gives its initial value and `length`
+(default 6) instructions "<slot><digit>" (slot a, b, c, ...), each adding the digit mod 10 to one slot;
+`n_steps` of them are nonzero, the others are no-ops. The gold rationale writes the whole register after each
+instruction (the partial results); the answer y* is the final register, a multi-token string (3 characters),
+teacher-forced after the delimiter ">":
 
-    warm prompt   R407;a3c9b1:          (the format the tiny model was pretrained on)
-    cold prompt   407 a3 c9 b1 |        (bare linearized input, never seen in pretraining; paper Sec. 7)
-    rationale     a7c6b1                (a: 4+3=7, c: 7+9=16 -> 6, b: 0+1=1)
+    warm prompt   R407;a3c9b1a0b0c0:    (the format the tiny model was pretrained on)
+    cold prompt   407 a3 c9 b1 a0 b0 c0 |   (bare linearized input, never seen in pretraining; paper Sec. 7)
+    rationale     707706716716716716
     answer        >716<eos>
 
-The starting point is pretrained in-process on *sloppy* rationales: each step is computed wrongly with
-probability `sloppiness` (a random digit is added instead), and the error propagates, as in a careless
-reasoner; the answer always copies the last register. The pretrained model therefore reasons with a
-per-step accuracy of about a = 1 - 0.9 * sloppiness, and p0 = P(y*|x) ~ a^n_steps: `n_steps` is the
-difficulty knob that moves the measured p0 from ~1e-1 down to ~1e-3 and below (the floor is ~10^-width,
-the chance of guessing a wrong-chain register). Label noise `eps` replaces the gold answer of a training
+The starting point is pretrained in-process on *sloppy* rationales: each nonzero step is computed wrongly
+with probability `sloppiness` (a random digit is added instead), and the error propagates, as in a careless
+reasoner; the answer always copies the last register. A model that learns this distribution reasons with a
+per-step accuracy of about a = 1 - 0.9 * sloppiness on nonzero steps, so p0 = P(y*|x) ~ a^n_steps: `n_steps`
+is the difficulty knob meant to move p0 from ~1e-1 to ~1e-3 (floor ~10^-width). p0 is always *measured*
+(`tsallis llm measure-p0`), since a tiny model learns this distribution only approximately.
+Label noise `eps` replaces the gold answer of a training
 example by a random other register (`meta["noisy"] = True`, `meta["clean_answer"]` keeps the truth).
 
-The tiny model (random-init GPT-2 config, 3 layers, d=96) is pretrained for a few CPU minutes, saved with
+The tiny model (random-init GPT-2 config, 3 layers, d=64) is pretrained for a few CPU minutes, saved with
 `save_pretrained` and reloaded by path, and cached under `~/.cache/tsallis/toy` (or `cache_dir`).
 """
 
@@ -52,7 +54,8 @@ class ToyTask:
     """Parameters of the register-machine task (all ours).
 
     Attributes:
-        n_steps: instructions per problem: the difficulty knob (p0 ~ a^n_steps).
+        n_steps: instructions that change the register (the rest add 0): the difficulty knob (p0 ~ a^n_steps).
+        length: instructions per problem (fixed, so every rationale has `length` steps).
         width: register digits; the answer has `width` tokens and the guessing floor is ~10^-width.
         style: "warm" (pretraining format) or "cold" (bare linearized input, unseen in pretraining).
         eps: label-noise rate: the fraction of training answers replaced by a random wrong register.
@@ -62,6 +65,7 @@ class ToyTask:
 
     n_steps: int = 6
     width: int = 3
+    length: int = 6
     style: str = "warm"
     eps: float = 0.0
     n_train: int = 256
@@ -71,8 +75,9 @@ class ToyTask:
     def __post_init__(self):
         if self.style not in ("warm", "cold"):
             raise ValueError(f"toy style must be 'warm' or 'cold'; got {self.style!r}")
-        if not 1 <= self.width <= 10 or self.n_steps < 1:
-            raise ValueError(f"toy task needs 1 <= width <= 10 and n_steps >= 1; got {self.width}, {self.n_steps}")
+        if not 1 <= self.width <= 10 or not 0 <= self.n_steps <= self.length:
+            raise ValueError(f"toy task needs 1 <= width <= 10 and 0 <= n_steps <= length={self.length}; "
+                             f"got width={self.width}, n_steps={self.n_steps}")
         if not 0.0 <= self.eps < 1.0:
             raise ValueError(f"label noise eps must lie in [0, 1); got {self.eps}")
 
@@ -81,17 +86,21 @@ def _slots(width: int) -> str:
     return string.ascii_lowercase[:width]
 
 
-def sample_problem(rng: random.Random, n_steps: int, width: int, sloppiness: float = 0.0):
-    """(init, instructions, rationale, answer) with a `sloppiness`-corrupted chain (0 = the gold chain)."""
+def sample_problem(rng: random.Random, n_steps: int, width: int, sloppiness: float = 0.0, length: int = 6):
+    """(init, instructions, rationale, answer): `length` instructions of which `n_steps` add a nonzero digit (the
+    others add 0: no-ops); each nonzero step is computed wrongly with probability `sloppiness` (0 = gold chain)."""
+    if not 0 <= n_steps <= length:
+        raise ValueError(f"n_steps must lie in [0, length={length}]; got {n_steps}")
     reg = [rng.randrange(10) for _ in range(width)]
     init = "".join(map(str, reg))
+    active = set(rng.sample(range(length), n_steps))
     instr, parts = [], []
-    for _ in range(n_steps):
-        slot, d = rng.randrange(width), rng.randrange(10)
+    for k in range(length):
+        slot, d = rng.randrange(width), (rng.randrange(1, 10) if k in active else 0)
         instr.append(f"{_slots(width)[slot]}{d}")
-        applied = rng.randrange(10) if rng.random() < sloppiness else d
+        applied = rng.randrange(10) if d and rng.random() < sloppiness else d
         reg[slot] = (reg[slot] + applied) % 10
-        parts.append(f"{_slots(width)[slot]}{reg[slot]}")
+        parts.append("".join(map(str, reg)))
     return init, instr, "".join(parts), "".join(map(str, reg))
 
 
@@ -109,7 +118,7 @@ def make_examples(task: ToyTask, split: str = "train") -> list[Example]:
     n = task.n_train if split == "train" else task.n_eval
     out = []
     for i in range(n):
-        init, instr, rationale, answer = sample_problem(rng, task.n_steps, task.width)
+        init, instr, rationale, answer = sample_problem(rng, task.n_steps, task.width, length=task.length)
         noisy = split == "train" and rng.random() < task.eps
         label = answer
         while noisy and label == answer:
@@ -146,15 +155,15 @@ class ToyModelSpec:
     """Recipe of the tiny pretrained starting point (all ours)."""
 
     n_layer: int = 3
-    n_embd: int = 96
+    n_embd: int = 64
     n_head: int = 4
     n_positions: int = 128
-    max_steps_pretrain: int = 10
-    """pretraining draws n_steps uniformly from 1..max_steps_pretrain, so every difficulty is in-distribution."""
+    length: int = 6
+    """instructions per problem; pretraining draws n_steps uniformly from 0..length (every difficulty seen)."""
     width: int = 3
-    sloppiness: float = 0.5
+    sloppiness: float = 0.75
     """probability that a pretraining rationale step is computed wrongly (sets the per-step accuracy)."""
-    train_steps: int = 1200
+    train_steps: int = 1500
     batch_size: int = 32
     lr: float = 2e-3
     seed: int = 0
@@ -164,8 +173,8 @@ class ToyModelSpec:
 
 
 def _pretrain_text(rng: random.Random, spec: ToyModelSpec) -> str:
-    n = rng.randint(1, spec.max_steps_pretrain)
-    init, instr, rationale, answer = sample_problem(rng, n, spec.width, spec.sloppiness)
+    n = rng.randint(0, spec.length)
+    init, instr, rationale, answer = sample_problem(rng, n, spec.width, spec.sloppiness, spec.length)
     return format_prompt(init, instr, "warm") + rationale + DELIMITER + answer
 
 

@@ -109,8 +109,8 @@ def load_examples(cfg: TrainConfig) -> tuple[list[Example], list[Example]]:
     if cfg.task == "toy":
         from tsallis.llm.toy import ToyTask, make_examples
 
-        task = ToyTask(n_steps=cfg.toy_n_steps, width=cfg.toy_width, style=cfg.toy_style, eps=cfg.toy_eps,
-                       n_train=cfg.toy_n_train, n_eval=cfg.toy_n_eval)
+        task = ToyTask(n_steps=cfg.toy_n_steps, length=cfg.toy_length, width=cfg.toy_width, style=cfg.toy_style,
+                       eps=cfg.toy_eps, n_train=cfg.toy_n_train, n_eval=cfg.toy_n_eval)
         return make_examples(task, "train"), make_examples(task, "eval")
     if cfg.task.startswith("jsonl:"):
         path = Path(cfg.task[len("jsonl:"):])
