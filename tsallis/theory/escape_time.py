@@ -49,9 +49,11 @@ def thm_5_2() -> Check:
     d = sp.Symbol("d", positive=True)
     ratio = cf.escape_time_asymptotic(p0, 1 - j - d) / cf.escape_time_asymptotic(p0, 1 - j)
     ratio_1 = cf.escape_time_asymptotic(p0, 1 - k) / cf.escape_time_asymptotic(p0, sp.S.One)
+    c, C = sp.symbols("c C", positive=True)
+    integral = _main_term(1 - k)
     steps = [
-        zero_step("upper bound (1/c^2) int and lower bound (1/C^2) int share the law: T_q = Theta(int)",
-                  sp.S.Zero),
+        zero_step("(1/c^2) int / ((1/C^2) int) = C^2/c^2, free of p0: the bounds sandwich T_q = Theta(int)",
+                  sp.diff(sp.cancel((integral / c ** 2) / (integral / C ** 2)), p0)),
         zero_step("T_q/T_q' * p0^(q'-q) = (1-q')/(1-q), a constant (q < q' < 1)",
                   sp.powsimp(ratio * p0 ** d, force=True) - j / (j + d)),
         bool_step("T_q/T_q' -> oo as p0 -> 0 (q < q' < 1)", sp.limit(ratio, p0, 0, "+") is sp.oo, "limit"),
@@ -59,7 +61,6 @@ def thm_5_2() -> Check:
         zero_step("T_q/T_1 = p0^-(1-q) / ((1-q) log(1/p0))",
                   ratio_1 - p0 ** (-k) / (k * sp.log(1 / p0))),
     ]
-    steps[0] = Step(steps[0].name, True, "the comparison integral is the same for both bounds; constants 1/C^2, 1/c^2")
     return make_check("5.2", "c <= ||s|| <= C: T_q = Theta(p0^-(1-q)/(1-q)), T_1 = Theta(log 1/p0); T_q/T_q' -> oo",
                       "limit / simplify to zero", steps)
 
