@@ -5,6 +5,7 @@ from __future__ import annotations
 from tsallis.reproduce.pipeline import Evidence
 
 # id -> (where in the paper, the claim in one line)
+# ruff: noqa: E501  (one claim per line reads better than wrapped strings)
 CLAIMS: dict[str, tuple[str, str]] = {
     "family": ("Eqs. 1-3, Prop. A.1", "J_Q interpolates RLVR (q=0: 1-P, expected exact-match reward) and marginal likelihood (q=1: -log P)"),
     "gradient": ("Prop. 4.1, Eq. 5", "every q shares one per-example gradient direction; only the scale P^-q (= P^(1-q) vs l_1) changes"),
@@ -16,7 +17,8 @@ CLAIMS: dict[str, tuple[str, str]] = {
     "noise-equilibrium": ("App. C.5, Eq. 17", "under label noise eps the stable contamination is (eps/(1-eps))^(1/q)(1+o(1)); q=1 fits eps"),
     "noise-time": ("Prop. C.2, Eq. 18", "time to fit noise level eta is Theta(eta^(q+1)/((q+1) eps)); q=0 never memorizes"),
     "bias": ("Thm 6.1, Eq. 11", "plug-in GARL is consistent with O(1/M) bias, exactly unbiased at q=0"),
-    "bias-order": ("Eq. 11 v1 vs v2", "the bias scales as q/(M P^(q+1)) (v1) or q/(M P^q) (v2)"),
+    "bias-v1": ("Eq. 11, v1", "the GARL bias scales as q/(M P^(q+1))"),
+    "bias-v2": ("Eq. 11, v2", "the GARL bias is O(q/(M P^q))"),
     "rloo": ("Prop. 6.2 / D.1", "the RLOO baseline keeps GARL's expectation"),
     "paft-garl": ("Props D.3-D.4", "E[PAFT] = E[GARL] and Var(PAFT) >= Var(GARL)"),
     "endpoints": ("Prop. D.2", "GARL q=0 is RB-REINFORCE, q=1 IWAE; PAFT q=1 is EM/TRICE"),
