@@ -1,5 +1,5 @@
 """`tsallis simulate escape|noise|schedule|estimators|train`: run a study, print a table, and write
---json (records), --csv and --plot (PNG, with the full result saved beside it as .npz + .json).
+--json (records), --csv and --plot (PNG, with the full result saved beside it as PATH.data.npz + .json).
 Module-level imports are light; NumPy/SciPy/matplotlib load inside the handlers."""
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ def _common(p: argparse.ArgumentParser, *, model: str, q: list[float], p0: list[
     p.add_argument("--seeds", type=int, default=8, help="number of seeds (stochastic studies)")
     p.add_argument("--json", metavar="PATH", help="write the records as JSON")
     p.add_argument("--csv", metavar="PATH", help="write the records as CSV")
-    p.add_argument("--plot", metavar="PATH", help="write a PNG (and the result as PATH.npz/.json)")
+    p.add_argument("--plot", metavar="PATH", help="write a PNG (and the result as PATH.data.npz/.json)")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
 
@@ -88,7 +88,7 @@ def _write(args, result, records: list[dict], plot_fns) -> None:
         fig.tight_layout()
         fig.savefig(args.plot, dpi=120)
         plt.close(fig)
-        result.save(args.plot.rsplit(".", 1)[0])
+        result.save(args.plot.rsplit(".", 1)[0] + ".data")  # PATH.data.npz + PATH.data.json
 
 
 def _table(records: list[dict], keys: list[str]) -> None:

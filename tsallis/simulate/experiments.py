@@ -75,8 +75,11 @@ def exact_escape_time(model, q: float, p0: float, delta: float) -> float:
     return float("nan")
 
 
-def run_escape(model: str = "sigmoid", qs=(0.0, 0.25, 0.5, 0.75, 1.0), p0s=tuple(np.geomspace(1e-1, 1e-8, 15)),
-               *, delta: float = 0.5, fit_points: int = 5, progress: bool = False) -> EscapeResult:
+DEFAULT_P0S = tuple(float(p) for p in np.geomspace(1e-1, 1e-8, 15))
+
+
+def run_escape(model: str = "sigmoid", qs=(0.0, 0.25, 0.5, 0.75, 1.0), p0s=DEFAULT_P0S, *,
+               delta: float = 0.5, fit_points: int = 5, progress: bool = False) -> EscapeResult:
     """Escape time T_q(p0, delta) by gradient flow for each (q, p0), with the exact and asymptotic laws."""
     qs, p0s = np.asarray(qs, float), np.asarray(p0s, float)
     shape = (len(qs), len(p0s))

@@ -215,7 +215,7 @@ def make_model(spec: str, p0: float = 1e-3) -> Sigmoid | Softmax | Latent | Dire
     if kind == "direct":
         return Direct(p0=p0)
     if kind == "dataset":
-        return dataset_cold_start(nums[0] if nums else 4, p0_min=p0, p0_max=max(0.1, 10 * p0))
+        return dataset_cold_start(nums[0] if nums else 4, p0_min=p0, p0_max=min(0.25, max(0.1, 10 * p0)))
     raise ValueError(f"unknown model {spec!r}; use sigmoid, softmax:N, latent:Z,Y or dataset:n")
 
 

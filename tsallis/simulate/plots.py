@@ -78,9 +78,10 @@ def plot_schedules(result, ax=None):
     """Speed-robustness: escape time vs final contamination per schedule, Pareto front joined."""
     ax = _ax(ax)
     t = np.where(np.isfinite(result.t_escape), result.t_escape, np.nan)
+    markers = "osD^v<>ph"
     for k, name in enumerate(result.names):
-        ax.loglog(t[k], result.contamination[k], "o" if not result.pareto[k] else "*", color=_color(k),
-                  ms=7 if not result.pareto[k] else 13, label=name)
+        ax.loglog(t[k], result.contamination[k], markers[k % len(markers)], color=_color(k), mfc="none",
+                  mew=1.5, ms=13 if result.pareto[k] else 8, label=name + (" (Pareto)" if result.pareto[k] else ""))
     front = np.flatnonzero(result.pareto)
     front = front[np.argsort(t[front])]
     ax.loglog(t[front], result.contamination[front], "k--", lw=1, label="Pareto front")

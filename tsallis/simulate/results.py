@@ -24,23 +24,28 @@ class ResultIO:
     """Mixin for frozen dataclasses: `save(path)` writes path.npz + path.json; `load(path)` reads them back."""
 
     def save(self, path: str | Path) -> None:
-        path = Path(path).with_suffix("")
+        path = _base(path)
         arrays, meta = {}, {}
         for f in fields(self):
             value = getattr(self, f.name)
             (arrays if isinstance(value, np.ndarray) else meta)[f.name] = value
-        np.savez(path.with_suffix(".npz"), **arrays)
+        np.savez(Path(f"{path}.npz"), **arrays)
         meta = {"type": type(self).__name__, "git": git_hash(), "fields": meta}
-        path.with_suffix(".json").write_text(json.dumps(meta, indent=2, default=_jsonable))
+        Path(f"{path}.json").write_text(json.dumps(meta, indent=2, default=_jsonable))
 
     @classmethod
     def load(cls, path: str | Path):
-        path = Path(path).with_suffix("")
-        meta = json.loads(path.with_suffix(".json").read_text())
-        with np.load(path.with_suffix(".npz"), allow_pickle=False) as data:
+        path = _base(path)
+        meta = json.loads(Path(f"{path}.json").read_text())
+        with np.load(Path(f"{path}.npz"), allow_pickle=False) as data:
             arrays = {k: data[k] for k in data.files}
         kwargs = {**meta["fields"], **arrays}
         return cls(**{f.name: _tuple(kwargs[f.name]) for f in fields(cls)})
+
+
+def _base(path: str | Path) -> str:
+    path = str(path)
+    return path[: -len(Path(path).suffix)] if Path(path).suffix in (".npz", ".json") else path
 
 
 def _tuple(v):

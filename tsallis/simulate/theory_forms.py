@@ -5,12 +5,12 @@ SymPy is imported lazily, on the first call, so `import tsallis.simulate` stays 
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 
 import numpy as np
 
 
-@lru_cache(maxsize=None)
+@cache
 def _escape_exact(q: float):
     import sympy as sp
 
@@ -25,7 +25,7 @@ def escape_time_sigmoid(q: float, p0: float, delta: float) -> float:
     return float(_escape_exact(float(q))(p0, delta))
 
 
-@lru_cache(maxsize=None)
+@cache
 def _escape_asym(q: float):
     import sympy as sp
 
@@ -40,7 +40,7 @@ def escape_time_asymptotic(q: float, p0: float) -> float:
     return float(_escape_asym(float(q))(p0))
 
 
-@lru_cache(maxsize=None)
+@cache
 def _noise(name: str):
     from tsallis.theory import closed_forms as cf
     from tsallis.theory.symbols import eps, eta, q
@@ -65,7 +65,7 @@ def noise_fitting_time(eta, eps: float, q: float):
     return _noise("fitting_time")(np.asarray(eta, dtype=float), eps, q)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _escort(N: int):
     import sympy as sp
 
@@ -84,7 +84,7 @@ def escort(alpha, q: float) -> np.ndarray:
     return np.asarray(_escort(len(alpha))(tuple(alpha), q), dtype=float)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _bias(kind: str):
     import sympy as sp
 
