@@ -40,7 +40,9 @@ def _progress(iterable, total: int | None = None, desc: str = "", show: bool = F
 
 
 def fit_slope(x: Array, y: Array) -> float:
-    """Least-squares slope of log y against log x."""
+    """Least-squares slope of log y against log x (NaN with fewer than two points)."""
+    if len(x) < 2:
+        return float("nan")
     return float(np.polyfit(np.log(x), np.log(y), 1)[0])
 
 
