@@ -115,15 +115,21 @@ def plot_estimators(result, ax=None, estimator: str = "garl", M_index: int = -1)
 
 
 def plot_train(result, ax=None, optimizer: str = "sgd"):
-    """Steps to escape against p0 (log axes) per method, median over seeds with a 95% CI band of the mean."""
+    """Steps to escape against 1/p0 (log axes): colour = q, marker/line = method; mean over seeds, 95% CI."""
     ax = _ax(ax)
     o = result.optimizers.index(optimizer)
     x = 1.0 / result.p0s
+    styles = {"grpo": ("D", "-"), "garl": ("o", "-"), "garl_rloo": ("s", "--"), "paft": ("^", ":")}
+    qs = sorted({lab.split("q=")[1] for lab in result.labels if "q=" in lab}, key=float)
     for k, lab in enumerate(result.labels):
         s = result.steps[k, o]
         mean = s.mean(-1)
         ci = 1.96 * s.std(-1, ddof=1) / np.sqrt(s.shape[-1]) if s.shape[-1] > 1 else 0 * mean
-        ax.errorbar(x, mean, yerr=ci, fmt="o-", color=_color(k), ms=4, lw=1, capsize=2, label=lab)
+        method = lab.split()[0]
+        color = "black" if method == "grpo" else _color(qs.index(lab.split("q=")[1]))
+        marker, ls = styles.get(method, ("o", "-"))
+        ax.errorbar(x, mean, yerr=ci, marker=marker, ls=ls, color=color, ms=5, lw=1, capsize=2, mfc="none",
+                    label=lab)
     ax.axhline(result.max_steps, color="grey", ls=":", lw=1)
     ax.set_xscale("log")
     ax.set_yscale("log")
