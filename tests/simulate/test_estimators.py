@@ -69,3 +69,14 @@ def test_estimates_have_right_shape_and_are_finite_at_tiny_P():
     for est in ("garl", "garl_rloo", "paft"):
         X = estimate(m, m.theta0, est, 0.75, 8, 100, rng)
         assert X.shape == (100, m.theta0.size) and np.all(np.isfinite(X))
+
+
+@pytest.mark.parametrize("regime,expected", [("rare", lambda q: -q), ("scaled", lambda q: 1 - q)])
+def test_leading_term_order_in_P(regime, expected):
+    # Exact (no Monte Carlo): at small P the Thm 6.1 term scales as P^-q (v2) for a rare useful rationale,
+    # and as P^(1-q) when every weight shrinks with P; v1's P^-(q+1) is not attained with w in [0, 1].
+    from tsallis.simulate.experiments import bias_order_slopes
+
+    r = run_estimators(("garl",), qs=(0.25, 0.5, 1.0), Ms=(64,), Ps=(0.2, 0.1), regime=regime, replicates=200)
+    for row in bias_order_slopes(r):
+        assert abs(row["leading_slope_small_P"] - expected(row["q"])) < 0.01, row

@@ -139,7 +139,7 @@ def _schedule(args) -> int:
 def _estimators(args) -> int:
     from functools import partial
 
-    from tsallis.simulate.experiments import run_estimators
+    from tsallis.simulate.experiments import bias_order_slopes, run_estimators
     from tsallis.simulate.plots import plot_estimators
 
     r = run_estimators(tuple(args.estimators), args.q, args.M, args.P, regime=args.regime,
@@ -147,6 +147,10 @@ def _estimators(args) -> int:
     _table(r.records(), ["estimator", "q", "M", "P", "bias_norm", "bias_stderr", "predicted_bias_norm", "coef",
                          "variance"])
     print(f"throughput: {r.samples_per_second:.3g} sample-gradients/s")
+    if len(r.Ps) > 1:
+        print("bias order: slope of log|bias| vs log P (v1 predicts -(q+1), v2 -q)")
+        _table([row for est in r.estimators for row in bias_order_slopes(r, est)],
+               ["estimator", "q", "M", "mc_slope", "leading_slope", "leading_slope_small_P", "v1_slope", "v2_slope"])
     fns = [partial(plot_estimators, estimator=e) for e in r.estimators if e != "paft"][:2]
     _write(args, r, r.records(), fns)
     return 0

@@ -412,3 +412,28 @@ def run_estimators(estimators=("garl", "garl_rloo", "paft"), qs=(0.0, 0.5, 1.0),
                 coef_se[e, i, a, b] = np.sqrt(unit @ cov @ unit / replicates)
     return EstimatorResult(tuple(estimators), np.asarray(qs, float), np.asarray(Ms), np.asarray(Ps, float), regime,
                            replicates, bias, bias_se, var, pred_norm, coef, coef_se, grad_norm, total / elapsed, seed)
+
+
+def bias_order_slopes(result: EstimatorResult, estimator: str = "garl", M_index: int = -1) -> list[dict]:
+    """How the bias scales with P at fixed q, M: fitted slope of log |bias| vs log P (Monte Carlo and the exact
+    Thm 6.1 leading term), next to v1's -(q+1) and v2's -q, and the leading term's slope at small P
+    (P in [1e-5, 1e-3], computed exactly: no Monte Carlo)."""
+    from tsallis.simulate.estimators import bias_moments
+
+    e, a = result.estimators.index(estimator), M_index % len(result.Ms)
+    small = np.geomspace(1e-5, 1e-3, 5)
+    out = []
+    for i, q in enumerate(result.qs):
+        if q == 0 or len(result.Ps) < 2:
+            continue
+        lead_small = []
+        for P in small:
+            m = estimator_model(P, result.regime)
+            Pm, var_w, cov_gw, grad_l1 = bias_moments(m, m.theta0)
+            lead_small.append(np.linalg.norm(tf.garl_bias_leading(var_w, cov_gw, grad_l1, q, result.Ms[a], Pm)))
+        out.append({"estimator": estimator, "q": float(q), "M": int(result.Ms[a]), "regime": result.regime,
+                    "mc_slope": fit_slope(result.Ps, result.bias_norm[e, i, a]),
+                    "leading_slope": fit_slope(result.Ps, result.predicted_bias_norm[i, a]),
+                    "leading_slope_small_P": fit_slope(small, np.array(lead_small)),
+                    "v1_slope": float(-(q + 1)), "v2_slope": float(-q)})
+    return out

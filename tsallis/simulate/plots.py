@@ -105,6 +105,13 @@ def plot_estimators(result, ax=None, estimator: str = "garl", M_index: int = -1)
         ax.errorbar(result.Ps, result.bias_norm[e, i, a], yerr=4 * result.bias_stderr[e, i, a], fmt="o", color=c,
                     ms=4, label=f"{estimator} q={q:g}, M={int(result.Ms[a])}")
         ax.loglog(result.Ps, result.predicted_bias_norm[i, a], "--", color=c, lw=1)
+    i = int(np.argmax(result.qs))  # reference slopes of the stated orders, anchored at the largest-q point
+    b0 = result.bias_norm[e, i, a, int(np.argmax(result.Ps))]
+    P = np.sort(result.Ps)
+    q = float(result.qs[i])
+    for expo, ls, name in ((q + 1, ":", "v1"), (q, "-.", "v2")):
+        ax.plot(P, b0 * (P / P[-1]) ** (-expo), ls, color="grey", lw=1,
+                label=f"{name} order $P^{{-{expo:g}}}$ (q={q:g})")
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("success probability P")
