@@ -66,8 +66,9 @@ def paft_loss(logp_rationale: torch.Tensor, logp_answer: torch.Tensor, *, q: flo
               generator: torch.Generator | None = None, normalize: bool = True,
               n_tokens: torch.Tensor | None = None, length_norm: str = "sequence") -> LossOut:
     """PAFT surrogate (paper Eq. 14): SFT on K importance-resampled rationales of the pool, times w_bar^(1-q)."""
-    log_w = logp_answer.detach().to(torch.float64)
-    coef = W.paft_weights(log_w, q, K, generator, normalize=normalize) * _length_scale(n_tokens, length_norm)
+    log_w = logp_answer.detach().to("cpu", torch.float64)  # resampling on CPU with the (CPU) torch.Generator
+    coef = W.paft_weights(log_w, q, K, generator, normalize=normalize)
+    coef = coef.to(logp_answer.device) * _length_scale(n_tokens, length_norm)
     per_prompt = -(coef.to(logp_rationale.dtype) * (logp_rationale + logp_answer)).sum(-1)
     stats = weight_stats(log_w, q)
     stats["paft/unique_resampled"] = float((coef > 0).sum(-1).to(torch.float64).mean())
