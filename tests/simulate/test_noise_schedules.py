@@ -37,3 +37,13 @@ def test_schedules_trade_off():
     assert abs(rec["q=1"]["contamination"] - 0.1) < 1e-6  # q = 1 fits the noise exactly (Cor. B.2)
     assert rec["step@P=0.5"]["pareto"]  # SFT-then-RL switched at P = delta is Pareto-optimal here
     assert rec["step@P=0.5"]["contamination"] < 0.01 * rec["q=1"]["contamination"]
+
+
+def test_dataset_dispersion_penalty_and_hard_example_weighting():
+    from tsallis.simulate.experiments import run_dispersion
+
+    r = run_dispersion("dataset:4", qs=(0.0, 0.5, 1.0), num_times=60)
+    assert np.all(np.abs(r.excess[0]) < 1e-12)  # J_0 is linear in P: no dispersion penalty
+    assert np.all(r.excess[1:] >= -1e-12)  # Prop. B.1 (Jensen) for q > 0
+    hardest = r.t_escape[:, 0]
+    assert hardest[2] < hardest[1] < hardest[0]  # P_i^(-q) weighting: higher q lifts the hardest example sooner

@@ -1,4 +1,4 @@
-"""`tsallis simulate escape|noise|schedule|estimators|train`: run a study, print a table, and write
+"""`tsallis simulate escape|noise|schedule|estimators|train|dispersion`: run a study, print a table, and write
 --json (records), --csv and --plot (PNG, with the full result saved beside it as PATH.data.npz + .json).
 Module-level imports are light; NumPy/SciPy/matplotlib load inside the handlers."""
 
@@ -31,6 +31,10 @@ def register(subparsers) -> None:
     _common(p, model="sigmoid", q=[0.0, 0.25, 0.5, 0.75, 1.0], p0=[float(f"{x:.3g}") for x in _geom(1e-1, 1e-8, 15)])
     p.add_argument("--delta", type=float, default=0.5)
     p.set_defaults(func=_escape)
+    p = sub.add_parser("dispersion", help="shared-parameter dataset: per-example P_i(t), Prop. B.1 penalty")
+    _common(p, model="dataset:4", q=[0.0, 0.5, 1.0], p0=[1e-4])
+    p.add_argument("--t-max", type=float, default=1e4)
+    p.set_defaults(func=_dispersion)
     p = sub.add_parser("noise", help="label-noise contamination vs escort, noise-fitting times (App. C.5)")
     _common(p, model="direct", q=[0.0, 0.25, 0.5, 0.75, 1.0])
     p.add_argument("--t-max", type=float, default=1e6)
@@ -112,6 +116,18 @@ def _escape(args) -> int:
     for q, s, law in zip(r.qs, r.slopes, r.law_slopes):
         print(f"q={q:g}: fitted slope d log T / d log(1/p0) = {s:.4f} (law fitted on the same p0: {law:.4f})")
     _write(args, r, r.records(), [plot_escape])
+    return 0
+
+
+def _dispersion(args) -> int:
+    from tsallis.simulate.experiments import run_dispersion
+    from tsallis.simulate.plots import plot_dispersion
+
+    r = run_dispersion(args.model, args.q, p0=args.p0[0], t_max=args.t_max)
+    records = [{"model": r.model, "q": float(q), "p0": float(p0), "t_escape": float(r.t_escape[i, j])}
+               for i, q in enumerate(r.qs) for j, p0 in enumerate(r.p0s)]
+    _table(records, ["q", "p0", "t_escape"])
+    _write(args, r, records, [plot_dispersion])
     return 0
 
 

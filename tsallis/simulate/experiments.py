@@ -437,3 +437,34 @@ def bias_order_slopes(result: EstimatorResult, estimator: str = "garl", M_index:
                     "leading_slope_small_P": fit_slope(small, np.array(lead_small)),
                     "v1_slope": float(-(q + 1)), "v2_slope": float(-q)})
     return out
+
+
+# --------------------------------------------------------------------- dataset: per-example weighting (B.1)
+@dataclass(frozen=True)
+class DispersionResult(ResultIO):
+    model: str
+    qs: Array  # (Q,)
+    p0s: Array  # (n,) initial per-example success
+    times: Array  # (T,)
+    P: Array  # (Q, T, n) per-example success along the flow
+    excess: Array  # (Q, T) J_q - (-log_q mean_i P_i) >= 0, the dispersion penalty of Prop. B.1
+    t_escape: Array  # (Q, n) first time each example reaches 1/2 (inf if not within t_max)
+
+
+def run_dispersion(model: str = "dataset:4", qs=(0.0, 0.5, 1.0), *, p0: float = 1e-4, t_max: float = 1e4,
+                   num_times: int = 200) -> DispersionResult:
+    """Gradient flow on a shared-parameter dataset: each example pulls with weight P_i^(1-q) on grad log P_i,
+    so q sets how much hard examples count. Records per-example P_i(t) and the Jensen gap of Prop. B.1."""
+    from tsallis.core import q_loss, q_loss_from_logp
+
+    m = make_model(model, p0)
+    times = np.geomspace(1e-2, t_max, num_times)
+    P = np.empty((len(qs), num_times, m.n))
+    excess = np.empty((len(qs), num_times))
+    for i, q in enumerate(qs):
+        sol = solve_flow(m, float(q), t_max, t_eval=times, rtol=1e-9, atol=1e-12)
+        P[i] = np.exp(sol.log_p)
+        excess[i] = q_loss_from_logp(sol.log_p, q).mean(1) - q_loss(P[i].mean(1), q)
+    reached = P >= 0.5
+    t_esc = np.where(reached.any(1), times[np.argmax(reached, axis=1)], np.inf)
+    return DispersionResult(model, np.asarray(qs, float), np.asarray(m.p0s), times, P, excess, t_esc)

@@ -145,3 +145,19 @@ def plot_train(result, ax=None, optimizer: str = "sgd"):
     ax.set_title(f"Stochastic training on {result.model}, {optimizer}, M={result.M}", fontsize=9)
     ax.legend(fontsize=7, ncol=2)
     return ax
+
+
+def plot_dispersion(result, ax=None):
+    """Per-example success P_i(t) on a shared-parameter dataset: colour = q, line style = example."""
+    ax = _ax(ax)
+    styles = ("-", "--", "-.", ":")
+    for i, q in enumerate(result.qs):
+        for j in range(len(result.p0s)):
+            ax.semilogx(result.times, result.P[i, :, j], styles[j % 4], color=_color(i),
+                        label=f"q={q:g}" if j == 0 else None)
+    ax.set_xlabel("gradient-flow time t")
+    ax.set_ylabel(r"per-example success $P_i(t)$")
+    ax.set_title(f"{result.model}: examples with p0 = " + ", ".join(f"{p:.0e}" for p in result.p0s)
+                 + " (line style)", fontsize=9)
+    ax.legend(fontsize=8)
+    return ax
