@@ -44,7 +44,7 @@ def plot_noise(result, ax=None):
     for i, q in enumerate(result.qs):
         c = _color(i)
         curve = np.maximum(result.curves[i], 1e-300)
-        ax.loglog(result.times, curve, color=c, label=f"q={q:g}: eq. {result.contamination[i]:.3g}, "
+        ax.loglog(result.times, curve, color=c, label=f"q={q:g}: flow at 100 t_max {result.contamination[i]:.3g}, "
                                                      f"escort {result.theory[i]:.3g}")
         if result.theory[i] > 0:
             ax.axhline(result.theory[i], color=c, ls="--", lw=1)
