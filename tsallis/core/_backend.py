@@ -52,6 +52,11 @@ class _NumPy:
         return bool(np.all(np.isfinite(x)))
 
     @staticmethod
+    def argmax_mask(x):
+        """Boolean mask of the (first) maximum along the last axis."""
+        return np.arange(x.shape[-1]) == np.argmax(x, axis=-1)[..., None]
+
+    @staticmethod
     def full_like(x, value):
         return np.full_like(x, value)
 
@@ -104,6 +109,9 @@ class _Torch:
 
     def all_finite(self, x) -> bool:
         return bool(self.t.isfinite(x).all())
+
+    def argmax_mask(self, x):
+        return self.t.arange(x.shape[-1], device=x.device) == x.argmax(dim=-1, keepdim=True)
 
     def full_like(self, x, value):
         return self.t.full_like(x, value)

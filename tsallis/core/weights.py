@@ -16,6 +16,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import numpy as np
+
 from tsallis.core._backend import check_q, is_torch, namespace
 
 __all__ = [
@@ -49,16 +51,20 @@ def log_mean_w(log_w: Any) -> Any:
 def leave_one_out_log_mean_w(log_w: Any) -> Any:
     """log w_bar_{-m} = log( (1/(M-1)) sum_{j != m} w_j ) for each m, shape [..., M] (Eq. 12).
 
-    Exact in log space from prefix and suffix log-cumulative sums; no subtraction S - w_m, which would
-    cancel catastrophically when one sample dominates.
+    Exact in log space without cancellation: for every m but the argmax, the sum of the others, shifted by
+    the maximum, is at least 1 (the maximum's own term), so S - w_m loses no digits; the argmax's
+    leave-one-out sum is taken directly, shifted by the second largest weight.
     """
     xp, log_w, M = _check_log_w(log_w, min_samples=2, what="the leave-one-out mean")
-    neg_inf = xp.full_like(log_w[..., :1], -math.inf)
-    prefix = xp.cat([neg_inf, xp.logcumsumexp(log_w, axis=-1)[..., :-1]], axis=-1)
-    suffix = xp.logcumsumexp(log_w[..., ::-1] if not is_torch(log_w) else log_w.flip(-1), axis=-1)
-    suffix = suffix[..., ::-1] if not is_torch(log_w) else suffix.flip(-1)
-    suffix = xp.cat([suffix[..., 1:], neg_inf], axis=-1)
-    return xp.logaddexp(prefix, suffix) - math.log(M - 1)
+    is_max = xp.argmax_mask(log_w)
+    others = xp.where(is_max, -math.inf, log_w)
+    m1 = xp.amax(log_w, axis=-1)[..., None]
+    m2 = xp.amax(others, axis=-1)[..., None]
+    shifted = xp.exp(log_w - m1)
+    with np.errstate(divide="ignore"):
+        loo_rest = xp.log(xp.sum(shifted, axis=-1, keepdims=True) - shifted) + m1
+    loo_max = xp.log(xp.sum(xp.exp(others - m2), axis=-1, keepdims=True)) + m2
+    return xp.where(is_max, loo_max, loo_rest) - math.log(M - 1)
 
 
 def garl_weights(log_w: Any, q: float, *, baseline: str = "none", normalize: bool = False):
