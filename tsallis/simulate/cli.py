@@ -68,31 +68,9 @@ def _geom(a: float, b: float, n: int) -> list[float]:
 
 
 def _write(args, result, records: list[dict], plot_fns) -> None:
-    import json
+    from tsallis.simulate.results import write_outputs
 
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(records, f, indent=1)
-    if args.csv and records:
-        import csv
-
-        with open(args.csv, "w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=list(records[0]))
-            writer.writeheader()
-            writer.writerows(records)
-    if args.plot:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        fig, axes = plt.subplots(1, len(plot_fns), figsize=(6.5 * len(plot_fns), 5), squeeze=False)
-        for ax, fn in zip(axes[0], plot_fns):
-            fn(result, ax)
-        fig.tight_layout()
-        fig.savefig(args.plot, dpi=120)
-        plt.close(fig)
-        result.save(args.plot.rsplit(".", 1)[0] + ".data")  # PATH.data.npz + PATH.data.json
+    write_outputs(result, records, plot_fns, json_path=args.json, csv_path=args.csv, plot_path=args.plot)
 
 
 def _table(records: list[dict], keys: list[str]) -> None:

@@ -64,3 +64,30 @@ def nan_to_none(x):
     """JSON has no NaN: map NaN/inf to None for records."""
     x = float(x)
     return None if not np.isfinite(x) else x
+
+
+def write_outputs(result, records: list[dict], plot_fns=(), *, json_path=None, csv_path=None, plot_path=None) -> None:
+    """Write a study's records as JSON and/or CSV, and its figure as PNG (one panel per `plot_fns` entry) with the
+    result beside it (PATH.data.npz + PATH.data.json). Used by the CLI and by `tsallis reproduce`."""
+    if json_path:
+        Path(json_path).write_text(json.dumps(records, indent=1))
+    if csv_path and records:
+        import csv
+
+        with open(csv_path, "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=list(records[0]))
+            writer.writeheader()
+            writer.writerows(records)
+    if plot_path and plot_fns:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        fig, axes = plt.subplots(1, len(plot_fns), figsize=(6.5 * len(plot_fns), 5), squeeze=False)
+        for ax, fn in zip(axes[0], plot_fns):
+            fn(result, ax)
+        fig.tight_layout()
+        fig.savefig(plot_path, dpi=120)
+        plt.close(fig)
+        result.save(str(plot_path).rsplit(".", 1)[0] + ".data")
