@@ -199,3 +199,11 @@ def test_toy_task_structure():
     assert tok.decode(tok(text)["input_ids"]) == text
     with pytest.raises(ValueError, match="n_steps"):
         ToyTask(n_steps=7)
+
+
+def test_q_schedule_and_tensorboard(model_path, tmp_path):
+    """SFT-then-RLVR as a step schedule q = 1 -> 0 at step 2; TensorBoard events written when asked."""
+    res = Trainer(_cfg(model_path, tmp_path, q=1.0, q_schedule="step", q_end=0.0, q_switch_at=2, max_steps=4,
+                       save_every=0, report_to="tensorboard")).train()
+    assert [m["q"] for m in res.history] == [1.0, 1.0, 0.0, 0.0]
+    assert any((tmp_path / "tensorboard").iterdir())
