@@ -207,3 +207,15 @@ def test_q_schedule_and_tensorboard(model_path, tmp_path):
                        save_every=0, report_to="tensorboard")).train()
     assert [m["q"] for m in res.history] == [1.0, 1.0, 0.0, 0.0]
     assert any((tmp_path / "tensorboard").iterdir())
+
+
+def test_pretrain_toy_saves_reloadable_model_and_measure_p0(tmp_path):
+    """The pretraining recipe (a few steps here) saves with save_pretrained; training and p0 reload it by path."""
+    from tsallis.llm.experiments import measure_p0
+    from tsallis.llm.toy import ToyModelSpec, pretrained_toy_model
+
+    spec = ToyModelSpec(n_layer=1, n_embd=16, n_head=2, train_steps=3, batch_size=4)
+    path = pretrained_toy_model(spec, tmp_path, verbose=False)
+    assert (path / "config.json").exists() and pretrained_toy_model(spec, tmp_path, verbose=False) == path
+    res = measure_p0(model=str(path), n_steps=[0, 1], num_samples=2, n_prompts=2)
+    assert set(res) == {"0", "1"} and all(0 < r["p0"] <= 1 and r["mean_log_p"] < 0 for r in res.values())
