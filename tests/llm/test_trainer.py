@@ -219,3 +219,15 @@ def test_pretrain_toy_saves_reloadable_model_and_measure_p0(tmp_path):
     assert (path / "config.json").exists() and pretrained_toy_model(spec, tmp_path, verbose=False) == path
     res = measure_p0(model=str(path), n_steps=[0, 1], num_samples=2, n_prompts=2)
     assert set(res) == {"0", "1"} and all(0 < r["p0"] <= 1 and r["mean_log_p"] < 0 for r in res.values())
+
+
+def test_lora_trains_adapter_only_and_resumes_exactly(model_path, tmp_path):
+    out = tmp_path / "lora"
+    full = Trainer(_cfg(model_path, out, lora_r=2))
+    base = {n: p.detach().clone() for n, p in full.unwrapped.named_parameters() if "lora" not in n}
+    full.train()
+    assert all(torch.equal(p, base[n]) for n, p in full.unwrapped.named_parameters() if "lora" not in n)
+    lora = lambda tr: torch.cat([p.detach().reshape(-1) for n, p in tr.unwrapped.named_parameters() if "lora" in n])
+    resumed = Trainer(_cfg(model_path, out, lora_r=2), resume_from=out / "checkpoints" / "checkpoint-2")
+    resumed.train()
+    assert torch.equal(lora(resumed), lora(full))
