@@ -137,7 +137,8 @@ def run_cold_start(methods=COLD_START_METHODS, seeds=(0, 1, 2), *, n_steps: int 
                    max_steps: int = 60, out_dir: str = "runs/cold_start", workers: int = 2, p0_samples: int = 64,
                    cache_dir: str | None = None, **overrides) -> ColdStartResult:
     """Experiment (1): same rollout budget (M x prompts per step) and steps for every method, several seeds."""
-    p0 = measure_p0(n_steps=[n_steps], style=style, num_samples=p0_samples, cache_dir=cache_dir)[str(n_steps)]
+    p0 = measure_p0(overrides.get("model", "toy"), n_steps=[n_steps], style=style, num_samples=p0_samples,
+                    cache_dir=cache_dir)[str(n_steps)]
     jobs = [dict(_base_config(f"{out_dir}/{method}-q{q:g}-s{seed}", method=method, q=q, seed=seed,
                               max_steps=max_steps, toy_n_steps=n_steps, toy_style=style, **overrides),
                  cache_dir=cache_dir)
