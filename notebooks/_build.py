@@ -22,7 +22,7 @@ QUICK_LINE = 'QUICK = "CI" in os.environ or os.environ.get("TSALLIS_QUICK") == "
 TABLE_HELPER = '''\
 def table(rows, cols, fmt="{:.3g}"):
     """Show a list of dicts as a Markdown table (floats with 3 significant digits)."""
-    cell = lambda v: (fmt.format(v) if isinstance(v, float) else str(v)).replace("|", "\\|")
+    cell = lambda v: (fmt.format(v) if isinstance(v, float) else str(v)).replace("|", "\\\\|")
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     display(Markdown("\\n".join(lines + ["| " + " | ".join(cell(r.get(c)) for c in cols) + " |" for r in rows])))'''
 
@@ -423,7 +423,7 @@ ESTIMATORS = ("garl", "garl_rloo", "paft")
 QS = (0.0, 0.5, 1.0)
 MS = (8, 32) if QUICK else (8, 32, 128)
 PS = (0.3, 0.1, 0.03)
-REPLICATES = 2_000 if QUICK else 100_000  # per cell; the standard errors scale as 1/sqrt(REPLICATES)
+REPLICATES = 2_000 if QUICK else 20_000  # per cell (SE ~ 1/sqrt); docs/simulate.md used 1e5-8e5 (minutes)
 SEED = 0
 '''),
     code(SETUP + '''
@@ -754,6 +754,7 @@ DATASETS = ("finqa", "hotpotqa", "musique")
 RUNS = [("warm", "grpo", 0.0), ("cold", "garl", 0.75)] if QUICK else \\
        [("warm", "base", 0.0), ("warm", "grpo", 0.0), ("cold", "garl", 0.75), ("cold", "garl", 1.0)]
 MAX_STEPS = None  # None: the config's value (paper configs: 300; tiny: 3)
+OVERRIDES = {}  # any config value for every entry, e.g. {"max_rationale_tokens": 256} for a short GPU smoke test
 OUTPUT_DIR = os.path.join(os.environ.get("TSALLIS_NOTEBOOK_TMP", "runs"), "notebook07")
 '''),
     code(SETUP + '''
@@ -827,6 +828,7 @@ def settings(dataset, start, method, q):
     raw.update(model=MODEL_PATH or str(tiny), prompt_style=start, method="grpo" if method == "base" else method,
                q=q, output_dir=os.path.join(OUTPUT_DIR, f"{dataset}-{start}-{method}-q{q:g}"),
                data_dir=os.path.join(DATA_ROOT, dataset) if DATA_ROOT else f"tests/fixtures/{dataset}")
+    raw.update(OVERRIDES)
     return raw if MAX_STEPS is None else {**raw, "max_steps": MAX_STEPS}
 '''),
     code('''
