@@ -15,6 +15,7 @@ from typing import Any
 
 METHODS = ("grpo", "garl", "paft", "sft")
 LOSS_TYPES = ("grpo", "bnpo", "dr_grpo", "dapo")
+DATASETS = ("finqa", "hotpotqa", "musique")
 
 
 @dataclass
@@ -51,8 +52,20 @@ class TrainConfig:
 
     # ---- task
     task: str = "toy"
-    """"toy" (the built-in register-machine task) or "jsonl:PATH" (one Example per line: id, prompt, answer,
-    aliases, rationale). Python callers pass a list of Examples instead. (ours)"""
+    """"toy" (the built-in register-machine task), "finqa", "hotpotqa" or "musique" (the paper's datasets, read from
+    `data_dir` by `tsallis.llm.data.load_splits`), or "jsonl:PATH" (one Example per line: id, prompt, answer,
+    aliases, rationale). Python callers pass a list of Examples instead. (paper Sec. 7 / ours)"""
+    data_dir: str | None = None
+    """Folder of the official dataset files for task finqa/hotpotqa/musique (layout: docs/datasets.md Sec. 1);
+    required for those tasks. (ours)"""
+    prompt_style: str = "warm"
+    """Dataset prompt: "warm" (task description + answer-format instruction in Qwen3 chat markup) or "cold" (bare
+    linearized input). (paper Sec. 7: both settings; the wording is ours, docs/datasets.md Sec. 3)"""
+    prompt_template: str | None = None
+    """A `str.format` template overriding the style's (fields {instruction} {input} {context} {question}
+    {delimiter}); None -> tsallis.llm.data.WARM_TEMPLATE / COLD_TEMPLATE. (ours)"""
+    data_seed: int = 0
+    """Seed of the deterministic train/validation/test subset carving (paper sizes; rule ours, docs/datasets.md)."""
     toy_n_steps: int = 6
     """Toy difficulty knob: nonzero instructions per problem (p0 ~ a^n), 0..toy_length. (ours)"""
     toy_length: int = 6
@@ -165,7 +178,17 @@ class TrainConfig:
     eval_metric: str = "eval/accuracy"
     """Metric returned by the evaluation hook that selects the best checkpoint (paper: validation maj@16)."""
     eval_samples: int = 1
-    """Samples per evaluation prompt for the built-in evaluation (1 = p@1 at the sampling temperature). (ours)"""
+    """Samples k per evaluation prompt (toy: mean accuracy of k samples; datasets: p@1, p@k, maj@k from k samples;
+    paper: 16). (ours default 1)"""
+    eval_split: str = "validation"
+    """Dataset split of the evaluation hook (paper: the checkpoint with the best validation maj@16 is tested)."""
+    eval_scorer: str = "relaxed"
+    """Dataset answer check in evaluation: "relaxed" (paper's substring match), "em", "f1", "numeric", "exact"
+    (tsallis.llm.rewards.SCORERS). (paper: relaxed)"""
+    eval_ties: str = "first"
+    """maj@k tie rule: "first" (earliest first occurrence wins) or "wrong" (a tie scores 0). (ours)"""
+    eval_batch_size: int = 8
+    """Dataset evaluation: prompts per `generate` call (each with eval_samples rows). (ours)"""
     report_to: str = "none"
     """"none" or "tensorboard". (ours)"""
     progress_bar: bool = True
@@ -187,8 +210,19 @@ class TrainConfig:
         _one_of("mixed_precision", self.mixed_precision, ("no", "bf16", "fp16"))
         _one_of("report_to", self.report_to, ("none", "tensorboard"))
         _one_of("toy_style", self.toy_style, ("warm", "cold"))
+        _one_of("prompt_style", self.prompt_style, ("warm", "cold"))
+        _one_of("eval_split", self.eval_split, ("train", "validation", "test"))
+        _one_of("eval_ties", self.eval_ties, ("first", "wrong"))
+        from tsallis.llm.rewards import SCORERS
+
+        _one_of("eval_scorer", self.eval_scorer, tuple(SCORERS))
+        if not (self.task in ("toy", *DATASETS) or self.task.startswith("jsonl:")):
+            raise ValueError(f"task must be 'toy', one of {DATASETS} or 'jsonl:PATH'; got {self.task!r}")
+        if self.task in DATASETS and not self.data_dir:
+            raise ValueError(f"task={self.task!r} needs data_dir: set `data_dir: /path/to/{self.task}` in the config "
+                             f"(or --data-dir PATH), the folder of the official files (docs/datasets.md Sec. 1)")
         for name in ("num_generations", "prompts_per_step", "max_rationale_tokens", "max_answer_tokens",
-                     "gradient_accumulation_steps", "max_steps"):
+                     "gradient_accumulation_steps", "max_steps", "eval_samples", "eval_batch_size"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name} must be >= 1; got {getattr(self, name)!r}")
         if self.prompts_per_step % self.gradient_accumulation_steps:

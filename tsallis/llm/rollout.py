@@ -52,25 +52,93 @@ def _left_pad(rows: list[list[int]], pad_id: int, device) -> tuple[torch.Tensor,
     return ids.to(device), att.to(device)
 
 
+_M32 = 0xFFFFFFFF
+
+
+def _mix32(x: torch.Tensor) -> torch.Tensor:
+    """A 32-bit integer hash (xorshift-multiply) on int64 tensors holding values in [0, 2^32); no overflow."""
+    for _ in range(2):
+        x = x ^ (x >> 16)
+        x = (x * 0x45D9F3B) & _M32
+    return x ^ (x >> 16)
+
+
+def row_seeds(prompt_seeds: list[int], num_samples: int) -> list[int]:
+    """One 32-bit seed per sampled row (prompt b, sample m) from the prompt's seed (numpy SeedSequence)."""
+    import numpy as np
+
+    return [int(np.random.SeedSequence([int(s), m]).generate_state(1)[0]) for s in prompt_seeds
+            for m in range(num_samples)]
+
+
+class RowSeededSampler:
+    """A logits processor that samples each row from its own counter-based random stream (inverse CDF).
+
+    The uniform of row r at generated position t is a hash of (seed_r, phase, t): the sample of a row does not
+    depend on which other rows share the batch, their padding, the process that runs it, or the global torch
+    RNG. With `generate(do_sample=False)` the returned scores (0 at the sampled token, -inf elsewhere) make the
+    greedy pick the sample. Temperature and top-p follow HF's warpers (top-p keeps the smallest prefix of the
+    sorted distribution whose mass reaches top_p, at least one token). 48 random bits per draw (float64 CDF).
+    """
+
+    def __init__(self, seeds: list[int], start: int, *, temperature: float, top_p: float, phase: int = 0):
+        self.seeds, self.start, self.temperature, self.top_p, self.phase = seeds, start, temperature, top_p, phase
+        self._dev_seeds = None
+
+    def uniform(self, t: int, device) -> torch.Tensor:
+        if self._dev_seeds is None or self._dev_seeds.device != device:
+            self._dev_seeds = torch.tensor(self.seeds, dtype=torch.long, device=device)
+        x = (self._dev_seeds + 0x9E3779B9 * (2 * t + self.phase + 1)) & _M32
+        h1 = _mix32(x)
+        h2 = _mix32(h1 ^ 0x68E31DA4)
+        return ((h1 >> 8).double() * 2.0 ** 24 + (h2 >> 8).double() + 0.5) / 2.0 ** 48  # (N,) in (0, 1)
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        t = input_ids.shape[1] - self.start
+        probs = torch.softmax(scores.double() / self.temperature, dim=-1)  # (N, V)
+        if self.top_p < 1.0:
+            sp, si = probs.sort(dim=-1, descending=True)
+            drop = (sp.cumsum(-1) - sp) >= self.top_p  # mass before the token already reaches top_p
+            drop[:, 0] = False
+            probs = probs.scatter(1, si, sp.masked_fill(drop, 0.0))
+        cdf = probs.cumsum(-1)
+        u = self.uniform(t, scores.device) * cdf[:, -1]
+        idx = torch.searchsorted(cdf, u.unsqueeze(-1)).clamp(max=scores.shape[-1] - 1)  # (N, 1)
+        return torch.full_like(scores, float("-inf")).scatter_(1, idx, 0.0)
+
+
+def _sampling_kwargs(seeds, start, temperature, top_p, phase):
+    if seeds is None:
+        return dict(do_sample=True, temperature=temperature, top_p=top_p, top_k=0)
+    from transformers import LogitsProcessorList
+
+    proc = RowSeededSampler(seeds, start, temperature=temperature, top_p=top_p, phase=phase)
+    return dict(do_sample=False, temperature=None, top_p=None, top_k=None, logits_processor=LogitsProcessorList([proc]))
+
+
 @torch.no_grad()
 def generate_rollout(model, prompt_ids: list[list[int]], *, num_samples: int, delimiter_ids: list[int],
                      eos_id: int | list[int], pad_id: int, max_rationale_tokens: int, max_answer_tokens: int,
-                     temperature: float = 1.0, top_p: float = 1.0, sample_answers: bool = True) -> Rollout:
+                     temperature: float = 1.0, top_p: float = 1.0, sample_answers: bool = True,
+                     prompt_seeds: list[int] | None = None) -> Rollout:
     """Sample M rationales per prompt (batched, KV cache) with budget forcing; optionally sample the answers.
 
     `eos_id` may list several ids (Qwen3 ends turns with <|im_end|> or <|endoftext|>); the first one found ends
-    the sequence.
+    the sequence. `prompt_seeds` (one int per prompt): sample every row from its own stream
+    (`RowSeededSampler`), so a prompt's M samples are the same whatever the batch and process; None: HF's
+    sampling from the global torch RNG.
     """
     eos_ids = [eos_id] if isinstance(eos_id, int) else list(eos_id)
     device = next(model.parameters()).device
     rows = [p for p in prompt_ids for _ in range(num_samples)]
+    seeds = row_seeds(prompt_seeds, num_samples) if prompt_seeds is not None else None
     ids, att = _left_pad(rows, pad_id, device)  # (N, P)
     single_delim = len(delimiter_ids) == 1
     stop = eos_ids if sample_answers or not single_delim else [*eos_ids, delimiter_ids[0]]
     budget = max_rationale_tokens + len(delimiter_ids) + (max_answer_tokens if sample_answers else 0)
-    gen_kwargs = dict(do_sample=True, temperature=temperature, top_p=top_p, top_k=0, pad_token_id=pad_id,
-                      eos_token_id=stop, use_cache=True)
-    out = model.generate(input_ids=ids, attention_mask=att, max_new_tokens=budget, **gen_kwargs)
+    gen_kwargs = dict(pad_token_id=pad_id, eos_token_id=stop, use_cache=True)
+    out = model.generate(input_ids=ids, attention_mask=att, max_new_tokens=budget, **gen_kwargs,
+                         **_sampling_kwargs(seeds, ids.shape[1], temperature, top_p, 0))
     gen = out[:, ids.shape[1]:].tolist()
     n_generated = int((out[:, ids.shape[1]:] != pad_id).sum())
     rationale, forced, answers, need = [], [], [], []
@@ -92,7 +160,9 @@ def generate_rollout(model, prompt_ids: list[list[int]], *, num_samples: int, de
         ctx = [rows[i] + rationale[i] + delimiter_ids for i in need]
         ids2, att2 = _left_pad(ctx, pad_id, device)
         out2 = model.generate(input_ids=ids2, attention_mask=att2, max_new_tokens=max_answer_tokens,
-                              **{**gen_kwargs, "eos_token_id": eos_ids})
+                              **{**gen_kwargs, "eos_token_id": eos_ids},
+                              **_sampling_kwargs(None if seeds is None else [seeds[i] for i in need], ids2.shape[1],
+                                                 temperature, top_p, 1))
         n_generated += int((out2[:, ids2.shape[1]:] != pad_id).sum())
         for k, i in enumerate(need):
             seq = out2[k, ids2.shape[1]:].tolist()

@@ -33,7 +33,7 @@ from tsallis.llm.checkpoint import (
     save_checkpoint,
     set_rng_state,
 )
-from tsallis.llm.config import TrainConfig
+from tsallis.llm.config import DATASETS, TrainConfig
 from tsallis.llm.example import Example
 from tsallis.llm.rewards import exact_match_reward
 from tsallis.llm.rollout import build_scored_batch, generate_rollout, token_logps
@@ -105,7 +105,18 @@ def load_model_and_tokenizer(path: str | Path, cfg: TrainConfig, *, on_cuda: boo
 
 
 def load_examples(cfg: TrainConfig) -> tuple[list[Example], list[Example]]:
-    """(train, eval) Examples of `cfg.task`: the toy task, or "jsonl:PATH" (no eval split)."""
+    """(train, eval) Examples of `cfg.task`: the toy task, a paper dataset (train split, `eval_split`) or
+    "jsonl:PATH" (no eval split)."""
+    if cfg.task in DATASETS:
+        from tsallis.llm.data import load_splits
+
+        if not cfg.data_dir or not Path(cfg.data_dir).expanduser().is_dir():
+            raise FileNotFoundError(
+                f"data_dir {cfg.data_dir!r} (task {cfg.task!r}) is not a directory: set `data_dir:` in the config or "
+                f"pass --data-dir PATH, the folder holding the official {cfg.task} files (layout: docs/datasets.md)")
+        splits = load_splits(cfg.task, Path(cfg.data_dir).expanduser(), seed=cfg.data_seed, style=cfg.prompt_style,
+                             template=cfg.prompt_template, delimiter=cfg.resolved_delimiter)
+        return splits["train"], splits[cfg.eval_split]
     if cfg.task == "toy":
         from tsallis.llm.toy import ToyTask, make_examples
 
@@ -177,7 +188,9 @@ class Trainer:
         if cfg.method == "sft" and any(ex.rationale is None for ex in self.train_examples):
             raise ValueError("method='sft' needs gold rationales: some training examples have rationale=None")
         self.reward_fn = reward_fn or exact_match_reward
-        self.evaluate_fn = evaluate_fn or (Trainer.evaluate_accuracy if self.eval_examples else None)
+        if evaluate_fn is None and self.eval_examples:
+            evaluate_fn = self.dataset_evaluate_fn() if cfg.task in DATASETS else Trainer.evaluate_accuracy
+        self.evaluate_fn = evaluate_fn
         self.accelerator = acc = Accelerator(mixed_precision=cfg.mixed_precision)
         if cfg.prompts_per_step % acc.num_processes:
             raise ValueError(f"prompts_per_step={cfg.prompts_per_step} must be divisible by the number of "
@@ -236,11 +249,14 @@ class Trainer:
     def unwrapped(self):
         return self.accelerator.unwrap_model(self.model)
 
-    def encode_prompt(self, prompt: str) -> list[int]:
+    def format_prompt(self, prompt: str) -> str:
         if self.cfg.chat_template:
             prompt = self.tokenizer.apply_chat_template([{"role": "user", "content": prompt}], tokenize=False,
                                                         add_generation_prompt=True, enable_thinking=True)
-        return self.tokenizer(prompt, add_special_tokens=False)["input_ids"]
+        return prompt
+
+    def encode_prompt(self, prompt: str) -> list[int]:
+        return self.tokenizer(self.format_prompt(prompt), add_special_tokens=False)["input_ids"]
 
     def encode_answer(self, answer: str) -> list[int]:
         ids = self.tokenizer(answer, add_special_tokens=False)["input_ids"]
@@ -256,8 +272,10 @@ class Trainer:
             loop["switched"] = self.schedule.should_switch(step, loop["running_success"])
         return float(self.schedule(step, self.cfg.max_steps, p=loop["running_success"], switched=loop["switched"]))
 
-    def _next_prompts(self) -> list[Example]:
-        """This process's shard of the next `prompts_per_step` examples (epoch permutations seeded by `seed`)."""
+    def _next_prompts(self) -> tuple[list[Example], list[int]]:
+        """This process's shard of the next `prompts_per_step` examples (epoch permutations seeded by `seed`) and
+        the sampling seed of each, a function of (seed, step, index in the global batch) only: a prompt's rollouts
+        are the same whatever the number of processes."""
         cfg, acc, loop = self.cfg, self.accelerator, self.loop
         out = []
         while len(out) < cfg.prompts_per_step:
@@ -268,10 +286,13 @@ class Trainer:
             if loop["pos"] >= len(order):
                 loop["epoch"], loop["pos"] = loop["epoch"] + 1, 0
         per = cfg.prompts_per_step // acc.num_processes
-        return out[acc.process_index * per:(acc.process_index + 1) * per]
+        idx = range(acc.process_index * per, (acc.process_index + 1) * per)
+        seeds = [int(np.random.SeedSequence([cfg.seed, loop["step"], i]).generate_state(1)[0]) for i in idx]
+        return [out[i] for i in idx], seeds
 
     def rollout(self, examples: Sequence[Example], *, num_samples: int, sample_answers: bool,
-                temperature: float | None = None, max_rationale_tokens: int | None = None):
+                temperature: float | None = None, max_rationale_tokens: int | None = None,
+                prompt_seeds: list[int] | None = None):
         cfg = self.cfg
         model = self.unwrapped
         was_training = model.training
@@ -282,7 +303,7 @@ class Trainer:
                 delimiter_ids=self.delimiter_ids, eos_id=self.stop_ids, pad_id=self.tokenizer.pad_token_id,
                 max_rationale_tokens=max_rationale_tokens or cfg.max_rationale_tokens,
                 max_answer_tokens=cfg.max_answer_tokens, temperature=temperature or cfg.temperature,
-                top_p=cfg.top_p, sample_answers=sample_answers)
+                top_p=cfg.top_p, sample_answers=sample_answers, prompt_seeds=prompt_seeds)
         model.train(was_training)
         if ro.answer_ids is not None:
             ro.answer_text = [self.decode_answer(a) for a in ro.answer_ids]
@@ -342,18 +363,19 @@ class Trainer:
         cfg, acc = self.cfg, self.accelerator
         t0 = time.perf_counter()
         q = self.current_q()
-        examples = self._next_prompts()
+        examples, seeds = self._next_prompts()
         gas = cfg.gradient_accumulation_steps
         per = len(examples) // gas
         micro = [examples[i * per:(i + 1) * per] for i in range(gas)]
+        micro_seeds = [seeds[i * per:(i + 1) * per] for i in range(gas)]
         M = 1 if cfg.method == "sft" else cfg.num_generations
         rollouts, rewards, accs, gen_tokens = [], [], [], 0
-        for mb in micro:
+        for mb, mb_seeds in zip(micro, micro_seeds):
             if cfg.method == "sft":
                 ro = self._gold_rollout(mb)
             else:
                 try:
-                    ro = self.rollout(mb, num_samples=M, sample_answers=cfg.sample_answers)
+                    ro = self.rollout(mb, num_samples=M, sample_answers=cfg.sample_answers, prompt_seeds=mb_seeds)
                 except RuntimeError as err:  # torch.multinomial on NaN/inf probabilities
                     if "inf" in str(err) or "nan" in str(err):
                         raise NonFiniteError(f"sampling met non-finite probabilities ({err})") from err
@@ -401,6 +423,9 @@ class Trainer:
         self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
         dt = time.perf_counter() - t0
+        if acc.num_processes > 1 and reward is not None:  # log the global batch's reward and accuracy
+            reward = acc.gather(reward.to(acc.device)).cpu()
+            accs = [acc.gather(torch.cat(accs).to(acc.device)).cpu()]
         m = self._metrics(q, loss_total, loss_stats, stats, rollouts, reward, accs, gen_tokens, grad_norm, dt)
         m["time/rollout"], m["time/update"] = t_gen, dt - t_gen
         return m
@@ -451,6 +476,23 @@ class Trainer:
             ro = self.rollout(chunk, num_samples=num_samples, sample_answers=True, temperature=temperature)
             out += [ro.answer_text[i * num_samples:(i + 1) * num_samples] for i in range(len(chunk))]
         return out
+
+    def dataset_evaluate_fn(self) -> EvaluateFn:
+        """The paper's evaluation as a hook: `eval_samples` samples per `eval_examples` prompt with budget forcing,
+        scored by `eval_scorer` -> eval/p@1, eval/p@k, eval/maj@k, ... (`tsallis.llm.evaluate.make_evaluate_fn`)."""
+        from tsallis.llm.evaluate import make_evaluate_fn
+
+        cfg = self.cfg
+        examples = self.eval_examples
+        if cfg.chat_template:  # evaluate() feeds prompts as they are: apply the chat template here once
+            import dataclasses
+
+            examples = [dataclasses.replace(ex, prompt=self.format_prompt(ex.prompt)) for ex in examples]
+        return make_evaluate_fn(
+            examples, k=cfg.eval_samples, scorer=cfg.eval_scorer, ties=cfg.eval_ties,
+            max_rationale_tokens=cfg.max_rationale_tokens, max_answer_tokens=cfg.max_answer_tokens,
+            temperature=cfg.temperature, top_p=cfg.top_p, delimiter=cfg.resolved_delimiter,
+            batch_size=cfg.eval_batch_size, seed=cfg.seed)
 
     def evaluate_accuracy(self) -> dict[str, float]:
         """Built-in evaluation: mean exact-match accuracy of `eval_samples` sampled answers per eval example."""
@@ -528,6 +570,10 @@ class Trainer:
     def _evaluate(self) -> dict[str, float]:
         res = self.evaluate_fn(self)
         val = res.get(self.cfg.eval_metric)
+        if self.accelerator.num_processes > 1:  # every rank evaluates; all follow the main process's value
+            from accelerate.utils import broadcast_object_list
+
+            res, val = broadcast_object_list([res, val])
         best = self.loop["best_metric"]
         if val is not None and (best is None or val > best):
             self.loop["best_metric"] = float(val)
