@@ -613,7 +613,6 @@ import torch
 
 from tsallis.llm.config import TrainConfig
 from tsallis.llm.data import load_splits
-from tsallis.llm.evaluate import make_evaluate_fn
 from tsallis.llm.toy import ToyTask, make_examples, tiny_random_model
 from tsallis.llm.trainer import Trainer
 
@@ -647,15 +646,9 @@ def config(method, q, **kw):
                   max_answer_tokens=MAX_ANSWER_TOKENS, learning_rate=LEARNING_RATE, max_steps=MAX_STEPS,
                   eval_every=EVAL_EVERY, save_every=0, seed=SEED, progress_bar=True,
                   output_dir=os.path.join(OUTPUT_DIR, f"{method}-q{q:g}"))
+    if DATA_DIR is not None:  # the trainer then evaluates as the paper: p@1 / p@k / maj@k, relaxed match
+        shared.update(data_dir=DATA_DIR, prompt_style=PROMPT_STYLE, eval_samples=4, eval_metric="eval/maj@4")
     return TrainConfig(**{**shared, **kw})
-
-
-def evaluate_fn():
-    """Toy: the trainer's built-in sampled accuracy. Datasets: the paper's p@1 / p@k / maj@k (relaxed match)."""
-    if DATA_DIR is None:
-        return None
-    return make_evaluate_fn(val, k=4, max_rationale_tokens=MAX_RATIONALE_TOKENS,
-                            max_answer_tokens=MAX_ANSWER_TOKENS, delimiter="</think>", scorer="relaxed")
 '''),
     md(r"""
 ## How cold is the start?
@@ -677,7 +670,7 @@ del probe
 results = {}
 for method, q in METHODS:
     label = "grpo" if method == "grpo" else f"{method} q={q:g}"
-    trainer = Trainer(config(method, q), train, val, evaluate_fn=evaluate_fn())
+    trainer = Trainer(config(method, q), train, val)  # evaluation: toy accuracy, or the paper's metrics
     results[label] = trainer.train().history
 '''),
     md(r"""
@@ -759,16 +752,13 @@ OUTPUT_DIR = os.path.join(os.environ.get("TSALLIS_NOTEBOOK_TMP", "runs"), "noteb
 '''),
     code(SETUP + '''
 
+import dataclasses
 import warnings
 
 import torch
-import yaml
 
-from tsallis.llm.config import TrainConfig, field_names
-from tsallis.llm.data import load_splits
-from tsallis.llm.evaluate import evaluate, make_evaluate_fn
-from tsallis.llm.toy import tiny_random_model
-from tsallis.llm.trainer import Trainer, load_model_and_tokenizer
+from tsallis.llm.config import load_config
+from tsallis.llm.trainer import Trainer
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach the network: models and data are local paths
 if not torch.cuda.is_available():
@@ -803,52 +793,38 @@ for (method, q), m16 in TABLE3_M16.items():
     md("""
 ## One table entry: config -> data -> train -> select -> test
 
-`paper_run` reads the base file and applies the entry's overrides; the `TrainConfig` fields go to the trainer,
-the data and evaluation keys (`data_dir`, `prompt_style`, `eval_samples`, `eval_scorer`, ...) to
-`tsallis.llm.data.load_splits` and `tsallis.llm.evaluate`. Training evaluates on the validation split every
-`eval_every` steps and keeps the checkpoint with the best validation maj@k (`best/`); that checkpoint is then
-evaluated on the test split. "base" skips training and evaluates the starting model.
+`paper_run` loads the base file with the entry's overrides (`tsallis.llm.config.load_config`, exactly what
+`tsallis llm train --config FILE --method ... --q ...` does). `Trainer(cfg)` reads the dataset splits
+(`tsallis.llm.data.load_splits`: `data_dir`, `prompt_style`, `data_seed`) and evaluates the `eval_split` every
+`eval_every` steps with the paper's protocol (`eval_samples` samples, budget forcing, `eval_scorer`), keeping the
+checkpoint with the best validation maj@k in `best/`. That checkpoint is then evaluated on the test split.
+"base" skips training and evaluates the starting model.
 """),
     code('''
-if MODEL_PATH is None:  # a tiny random-init GPT-2 with the toy character tokenizer, long enough for the fixtures
-    from transformers import AutoConfig, AutoModelForCausalLM
+if MODEL_PATH is None:  # the tiny random-init stand-in for Qwen3-0.6B that configs/tiny/*.yaml expect
+    from tsallis.llm.tiny import make_tiny_model
 
-    tiny = tiny_random_model(os.path.join(OUTPUT_DIR, "tiny-model"))
-    cfg = AutoConfig.from_pretrained(tiny, n_positions=1024)
-    AutoModelForCausalLM.from_config(cfg).save_pretrained(tiny)
+    tiny = str(make_tiny_model(os.path.join(OUTPUT_DIR, "tiny-model")))
 
 
-def base_file(dataset, start):
-    return f"configs/paper/{dataset}_{start}.yaml" if MODEL_PATH else f"configs/tiny/{dataset}.yaml"
-
-
-def settings(dataset, start, method, q):
-    """The entry's raw settings: base file + overrides (model, data path, start, method, q, output dir)."""
-    raw = yaml.safe_load(open(base_file(dataset, start)))
-    raw.update(model=MODEL_PATH or str(tiny), prompt_style=start, method="grpo" if method == "base" else method,
-               q=q, output_dir=os.path.join(OUTPUT_DIR, f"{dataset}-{start}-{method}-q{q:g}"),
-               data_dir=os.path.join(DATA_ROOT, dataset) if DATA_ROOT else f"tests/fixtures/{dataset}")
-    raw.update(OVERRIDES)
-    return raw if MAX_STEPS is None else {**raw, "max_steps": MAX_STEPS}
+def entry_config(dataset, start, method, q):
+    """The base file of the entry with its overrides: model, data path, start, method, q, output directory."""
+    base = f"configs/paper/{dataset}_{start}.yaml" if MODEL_PATH else f"configs/tiny/{dataset}.yaml"
+    overrides = dict(model=MODEL_PATH or tiny, prompt_style=start, method="grpo" if method == "base" else method,
+                     q=q, output_dir=os.path.join(OUTPUT_DIR, f"{dataset}-{start}-{method}-q{q:g}"),
+                     data_dir=os.path.join(DATA_ROOT, dataset) if DATA_ROOT else f"tests/fixtures/{dataset}")
+    overrides.update(OVERRIDES, **({} if MAX_STEPS is None else {"max_steps": MAX_STEPS}))
+    return load_config(base, overrides)
 '''),
     code('''
 def paper_run(dataset, start, method, q):
-    raw = settings(dataset, start, method, q)
-    cfg = TrainConfig(**{k: v for k, v in raw.items() if k in field_names()})
-    splits = load_splits(raw["task"], raw["data_dir"], seed=raw["data_seed"], style=raw["prompt_style"],
-                         template=raw["prompt_template"], delimiter=cfg.resolved_delimiter)
-    ev = dict(k=raw["eval_samples"], max_rationale_tokens=cfg.max_rationale_tokens, temperature=cfg.temperature,
-              max_answer_tokens=cfg.max_answer_tokens, top_p=cfg.top_p, delimiter=cfg.resolved_delimiter,
-              scorer=raw["eval_scorer"], ties=raw["eval_ties"], seed=cfg.seed)
-    trainer = Trainer(cfg, splits["train"], splits[raw["eval_split"]],
-                      evaluate_fn=make_evaluate_fn(splits[raw["eval_split"]], **ev))
-    model, tokenizer = trainer.unwrapped, trainer.tokenizer
-    if method != "base":
-        best = trainer.train().best_checkpoint
-        if best is not None:  # the paper's protocol: the best validation maj@k checkpoint goes to test
-            model, tokenizer = load_model_and_tokenizer(best, cfg, on_cuda=torch.cuda.is_available())
-            model.to(trainer.accelerator.device)
-    return evaluate(model, tokenizer, splits["test"], **ev)
+    """Train (unless "base"), pick the best validation checkpoint, return its test metrics."""
+    cfg = entry_config(dataset, start, method, q)
+    best = Trainer(cfg).train().best_checkpoint if method != "base" else None
+    test_cfg = dataclasses.replace(cfg, model=best or cfg.model, eval_split="test", progress_bar=False,
+                                   output_dir=os.path.join(cfg.output_dir, "test"))
+    tester = Trainer(test_cfg)  # the same evaluation hook, on the test split
+    return {k.removeprefix("eval/"): v for k, v in tester.evaluate_fn(tester).items()} | {"k": cfg.eval_samples}
 '''),
     md("""
 ## Run the entries
@@ -859,11 +835,9 @@ for dataset in DATASETS:
     for start, method, q in RUNS:
         if (dataset, start, method, q) in ours:
             continue
-        res = paper_run(dataset, start, method, q)
-        ours[(dataset, start, method, q)] = res
-        res.save(os.path.join(OUTPUT_DIR, f"{dataset}-{start}-{method}-q{q:g}.eval.json"))
+        ours[(dataset, start, method, q)] = m = paper_run(dataset, start, method, q)
         print(f"{dataset:9s} {start:4s} {method} q={q:g}: " + ", ".join(
-            f"{k} {v:.3f}" for k, v in res.metrics.items() if k.startswith(("p@", "maj@"))))
+            f"{k} {v:.3f}" for k, v in m.items() if k.startswith(("p@", "maj@"))))
 '''),
     md("""
 ## The comparison, laid out like the paper's tables
@@ -877,7 +851,7 @@ def pct(x):
 
 
 def row(key):
-    m, k = ours[key].metrics, ours[key].k
+    m, k = ours[key], ours[key]["k"]
     paper = PAPER.get(key, (None, None, None))
     fmt = lambda v: "-" if v is None else f"{v:g}"
     return {"dataset": key[0], "start": key[1], "method": key[2] if key[2] in ("grpo", "base") else
@@ -886,7 +860,7 @@ def row(key):
             f"maj@{k} / m@16": f"{pct(m[f'maj@{k}'])} / {fmt(paper[2])}", "n test": int(m["n_examples"])}
 
 
-k = next(iter(ours.values())).k
+k = next(iter(ours.values()))["k"]
 cols = ["dataset", "start", "method", "p@1", f"p@{k} / p@16", f"maj@{k} / m@16", "n test"]
 display(Markdown("**Table 1** (FinQA, cold start)"))
 table([row(key) for key in ours if key[0] == "finqa" and key[1] == "cold"], cols)
