@@ -1,4 +1,5 @@
-"""`tsallis llm ...`: train (GRPO/GARL/PAFT/SFT), pretrain-toy, measure-p0.
+"""`tsallis llm ...`: train (GRPO/GARL/PAFT/SFT), eval (p@1/p@k/maj@k of a checkpoint), pretrain-toy,
+make-tiny-model, measure-p0.
 
 No torch at import time: the heavy modules load inside each command. To add a sub-subcommand, write a
 `register_<name>(subparsers)` function and append it to SUBCOMMANDS (the `eval` command of the data/metrics
@@ -118,7 +119,175 @@ def register_measure_p0(sub) -> None:
     p.set_defaults(func=_cmd_measure_p0)
 
 
-SUBCOMMANDS = [register_train, register_pretrain_toy, register_measure_p0]
+# ------------------------------------------------------------------------------------------------------- eval
+
+
+def resolve_eval_target(path: str | Path) -> tuple[Path | str, Path | None]:
+    """(model or checkpoint to load, run directory or None) for `tsallis llm eval PATH`.
+
+    PATH may be a run directory (its best/ checkpoint, else its latest checkpoint), a checkpoint directory
+    (run/best or run/checkpoints/checkpoint-N), a Hugging Face model directory, or "toy"."""
+    if str(path) == "toy":
+        return "toy", None
+    path = Path(path).expanduser()
+    if not path.is_dir():
+        raise FileNotFoundError(f"{str(path)!r} is not a directory: give a run directory, a checkpoint directory "
+                                "(run/best, run/checkpoints/checkpoint-N) or a Hugging Face model directory")
+    if (path / "config.json").exists() and (path / "metrics.jsonl").exists():  # a run directory
+        if (path / "best").is_dir():
+            return path / "best", path
+        latest = path / "checkpoints" / "latest"
+        if latest.exists():
+            return path / "checkpoints" / latest.read_text().strip(), path
+        raise FileNotFoundError(f"run directory {str(path)!r} has no best/ and no checkpoints/latest")
+    if (path / "trainer_state.pt").exists():  # a checkpoint
+        for run in (path.parent, path.parent.parent):
+            if (run / "metrics.jsonl").exists() and (run / "config.json").exists():
+                return path, run
+        return path, None
+    return path, None
+
+
+EXTRA_SCORERS = {"finqa": ("numeric",), "hotpotqa": ("em", "f1"), "musique": ("em", "f1")}
+"""Scorers reported beside the main one (`eval_scorer`): our FinQA numeric rule, the official EM / token F1."""
+
+
+def _replace(cfg, **kw):
+    import dataclasses
+
+    return dataclasses.replace(cfg, **kw)
+
+
+def _load_eval_model(target, cfg, cache_dir):
+    import torch
+
+    from tsallis.llm.trainer import load_model_and_tokenizer, resolve_model_path
+
+    on_cuda = torch.cuda.is_available()
+    plain = _replace(cfg, lora_r=0, gradient_checkpointing=False)
+    if target != "toy" and (Path(target) / "adapter_config.json").exists():  # a LoRA checkpoint: base + adapter
+        from peft import PeftModel
+
+        model, _ = load_model_and_tokenizer(resolve_model_path(cfg.model, cache_dir), plain, on_cuda=on_cuda)
+        model = PeftModel.from_pretrained(model, str(target), local_files_only=True).merge_and_unload()
+        from transformers import AutoTokenizer
+
+        tok = AutoTokenizer.from_pretrained(target, local_files_only=True)
+        tok.pad_token = tok.pad_token or tok.eos_token
+    else:
+        model, tok = load_model_and_tokenizer(resolve_model_path(str(target), cache_dir), plain, on_cuda=on_cuda)
+    return model.to("cuda" if on_cuda else "cpu").eval(), tok
+
+
+def _eval_examples(cfg, split: str):
+    from tsallis.llm.config import DATASETS
+
+    if cfg.task == "toy":
+        from tsallis.llm.toy import ToyTask, make_examples
+
+        task = ToyTask(n_steps=cfg.toy_n_steps, length=cfg.toy_length, width=cfg.toy_width, style=cfg.toy_style,
+                       eps=cfg.toy_eps, n_train=cfg.toy_n_train, n_eval=cfg.toy_n_eval)
+        return make_examples(task, "train" if split == "train" else "eval")
+    if cfg.task in DATASETS:
+        from tsallis.llm.data import load_split
+
+        return load_split(cfg.task, Path(cfg.data_dir).expanduser(), split, seed=cfg.data_seed,
+                          style=cfg.prompt_style, template=cfg.prompt_template, delimiter=cfg.resolved_delimiter)
+    from tsallis.llm.trainer import load_examples
+
+    return load_examples(cfg)[0]
+
+
+def _cmd_eval(args: argparse.Namespace) -> int:
+    from tsallis.llm.config import load_config
+
+    try:
+        target, run_dir = resolve_eval_target(args.checkpoint)
+        cfg_path = args.config or (run_dir / "config.json" if run_dir is not None else None)
+        cfg = load_config(cfg_path, _overrides(args))
+        if cfg.task in ("finqa", "hotpotqa", "musique") and not Path(cfg.data_dir).expanduser().is_dir():
+            raise FileNotFoundError(f"data_dir {cfg.data_dir!r} is not a directory: pass --data-dir PATH (the "
+                                    f"folder of the official {cfg.task} files, docs/datasets.md)")
+    except (ValueError, FileNotFoundError) as err:
+        print(f"tsallis llm eval: error: {err}", file=sys.stderr)
+        return 2
+    from tsallis.llm.evaluate import Completion, evaluate, score_completions
+
+    split = args.split
+    examples = _eval_examples(cfg, split)
+    if args.max_examples:
+        examples = examples[:args.max_examples]
+    model, tok = _load_eval_model(target, cfg, args.cache_dir)
+    if cfg.chat_template:
+        import dataclasses
+
+        examples = [dataclasses.replace(ex, prompt=tok.apply_chat_template(
+            [{"role": "user", "content": ex.prompt}], tokenize=False, add_generation_prompt=True,
+            enable_thinking=True)) for ex in examples]
+    k = args.k or cfg.eval_samples
+    scorer = args.scorer or ("exact" if cfg.task == "toy" else cfg.eval_scorer)
+    delim = cfg.resolved_delimiter
+    result = evaluate(model, tok, examples, k=k, max_rationale_tokens=cfg.max_rationale_tokens,
+                      max_answer_tokens=cfg.max_answer_tokens, temperature=cfg.temperature, top_p=cfg.top_p,
+                      delimiter=delim, scorer=scorer, ties=cfg.eval_ties, batch_size=cfg.eval_batch_size,
+                      seed=cfg.seed)
+    completions = [[Completion(t, f) for t, f in zip(r.completions, r.forced)] for r in result.records]
+    for extra in EXTRA_SCORERS.get(cfg.task, ()):
+        if extra != result.scorer:
+            other = score_completions(examples, completions, scorer=extra, delimiter=delim, ties=cfg.eval_ties)
+            result.metrics.update({f"{extra}/{n}": v for n, v in other.metrics.items()
+                                   if n in ("p@1", f"p@{k}", f"maj@{k}", "mean_score")})
+    result.settings.update(model=str(target), task=cfg.task, split=split, data_dir=cfg.data_dir,
+                           prompt_style=cfg.prompt_style, data_seed=cfg.data_seed, n_examples=len(examples))
+    out = Path(args.out) if args.out else (
+        (run_dir / "eval" if run_dir is not None else Path("."))
+        / f"eval_{Path(str(target)).name}_{cfg.task.replace(':', '_').replace('/', '_')}_{split}_k{k}.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    result.save(out)
+    print(json.dumps({"model": str(target), "task": cfg.task, "split": split, "k": k, "scorer": result.scorer,
+                      "metrics": result.metrics, "output": str(out)}, indent=2))
+    return 0
+
+
+def register_eval(sub) -> None:
+    p = sub.add_parser(
+        "eval", help="p@1, p@k, maj@k of a checkpoint on a dataset split (or the toy task)",
+        description="Sample k completions per example with budget forcing and score them (paper Sec. 7: k=16, "
+                    "relaxed match; EM/F1 for HotpotQA/MuSiQue and the numeric rule for FinQA are added). "
+                    "CHECKPOINT is a run directory (its best/ checkpoint), a checkpoint directory, a Hugging Face "
+                    "model directory or 'toy'. Task, data and sampling settings come from the run's config.json "
+                    "(or --config), then from the flags. Example: tsallis llm eval runs/paper/finqa_cold "
+                    "--split test --k 16")
+    p.add_argument("checkpoint", metavar="CHECKPOINT")
+    p.add_argument("--config", help="YAML or JSON config (default: the run's config.json)")
+    p.add_argument("--split", default="test", choices=["train", "validation", "test"], help="(default test)")
+    p.add_argument("--k", type=int, help="samples per example (default: eval_samples)")
+    p.add_argument("--scorer", help="answer check (default: eval_scorer; 'exact' for the toy task)")
+    p.add_argument("--max-examples", type=int, help="evaluate only the first N examples of the split")
+    p.add_argument("--out", help="JSON output (default: RUN/eval/eval_<ckpt>_<task>_<split>_k<k>.json, or ./)")
+    p.add_argument("--cache-dir", help="cache of the toy model")
+    _add_config_flags(p)
+    p.set_defaults(func=_cmd_eval)
+
+
+def _cmd_make_tiny_model(args: argparse.Namespace) -> int:
+    from tsallis.llm.tiny import make_tiny_model
+
+    print(make_tiny_model(args.out, n_layer=args.layers, hidden=args.hidden, seed=args.seed))
+    return 0
+
+
+def register_make_tiny_model(sub) -> None:
+    p = sub.add_parser("make-tiny-model", help="save a tiny random Qwen3-architecture model + byte tokenizer "
+                                               "(the CPU stand-in of configs/tiny/*.yaml)")
+    p.add_argument("--out", default="runs/tiny-model", help="(default runs/tiny-model, as in configs/tiny)")
+    p.add_argument("--layers", type=int, default=2)
+    p.add_argument("--hidden", type=int, default=32)
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=_cmd_make_tiny_model)
+
+
+SUBCOMMANDS = [register_train, register_eval, register_pretrain_toy, register_make_tiny_model, register_measure_p0]
 
 
 def register(subparsers) -> None:

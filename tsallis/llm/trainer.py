@@ -423,9 +423,11 @@ class Trainer:
         self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
         dt = time.perf_counter() - t0
-        if acc.num_processes > 1 and reward is not None:  # log the global batch's reward and accuracy
-            reward = acc.gather(reward.to(acc.device)).cpu()
-            accs = [acc.gather(torch.cat(accs).to(acc.device)).cpu()]
+        if acc.num_processes > 1:  # log the global batch's loss, reward and accuracy
+            loss_total = float(acc.gather(torch.tensor([loss_total], device=acc.device)).mean())
+            if reward is not None:
+                reward = acc.gather(reward.to(acc.device)).cpu()
+                accs = [acc.gather(torch.cat(accs).to(acc.device)).cpu()]
         m = self._metrics(q, loss_total, loss_stats, stats, rollouts, reward, accs, gen_tokens, grad_norm, dt)
         m["time/rollout"], m["time/update"] = t_gen, dt - t_gen
         return m
