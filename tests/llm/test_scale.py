@@ -1,0 +1,186 @@
+"""Paper scale on CPU: rank-independent sampling, 2-process data parallel = 1 process, gradient accumulation =
+full batch (GARL), a paper config end to end with the tiny Qwen3 stand-in, and `tsallis llm eval`."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from tsallis.cli import main as cli
+from tsallis.llm.config import TrainConfig
+from tsallis.llm.rollout import RowSeededSampler
+from tsallis.llm.tiny import make_tiny_model
+from tsallis.llm.toy import tiny_random_model
+from tsallis.llm.trainer import Trainer
+
+ROOT = Path(__file__).resolve().parents[2]
+FIXTURES = ROOT / "tests" / "fixtures"
+
+
+@pytest.fixture(scope="module")
+def toy_model(tmp_path_factory):
+    return str(tiny_random_model(tmp_path_factory.mktemp("toy"), n_embd=16))
+
+
+@pytest.fixture(scope="module")
+def qwen_model(tmp_path_factory):
+    return str(make_tiny_model(tmp_path_factory.mktemp("qwen")))
+
+
+# ------------------------------------------------------------------------------------------ sampling
+
+
+def test_row_seeded_sampler_is_exact_and_batch_independent():
+    """Inverse-CDF sampling from hashed uniforms: frequencies match softmax(logits / T) (and top-p's renormalised
+    nucleus), and a row's draw depends only on its seed and position, not on the other rows."""
+    logits = torch.tensor([[2.0, 1.0, 0.0, -1.0, -30.0]])
+    n = 20000
+    for top_p, temp in ((1.0, 1.0), (0.8, 0.7)):
+        probs = torch.softmax(logits / temp, -1)[0]
+        if top_p < 1:  # HF's rule: the smallest sorted prefix whose mass reaches top_p
+            keep = (probs.cumsum(0) - probs) < top_p
+            probs = torch.where(keep, probs, 0.0) / probs[keep].sum()
+        sampler = RowSeededSampler(list(range(n)), start=3, temperature=temp, top_p=top_p)
+        out = sampler(torch.zeros(n, 3, dtype=torch.long), logits.expand(n, -1).clone())
+        freq = torch.bincount(out.argmax(-1), minlength=5).double() / n
+        assert torch.all((freq - probs.double()).abs() <= 4 * (probs.double() * (1 - probs.double()) / n).sqrt() + 1e-9)
+        assert (torch.isinf(out) & (out < 0)).sum(-1).eq(4).all()  # one token per row survives
+    one = RowSeededSampler([7], start=2, temperature=1.0, top_p=1.0)
+    many = RowSeededSampler([3, 7, 9], start=5, temperature=1.0, top_p=1.0)
+    for t in range(6):
+        a = one(torch.zeros(1, 2 + t, dtype=torch.long), torch.randn(1, 50) * 0 + torch.arange(50.0) / 10)
+        b = many(torch.zeros(3, 5 + t, dtype=torch.long), (torch.arange(50.0) / 10).expand(3, -1).clone())
+        assert torch.equal(a[0], b[1])
+
+
+def test_gradient_accumulation_equals_full_batch_garl(toy_model, tmp_path):
+    """Per-prompt seeds make GARL's rollouts independent of micro-batching: 1 x 4 prompts == 2 x 2 prompts."""
+    grads = []
+    for gas in (1, 2):
+        tr = Trainer(TrainConfig(model=toy_model, output_dir=str(tmp_path / str(gas)), method="garl", q=0.5,
+                                 prompts_per_step=4, gradient_accumulation_steps=gas, num_generations=3, max_steps=1,
+                                 toy_n_steps=1, toy_length=2, toy_n_train=8, toy_n_eval=0, max_rationale_tokens=6,
+                                 max_answer_tokens=3, max_grad_norm=1e9, progress_bar=False, save_every=0))
+        real = tr.optimizer.step
+
+        def capture(*a, _tr=tr, _real=real, **k):
+            grads.append(torch.cat([p.grad.reshape(-1).clone() for p in _tr.unwrapped.parameters()]))
+            return _real(*a, **k)
+
+        tr.optimizer.step = capture
+        tr.train()
+    torch.testing.assert_close(grads[0], grads[1], rtol=1e-5, atol=1e-5 * float(grads[0].abs().max()))
+
+
+# ---------------------------------------------------------------------------------------- 2 processes
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_two_process_data_parallel_matches_one_process(toy_model, tmp_path):
+    """2 CPU processes (gloo, torchrun + accelerate) vs 1 process on the same global batch of 4 prompts, 2 GARL
+    steps. Rollouts must be identical token for token (a prompt's samples depend on (seed, step, global index)
+    only); gradients and parameters agree to float32 round-off. The only numerical difference is the scored
+    forward (2 prompts per rank vs 4 padded together) and the all-reduce's summation order: ~1e-7 relative, so
+    we allow 1e-5 of the largest gradient entry, and 1e-6 absolute on the parameters after 2 AdamW steps
+    (lr 1e-3; a flipped update of a near-zero gradient entry would show up as ~1e-3)."""
+    worker = str(Path(__file__).with_name("dp_worker.py"))
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "ACCELERATE_USE_CPU": "true", "PYTHONPATH": str(ROOT)}
+    one, two = tmp_path / "one", tmp_path / "two"
+    r = subprocess.run([sys.executable, worker, toy_model, str(one)], env=env, capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 0, r.stderr[-3000:]
+    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr",
+                        "127.0.0.1", "--master_port", str(_free_port()), worker, toy_model, str(two)],
+                       env=env, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr[-3000:]
+    load = lambda p: torch.load(p, weights_only=False)
+    a, b, c = load(one / "rank0.pt"), load(two / "rank0.pt"), load(two / "rank1.pt")
+    assert (a["num_processes"], b["num_processes"]) == (1, 2)
+    for step in range(2):
+        ra, rb, rc = a["rollouts"][step], b["rollouts"][step], c["rollouts"][step]
+        assert ra["ids"] == rb["ids"] + rc["ids"] and len(rb["ids"]) == 2  # rank r gets prompts 2r, 2r+1
+        assert ra["rationales"] == rb["rationales"] + rc["rationales"]
+        assert ra["answers"] == rb["answers"] + rc["answers"]
+        g = a["grads"][step]
+        torch.testing.assert_close(b["grads"][step], g, rtol=0, atol=1e-5 * float(g.abs().max()))
+        assert torch.equal(b["grads"][step], c["grads"][step])  # all-reduced: the same on both ranks
+    torch.testing.assert_close(b["params"], a["params"], rtol=0, atol=1e-6)
+    for ma, mb in zip(a["history"], b["history"]):  # logged loss/reward are global-batch values
+        assert ma["reward"] == mb["reward"] and ma["accuracy"] == mb["accuracy"]
+        assert ma["loss"] == pytest.approx(mb["loss"], rel=1e-4, abs=1e-7)
+
+
+# ---------------------------------------------------------------------------------- paper config, eval
+
+
+def test_paper_config_runs_end_to_end_then_eval(qwen_model, tmp_path, capsys):
+    """configs/paper/finqa_cold.yaml unchanged but for the model, data, budgets and steps: train 2 steps with
+    validation maj@2 checkpoint selection, then `tsallis llm eval` of the run's best/ on the test split."""
+    run = tmp_path / "run"
+    over = {"model": qwen_model, "data-dir": str(FIXTURES / "finqa"), "dtype": "float32", "num-generations": 2,
+            "paft-k": 2, "max-rationale-tokens": 6, "max-answer-tokens": 3, "prompts-per-step": 2,
+            "gradient-accumulation-steps": 2, "max-steps": 2, "eval-every": 1, "eval-samples": 2,
+            "eval-metric": "eval/maj@2", "save-every": 1, "output-dir": str(run), "progress-bar": "false"}
+    args = [x for k, v in over.items() for x in (f"--{k}", str(v))]
+    with pytest.warns(UserWarning, match="only .* available"):
+        assert cli(["llm", "train", "--config", str(ROOT / "configs/paper/finqa_cold.yaml"), *args]) == 0
+    lines = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [m["step"] for m in lines] == [1, 2] and all("eval/maj@2" in m and "eval/p@2" in m for m in lines)
+    assert lines[0]["eval/n_examples"] == 3  # the fixture's validation split
+    saved = json.loads((run / "config.json").read_text())
+    assert saved["task"] == "finqa" and saved["prompt_style"] == "cold" and saved["eval_scorer"] == "relaxed"
+    assert (run / "best" / "model.safetensors").exists()
+    capsys.readouterr()
+    out = tmp_path / "eval.json"
+    with pytest.warns(UserWarning):
+        assert cli(["llm", "eval", str(run), "--split", "test", "--k", "3", "--out", str(out)]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["model"] == str(run / "best") and printed["split"] == "test"
+    res = json.loads(out.read_text())
+    for key in ("p@1", "p@3", "maj@3", "numeric/p@1", "numeric/maj@3", "parse_rate"):
+        assert 0 <= res["metrics"][key] <= 1
+    assert res["scorer"] == "relaxed" and res["k"] == 3 and len(res["records"]) == 3
+    assert all(len(r["completions"]) == 3 and "</think>" in r["completions"][0] for r in res["records"])
+
+
+def test_eval_cli_on_a_model_dir_and_the_toy_task(qwen_model, toy_model, tmp_path, capsys):
+    out = tmp_path / "h.json"
+    with pytest.warns(UserWarning):
+        assert cli(["llm", "eval", qwen_model, "--config", str(ROOT / "configs/tiny/hotpotqa.yaml"), "--data-dir",
+                    str(FIXTURES / "hotpotqa"), "--split", "validation", "--k", "2", "--out", str(out)]) == 0
+    m = json.loads(out.read_text())["metrics"]
+    assert {"em/p@1", "em/maj@2", "f1/mean_score", "p@2"} <= set(m)
+    out = tmp_path / "t.json"
+    assert cli(["llm", "eval", toy_model, "--task", "toy", "--toy-n-eval", "3", "--toy-n-steps", "1",
+                "--toy-length", "2", "--max-rationale-tokens", "4", "--max-answer-tokens", "3", "--k", "2",
+                "--out", str(out)]) == 0
+    res = json.loads(out.read_text())
+    assert res["scorer"] == "exact" and len(res["records"]) == 3 and res["settings"]["delimiter"] == ">"
+    capsys.readouterr()
+    assert cli(["llm", "eval", str(tmp_path / "nope")]) == 2
+    assert "is not a directory" in capsys.readouterr().err
+
+
+def test_dataset_config_errors_name_the_key(qwen_model, tmp_path, capsys):
+    with pytest.raises(ValueError, match="needs data_dir"):
+        TrainConfig(task="musique")
+    with pytest.raises(ValueError, match="eval_scorer"):
+        TrainConfig(eval_scorer="bleu")
+    with pytest.raises(ValueError, match="task must be"):
+        TrainConfig(task="gsm8k")
+    assert cli(["llm", "train", "--model", qwen_model, "--task", "finqa", "--data-dir", str(tmp_path / "nope"),
+                "--output-dir", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err
+    assert "data_dir" in err and "--data-dir" in err and str(tmp_path / "nope") in err
