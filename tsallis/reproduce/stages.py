@@ -86,7 +86,7 @@ def escape_stage(out: Path, quick: bool) -> StageResult:
                            f"max |ODE/Eq.15 - 1| = {err:.1e}", "holds" if ok else "does not hold", f[0]))
         lines.append(f"{model}: slopes {_fmt(r.slopes)}")
     d = run_dispersion()
-    rows = [{"model": d.model, "q": float(q), "p0": float(p0), "t_escape": float(d.t_escape[i, j]),
+    rows = [{"model": d.model, "q": float(q), "p0": float(p0), "t_escape": float(d.t_escape[i, j]) if np.isfinite(d.t_escape[i, j]) else None,
              "max_excess": float(d.excess[i].max())} for i, q in enumerate(d.qs) for j, p0 in enumerate(d.p0s)]
     f, dd = _save(out, "dispersion", d, rows, [plot_dispersion])
     figs, data = figs + f, data + dd
