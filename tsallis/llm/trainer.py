@@ -192,9 +192,11 @@ class Trainer:
             evaluate_fn = self.dataset_evaluate_fn() if cfg.task in DATASETS else Trainer.evaluate_accuracy
         self.evaluate_fn = evaluate_fn
         self.accelerator = acc = Accelerator(mixed_precision=cfg.mixed_precision)
-        if cfg.prompts_per_step % acc.num_processes:
-            raise ValueError(f"prompts_per_step={cfg.prompts_per_step} must be divisible by the number of "
-                             f"processes ({acc.num_processes})")
+        if cfg.prompts_per_step % (acc.num_processes * cfg.gradient_accumulation_steps):
+            raise ValueError(f"prompts_per_step={cfg.prompts_per_step} must be divisible by the number of processes "
+                             f"({acc.num_processes}) x gradient_accumulation_steps ({cfg.gradient_accumulation_steps}):"
+                             f" each process splits its share into equal micro-batches (e.g. on 8 GPUs with "
+                             f"prompts_per_step 8, set --gradient-accumulation-steps 1)")
         set_seed(cfg.seed, device_specific=True)
         self.output_dir = Path(cfg.output_dir)
         self.resume_path = resolve_checkpoint(resume_from) if resume_from is not None else None
