@@ -11,13 +11,17 @@ Phases (each with a wall-clock deadline; the JSON is rewritten after every phase
 1. workers: one process per RL run is spawned at once (torch threads = 1, nice +5); they import torch and
    transformers and initialise CUDA while the pretraining runs, then wait for `ready.json`.
 2. pretrain: a random-init GPT-2 (4 layers, d=128 on GPU) on *sloppy* warm-format rationales of the toy
-   register machine (`tsallis.llm.toy`, same distribution as `pretrain_toy_model`, sloppiness 0.75, n_steps
-   uniform in 0..6), with a vectorised numpy sampler that writes token ids directly (fixed length 41, no padding),
-   batch 1024, AdamW 1e-3, warmup 200 steps then cosine decay *in wall-clock time* to the phase deadline.
+   register machine (`tsallis.llm.toy`, same distribution as `pretrain_toy_model`, n_steps uniform in 0..length),
+   with a vectorised numpy sampler that writes token ids directly (fixed length, no padding), batch 1024, AdamW
+   1e-3, warmup 200 steps then cosine decay *in wall-clock time* to the phase deadline. Task: width 4, length 8,
+   sloppiness 0.9 (NOT the toy defaults 3/6/0.75: with a register of w slots, each touched slot is right with
+   probability 0.1 + 0.9 (1 - s)^k_slot >= 0.1, so at width 3 / length 6 / s 0.75 the exact p0 of the sloppy
+   distribution bottoms out near 1e-2 at n_steps=6 and p0 ~ 1e-3 is out of reach; at 4/8/0.9 the exact p0 is
+   1.9e-1, 5e-2, 2e-2, 9e-3, 4e-3, 2.5e-3, 1.6e-3, 1.1e-3 for n_steps = 1..8).
 3. diagnose: sampled rationales of the pretrained model (T=1) -> per-step accuracy on nonzero instructions
-   (intended a = 1 - 0.9 * sloppiness = 0.325), no-op fidelity, format rate, answer-copies-last-register rate;
-   p0 = mean P-hat (64 rationales per prompt) for n_steps = 0..6, beside the exact p0 of the sloppy distribution
-   (prod over slots of 0.1 + 0.9 (1 - s)^k_slot). RULE: the cold-start difficulty is the n_steps in {4, 5, 6}
+   (intended a = 1 - 0.9 * sloppiness = 0.19), no-op fidelity, format rate, answer-copies-last-register rate;
+   p0 = mean P-hat (64 rationales per prompt) for n_steps = 0..8, beside the exact p0 of the sloppy distribution
+   (prod over slots of 0.1 + 0.9 (1 - s)^k_slot). RULE: the cold-start difficulty is the n_steps in {6, 7, 8}
    whose measured p0 is closest to 1e-3 in |log10 p0 + 3|.
 4. RL: all runs in parallel until the RL deadline; each stops cleanly before it (and reports the steps it did),
    writing its JSON after every evaluation. Cold start: GRPO, GARL q in {0, .5, .75, 1} (RLOO, pathwise), PAFT
@@ -59,11 +63,11 @@ def settings(tiny: bool) -> dict:
         "budget_s": 470.0,  # whole session (bench included) from GPU_SESSION_T0
         "aggregate_reserve_s": 25.0,  # kept for aggregation + plots after the RL deadline
         "min_rl_s": 120.0,  # pretraining and diagnosis are cut short so that RL keeps at least this long
-        "pretrain": {"n_layer": 4, "n_embd": 128, "n_head": 4, "n_positions": 64, "width": 3, "length": 6,
-                     "sloppiness": 0.75, "batch_size": 1024, "lr": 1e-3, "warmup_steps": 200, "min_lr_frac": 0.1,
+        "pretrain": {"n_layer": 4, "n_embd": 128, "n_head": 4, "n_positions": 128, "width": 4, "length": 8,
+                     "sloppiness": 0.9, "batch_size": 1024, "lr": 1e-3, "warmup_steps": 200, "min_lr_frac": 0.1,
                      "weight_decay": 0.0, "max_grad_norm": 1.0, "max_steps": 50000, "time_s": 80.0, "seed": 0},
-        "diagnose": {"n_prompts": 64, "p0_samples": 64, "difficulties": [0, 1, 2, 3, 4, 5, 6],
-                     "candidates": [4, 5, 6], "rationale_samples": 4, "time_s": 45.0},
+        "diagnose": {"n_prompts": 64, "p0_samples": 64, "difficulties": [0, 1, 2, 3, 4, 5, 6, 7, 8],
+                     "candidates": [6, 7, 8], "rationale_samples": 4, "time_s": 45.0},
         "cold": {"methods": [["grpo", 0.0], ["garl", 0.0], ["garl", 0.5], ["garl", 0.75], ["garl", 1.0],
                              ["paft", 0.75]],
                  "seeds": [0, 1, 2], "max_steps": 200, "eval_every": 10, "toy_n_train": 2048, "toy_n_eval": 128,
@@ -72,7 +76,7 @@ def settings(tiny: bool) -> dict:
                   "seeds": [0, 1, 2], "eps": 0.2, "n_steps": 2, "toy_n_train": 64, "max_steps": 200,
                   "eval_every": 10, "toy_n_eval": 128, "eval_samples": 2, "train_samples": 4,
                   "num_generations": 8, "prompts_per_step": 8},
-        "train": {"learning_rate": 3e-4, "num_generations": 16, "prompts_per_step": 16, "max_rationale_tokens": 24,
+        "train": {"learning_rate": 3e-4, "num_generations": 16, "prompts_per_step": 16, "max_rationale_tokens": 40,
                   "max_answer_tokens": 6, "temperature": 1.0, "dtype": "float32", "lr_scheduler": "constant",
                   "baseline": "rloo", "pathwise": True, "normalize": True, "loss_type": "dapo",
                   "scale_rewards": "group", "epsilon": 0.2, "beta": 0.0, "max_grad_norm": 1.0, "style": "warm"},
@@ -82,8 +86,9 @@ def settings(tiny: bool) -> dict:
         s["aggregate_reserve_s"] = 15.0
         s["min_rl_s"] = 45.0
         s["pretrain"].update(n_layer=2, n_embd=64, batch_size=64, warmup_steps=20, time_s=20.0)
-        s["diagnose"].update(n_prompts=8, p0_samples=8, difficulties=[1, 4, 5, 6], rationale_samples=2, time_s=20.0)
-        s["cold"].update(methods=[["grpo", 0.0], ["garl", 0.75], ["paft", 0.75]], seeds=[0], max_steps=4, eval_every=2, toy_n_train=64, toy_n_eval=16, eval_samples=1,
+        s["diagnose"].update(n_prompts=8, p0_samples=8, difficulties=[1, 6, 7, 8], rationale_samples=2, time_s=20.0)
+        s["cold"].update(methods=[["grpo", 0.0], ["garl", 0.75], ["paft", 0.75]], seeds=[0], max_steps=4,
+                         eval_every=2, toy_n_train=64, toy_n_eval=16, eval_samples=1,
                          p_hat_prompts=4, p_hat_samples=4)
         s["noise"].update(qs=[0.5], seeds=[0], max_steps=4, eval_every=2, toy_n_train=16, toy_n_eval=16, eval_samples=1,
                           train_samples=1, num_generations=4, prompts_per_step=4)
@@ -298,7 +303,7 @@ def diagnose(model_path: Path, s: dict, deadline: float) -> dict:
     cfg = TrainConfig(model=str(model_path), method="garl", q=0.0, dtype="float32", progress_bar=False,
                       save_every=0, output_dir=os.devnull, max_rationale_tokens=tc["max_rationale_tokens"],
                       max_answer_tokens=tc["max_answer_tokens"], temperature=tc["temperature"],
-                      toy_n_train=8, toy_n_eval=8)
+                      toy_n_train=8, toy_n_eval=8, toy_width=ps["width"], toy_length=ps["length"])
     torch.manual_seed(0)
     tr = Trainer(cfg)
     out = {"intended_step_accuracy": 1 - 0.9 * ps["sloppiness"], "by_n_steps": {}}
@@ -308,7 +313,8 @@ def diagnose(model_path: Path, s: dict, deadline: float) -> dict:
         if time.time() > deadline:
             out["truncated_by_deadline"] = True
             break
-        exs = make_examples(ToyTask(n_steps=n, n_eval=ds["n_prompts"]), "eval")
+        exs = make_examples(ToyTask(n_steps=n, width=ps["width"], length=ps["length"], n_eval=ds["n_prompts"]),
+                            "eval")
         st = rationale_stats(tr, exs, ds["rationale_samples"], ps["width"], ps["length"])
         log_p = tr.estimate_log_p(exs, num_samples=ds["p0_samples"], batch_size=max(1, 4096 // ds["p0_samples"]))
         exact = float(np.mean([exact_sloppy_p0(ex.prompt, ps["width"], ps["sloppiness"]) for ex in exs]))
@@ -582,10 +588,11 @@ def plot(agg: dict, path: Path, metrics: list[tuple[str, str]], title: str) -> s
     except Exception:
         k = metrics[0][0]
         series = [(lab, steps, g[k]["mean"], g[k]["se"]) for lab, g in agg["groups"].items() if k in g]
-        series = [(l, xs, [v or 0.0 for v in m], [v or 0.0 for v in se]) for l, xs, m, se in series]
+        series = [(lab, xs, [v or 0.0 for v in m], [v or 0.0 for v in se]) for lab, xs, m, se in series]
         ymax = max([0.15] + [a + b for _, _, m, se in series for a, b in zip(m, se)]) * 1.05
         _png_fallback(path, series, ymax)
-        return f"fallback PNG ({k} only, y from 0 to {ymax:.3g}, dotted line = {ESCAPE_ACCURACY}; colours in order {list(agg['groups'])}: {COLORS[:len(series)]})"
+        return (f"fallback PNG ({k} only, y from 0 to {ymax:.3g}, dotted line = {ESCAPE_ACCURACY}; colours in "
+                f"order {list(agg['groups'])}: {COLORS[:len(series)]})")
     fig, axes = plt.subplots(1, len(metrics), figsize=(5.2 * len(metrics), 4))
     axes = [axes] if len(metrics) == 1 else list(axes)
     for ax, (k, ylab) in zip(axes, metrics):
@@ -747,7 +754,7 @@ def main() -> int:
         if p.poll() is None:
             log(f"terminating {j['name']} (pid {p.pid}) at the deadline")
             p.send_signal(signal.SIGTERM)
-    for j, p in procs:
+    for _j, p in procs:
         try:
             p.wait(timeout=5)
         except subprocess.TimeoutExpired:
@@ -805,5 +812,20 @@ def main() -> int:
     return 0
 
 
+def _main_guarded() -> int:
+    try:
+        return main()
+    except BaseException as err:  # always leave a JSON saying what failed
+        import traceback
+
+        traceback.print_exc()
+        out = Path(os.environ.get("OUT", "runs/gpu_session"))
+        if len(sys.argv) < 2 and not (out / "gpu_cold_start.json").exists():
+            out.mkdir(parents=True, exist_ok=True)
+            write_json(out / "gpu_cold_start.json", {"status": f"driver crashed: {err!r}",
+                                                     "traceback": traceback.format_exc()[-4000:]})
+        return 1
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(_main_guarded())
