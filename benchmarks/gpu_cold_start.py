@@ -13,7 +13,7 @@ Phases (each with a wall-clock deadline; the JSON is rewritten after every phase
 2. pretrain: a random-init GPT-2 (4 layers, d=128 on GPU) on *sloppy* warm-format rationales of the toy
    register machine (`tsallis.llm.toy`, same distribution as `pretrain_toy_model`, n_steps uniform in 0..length),
    with a vectorised numpy sampler that writes token ids directly (fixed length, no padding), batch 1024, AdamW
-   1e-3, warmup 200 steps then cosine decay *in wall-clock time* to the phase deadline. Task: width 4, length 8,
+   2e-3, warmup 200 steps then cosine decay *in wall-clock time* to the phase deadline. Task: width 4, length 8,
    sloppiness 0.9 (NOT the toy defaults 3/6/0.75: with a register of w slots, each touched slot is right with
    probability 0.1 + 0.9 (1 - s)^k_slot >= 0.1, so at width 3 / length 6 / s 0.75 the exact p0 of the sloppy
    distribution bottoms out near 1e-2 at n_steps=6 and p0 ~ 1e-3 is out of reach; at 4/8/0.9 the exact p0 is
@@ -64,7 +64,7 @@ def settings(tiny: bool) -> dict:
         "aggregate_reserve_s": 25.0,  # kept for aggregation + plots after the RL deadline
         "min_rl_s": 120.0,  # pretraining and diagnosis are cut short so that RL keeps at least this long
         "pretrain": {"n_layer": 4, "n_embd": 128, "n_head": 4, "n_positions": 128, "width": 4, "length": 8,
-                     "sloppiness": 0.9, "batch_size": 1024, "lr": 1e-3, "warmup_steps": 200, "min_lr_frac": 0.1,
+                     "sloppiness": 0.9, "batch_size": 1024, "lr": 2e-3, "warmup_steps": 200, "min_lr_frac": 0.1,
                      "weight_decay": 0.0, "max_grad_norm": 1.0, "max_steps": 50000, "time_s": 80.0, "seed": 0},
         "diagnose": {"n_prompts": 64, "p0_samples": 64, "difficulties": [0, 1, 2, 3, 4, 5, 6, 7, 8],
                      "candidates": [6, 7, 8], "rationale_samples": 4, "time_s": 45.0},
