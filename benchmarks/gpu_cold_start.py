@@ -81,6 +81,14 @@ def settings(tiny: bool) -> dict:
                   "baseline": "rloo", "pathwise": True, "normalize": True, "loss_type": "dapo",
                   "scale_rewards": "group", "epsilon": 0.2, "beta": 0.0, "max_grad_norm": 1.0, "style": "warm"},
     }
+    budget = os.environ.get("GPU_SESSION_BUDGET")
+    if budget is not None and not tiny and float(budget) < 480:  # a shorter session: scale the phases to it
+        frac = float(budget) / 480.0
+        s["budget_s"] = float(budget) - 10.0
+        s["aggregate_reserve_s"] = 12.0
+        s["min_rl_s"] = 120.0 * frac
+        s["pretrain"]["time_s"] = 80.0 * frac
+        s["diagnose"]["time_s"] = 45.0 * frac
     if tiny:
         s["budget_s"] = 170.0
         s["aggregate_reserve_s"] = 15.0

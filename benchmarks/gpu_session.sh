@@ -17,6 +17,11 @@ export PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TOKENIZERS_PAR
 export GPU_SESSION_T0="$(date +%s)"
 TINY="${GPU_SESSION_TINY:-0}"
 if [ "$TINY" = "1" ]; then BENCH_TIMEOUT=60; BENCH_ARGS="--tiny"; TOTAL=175; else BENCH_TIMEOUT=150; BENCH_ARGS=""; TOTAL=480; fi
+# a shorter session when less device time is left: GPU_SESSION_BUDGET (s, whole script), GPU_SESSION_BENCH_TIMEOUT,
+# GPU_SESSION_BENCH_STEPS (timed steps per method); the driver scales its phases to the budget
+TOTAL="${GPU_SESSION_BUDGET:-$TOTAL}"
+BENCH_TIMEOUT="${GPU_SESSION_BENCH_TIMEOUT:-$BENCH_TIMEOUT}"
+[ -n "${GPU_SESSION_BENCH_STEPS:-}" ] && BENCH_ARGS="$BENCH_ARGS --steps $GPU_SESSION_BENCH_STEPS"
 cd "$(dirname "$0")/.."
 exec > >(tee -a "$OUT/gpu_session.log") 2>&1
 echo "=== gpu_session start $(date -u +%FT%TZ) tiny=$TINY host=$(hostname) nproc=$(nproc)"
