@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from tests.llm.helpers import train_and_capture_grads
 from tsallis.cli import main as cli
 from tsallis.llm.config import TrainConfig
 from tsallis.llm.rollout import RowSeededSampler
@@ -68,14 +69,7 @@ def test_gradient_accumulation_equals_full_batch_garl(toy_model, tmp_path):
                                  prompts_per_step=4, gradient_accumulation_steps=gas, num_generations=3, max_steps=1,
                                  toy_n_steps=1, toy_length=2, toy_n_train=8, toy_n_eval=0, max_rationale_tokens=6,
                                  max_answer_tokens=3, max_grad_norm=1e9, progress_bar=False, save_every=0))
-        real = tr.optimizer.step
-
-        def capture(*a, _tr=tr, _real=real, **k):
-            grads.append(torch.cat([p.grad.reshape(-1).clone() for p in _tr.unwrapped.parameters()]))
-            return _real(*a, **k)
-
-        tr.optimizer.step = capture
-        tr.train()
+        train_and_capture_grads(tr, grads)
     torch.testing.assert_close(grads[0], grads[1], rtol=1e-5, atol=1e-5 * float(grads[0].abs().max()))
 
 

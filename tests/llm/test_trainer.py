@@ -9,6 +9,7 @@ import sys
 import pytest
 import torch
 
+from tests.llm.helpers import train_and_capture_grads
 from tsallis.llm.config import TrainConfig, load_config
 from tsallis.llm.example import Example
 from tsallis.llm.rollout import build_scored_batch
@@ -94,14 +95,7 @@ def test_gradient_accumulation_equals_full_batch_sft(model_path, tmp_path):
     for name, gas in (("a", 1), ("b", 2)):
         tr = Trainer(_cfg(model_path, tmp_path / name, method="sft", prompts_per_step=4, max_steps=1, save_every=0,
                           gradient_accumulation_steps=gas, max_grad_norm=1e9))
-        real = tr.optimizer.step
-
-        def capture(*a, _tr=tr, _real=real, **k):
-            grads.append(torch.cat([p.grad.reshape(-1).clone() for p in _tr.unwrapped.parameters()]))
-            return _real(*a, **k)
-
-        tr.optimizer.step = capture
-        tr.train()
+        train_and_capture_grads(tr, grads)
     torch.testing.assert_close(grads[0], grads[1], rtol=1e-5, atol=1e-6 * float(grads[0].abs().max()))
 
 
