@@ -158,7 +158,7 @@ def estimators_stage(out: Path, quick: bool) -> StageResult:
     from tsallis.simulate.experiments import bias_order_slopes, run_estimators
     from tsallis.simulate.plots import plot_estimators
 
-    r = run_estimators(Ms=(8, 32), replicates=10_000 if quick else 50_000)
+    r = run_estimators(Ms=(8, 32), replicates=10_000 if quick else 100_000)
     f, d = _save(out, "estimators", r, r.records(), [plot_estimators])
     slopes = bias_order_slopes(r)
     (out / "bias_order.json").write_text(json.dumps(slopes, indent=1))
@@ -252,7 +252,7 @@ def llm_cold_start_stage(out: Path, quick: bool) -> StageResult:
     from tsallis.llm.experiments import plot_cold_start, run_cold_start
 
     model = _toy_model(quick)
-    r = run_cold_start(seeds=(0,) if quick else (0, 1, 2), n_steps=4, max_steps=10 if quick else 40,
+    r = run_cold_start(seeds=(0,) if quick else (0, 1, 2), n_steps=4, max_steps=10 if quick else 100,
                        out_dir=str(out / "runs"), model=model, eval_every=5 if quick else 10,
                        toy_n_eval=16 if quick else 64, p0_samples=16 if quick else 64)
     r.save(out)
@@ -287,7 +287,7 @@ def llm_label_noise_stage(out: Path, quick: bool) -> StageResult:
     from tsallis.llm.experiments import plot_label_noise, run_label_noise
 
     model = _toy_model(quick)
-    r = run_label_noise(seeds=(0,) if quick else (0, 1), eps=0.2, n_steps=1, max_steps=10 if quick else 40,
+    r = run_label_noise(seeds=(0,) if quick else (0, 1, 2), eps=0.2, n_steps=1, max_steps=10 if quick else 100,
                         out_dir=str(out / "runs"), model=model, eval_every=5 if quick else 10,
                         toy_n_eval=16 if quick else 64)
     r.save(out)
