@@ -5,7 +5,7 @@
 Same model, task, rollout budget (M rationales x prompts, fixed-length budget-forced rationales from a random-init
 model) for every method; steps are interleaved across methods and medians reported, so machine noise hits all
 methods alike. Goal (issue 4): GARL and PAFT within 1.15x of GRPO's step time. The comparison against TRL's
-GRPOTrainer needs `trl`, which is not installed here; it is not run.
+GRPOTrainer is `benchmarks/bench_trl.py` (needs the `trl` extra).
 """
 
 from __future__ import annotations
