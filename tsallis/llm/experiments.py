@@ -116,17 +116,21 @@ class ColdStartResult:
     settings: dict[str, Any] = field(default_factory=dict)
 
     def save(self, out_dir: str | os.PathLike) -> Path:
-        out = Path(out_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "cold_start.json").write_text(json.dumps(asdict(self), indent=1))
-        with open(out / "cold_start.csv", "w", newline="") as fh:
-            w = csv.writer(fh)
-            w.writerow(["method", "seed", "step", "eval_accuracy"])
-            for lab in self.labels:
-                for s, row in zip(self.seeds, self.accuracy[lab]):
-                    for st, a in zip(self.eval_steps, row):
-                        w.writerow([lab, s, st, a])
-        return out
+        rows = ([lab, s, st, a] for lab in self.labels for s, row in zip(self.seeds, self.accuracy[lab])
+                for st, a in zip(self.eval_steps, row))
+        return _save_result(self, out_dir, "cold_start", ["method", "seed", "step", "eval_accuracy"], rows)
+
+
+def _save_result(result, out_dir: str | os.PathLike, stem: str, header: list[str], rows) -> Path:
+    """Write `result` as out_dir/stem.json (every field) and its curves as out_dir/stem.csv (header + rows)."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{stem}.json").write_text(json.dumps(asdict(result), indent=1))
+    with open(out / f"{stem}.csv", "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(header)
+        w.writerows(rows)
+    return out
 
 
 def _escape(steps: list[int], acc: list[float], level: float) -> int | None:
@@ -169,18 +173,9 @@ class LabelNoiseResult:
     settings: dict[str, Any] = field(default_factory=dict)
 
     def save(self, out_dir: str | os.PathLike) -> Path:
-        out = Path(out_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "label_noise.json").write_text(json.dumps(asdict(self), indent=1))
-        with open(out / "label_noise.csv", "w", newline="") as fh:
-            w = csv.writer(fh)
-            w.writerow(["q", "seed", "step", "metric", "value"])
-            for key, metrics in self.curves.items():
-                for name, rows in metrics.items():
-                    for s, row in zip(self.seeds, rows):
-                        for st, v in zip(self.eval_steps, row):
-                            w.writerow([key, s, st, name, v])
-        return out
+        rows = ([key, s, st, name, v] for key, metrics in self.curves.items() for name, per_seed in metrics.items()
+                for s, row in zip(self.seeds, per_seed) for st, v in zip(self.eval_steps, row))
+        return _save_result(self, out_dir, "label_noise", ["q", "seed", "step", "metric", "value"], rows)
 
 
 NOISE_METRICS = ("train/memorized_noisy", "train/true_on_noisy", "train/clean_accuracy", "eval/accuracy")
