@@ -246,7 +246,7 @@ def trl_model_path(tmp_path_factory):
     return tiny_random_model(tmp_path_factory.mktemp("trl-tiny"), n_embd=16)
 
 
-def _trl_vs_ours(path, out_dir, *, loss_type, beta, use_bias_correction_kl=False):
+def _trl_vs_ours(path, out_dir, *, loss_type, beta, use_bias_correction_kl=False, kl_ratio_correction=False):
     """Run TRL's GRPOTrainer._compute_loss and our grpo_loss on one identical batch; return both losses and grads.
 
     The batch is laid out by our `build_scored_batch` (equal-length prompts, so no left padding: TRL passes no
@@ -291,7 +291,7 @@ def _trl_vs_ours(path, out_dir, *, loss_type, beta, use_bias_correction_kl=False
     num_items = float(mask.sum()) + 23.0  # active tokens of the whole accumulated batch (2 micro-batches)
     ours = estimators.grpo_loss(logps, old, adv, mask, epsilon_low=0.2, epsilon_high=0.28, beta=beta, ref_logps=ref,
                                 loss_type=loss_type, max_completion_length=max_len, num_items_in_batch=num_items,
-                                grad_accum=gas)
+                                grad_accum=gas, kl_ratio_correction=kl_ratio_correction)
     params = [p for p in model.parameters() if p.requires_grad]
     g_ours = torch.autograd.grad(ours.loss, params)
 
@@ -314,7 +314,7 @@ def test_grpo_loss_against_trl_itself(trl_model_path, tmp_path, loss_type, beta)
     Same float32 model, tokens, advantages, old/ref log-probs and num_items_in_batch, with 2 accumulation steps
     (steps_per_generation = 2, as TRL's default ties it to grad accum). Two TRL 1.x defaults are switched off because
     they are not GRPO's loss: `bf16=True` (TRL's fused LM head then runs under bf16 autocast; in float32 its
-    log-probs equal ours bit for bit) and `use_bias_correction_kl=True` (see the xfail test below). The log-probs
+    log-probs equal ours bit for bit) and `use_bias_correction_kl=True` (our `kl_ratio_correction`, tested below). The log-probs
     being identical, the only differences are float32 reduction order: rtol 1e-5 (~100 float32 ulps) on the loss
     and atol 1e-6 on gradients of size ~0.1.
     TRL's `_compute_loss` is private and its inputs dict changes between releases: re-verify on a TRL upgrade.
@@ -328,17 +328,17 @@ def test_grpo_loss_against_trl_itself(trl_model_path, tmp_path, loss_type, beta)
     assert 0 < ours.stats["clip_ratio/region_mean"] < 1
 
 
-@pytest.mark.xfail(strict=True, reason="ours: plain k3 KL; TRL 1.x default use_bias_correction_kl=True multiplies "
-                                        "the KL by the (differentiable) ratio, which changes the KL gradient")
 def test_grpo_kl_matches_trl_default_bias_corrected_kl(trl_model_path, tmp_path):
-    """Documents the one known divergence from TRL 1.16's defaults: at beta > 0 TRL's default KL term is
-    ratio * k3 (DeepSeek-V3.2's unbiased reverse-KL gradient), ours is k3 (TRL < 1.x, and its option
-    `use_bias_correction_kl=False`). Strict: if ours ever implements it, this test fails and should become a case of
-    the parity test."""
+    """TRL 1.16's default KL at beta > 0 is ratio * k3 (`use_bias_correction_kl=True`, DeepSeek-V3.2's unbiased
+    reverse-KL gradient); ours is the plain k3 unless `kl_ratio_correction=True`, which must then match TRL. The
+    plain k3 must differ from it in the gradient (so this comparison can fail)."""
     pytest.importorskip("trl")
     pytest.importorskip("datasets")
-    ours, theirs, g_ours, g_theirs = _trl_vs_ours(trl_model_path, tmp_path, loss_type="dapo", beta=0.04,
-                                                  use_bias_correction_kl=True)
+    plain, theirs, g_plain, g_theirs = _trl_vs_ours(trl_model_path, tmp_path / "plain", loss_type="dapo", beta=0.04,
+                                                    use_bias_correction_kl=True)
+    assert max(float((a - b).abs().max()) for a, b in zip(g_plain, g_theirs)) > 1e-5
+    ours, theirs, g_ours, g_theirs = _trl_vs_ours(trl_model_path, tmp_path / "corrected", loss_type="dapo",
+                                                  beta=0.04, use_bias_correction_kl=True, kl_ratio_correction=True)
     torch.testing.assert_close(ours.loss, theirs, rtol=1e-5, atol=1e-7)
     for a, b in zip(g_ours, g_theirs):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)

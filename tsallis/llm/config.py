@@ -121,6 +121,9 @@ class TrainConfig:
     """GRPO upper clip epsilon; None -> epsilon (TRL; DAPO's clip-higher uses 0.28)."""
     beta: float = 0.0
     """GRPO k3 KL coefficient against the initial model; 0 loads no reference model. (TRL default 0.0)"""
+    kl_ratio_correction: bool = False
+    """GRPO with beta > 0: multiply the k3 KL by the ratio pi/pi_old (TRL 1.x `use_bias_correction_kl`, whose
+    default is True; ours False, the plain k3 KL of GRPO and TRL < 1.0)."""
     mask_truncated_completions: bool = False
     """GRPO: drop completions whose rationale hit the budget (forced delimiter) from the loss. (TRL default False)"""
 

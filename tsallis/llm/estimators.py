@@ -87,7 +87,8 @@ def sft_loss(logp_rationale: torch.Tensor, logp_answer: torch.Tensor, *, n_token
 def grpo_loss(logps: torch.Tensor, old_logps: torch.Tensor, advantages: torch.Tensor, mask: torch.Tensor, *,
               epsilon_low: float = 0.2, epsilon_high: float = 0.2, beta: float = 0.0,
               ref_logps: torch.Tensor | None = None, loss_type: str = "dapo", max_completion_length: int | None = None,
-              num_items_in_batch: float | None = None, grad_accum: int = 1) -> LossOut:
+              num_items_in_batch: float | None = None, grad_accum: int = 1,
+              kl_ratio_correction: bool = False) -> LossOut:
     """GRPO loss with TRL's semantics (research/llm-anchors.md Sec. 1.3).
 
     Args:
@@ -96,6 +97,8 @@ def grpo_loss(logps: torch.Tensor, old_logps: torch.Tensor, advantages: torch.Te
         mask: (N, T) 1 on completion tokens that enter the loss.
         loss_type: "grpo" | "bnpo" | "dr_grpo" | "dapo"; the first three are divided by `grad_accum`, "dapo" by
             `num_items_in_batch` (the active-token count of the whole accumulated batch, per process), as in TRL.
+        kl_ratio_correction: multiply the k3 KL by the (differentiable) ratio pi/pi_old, TRL 1.x's
+            `use_bias_correction_kl` (its default True; an unbiased reverse-KL gradient off-policy).
     """
     mask = mask.to(logps.dtype)
     coef_1 = torch.exp(logps - old_logps)
@@ -107,6 +110,8 @@ def grpo_loss(logps: torch.Tensor, old_logps: torch.Tensor, advantages: torch.Te
         if ref_logps is None:
             raise ValueError("beta != 0 needs ref_logps")
         kl = torch.exp(ref_logps - logps) - (ref_logps - logps) - 1  # k3 estimator, per token
+        if kl_ratio_correction:
+            kl = kl * coef_1
         per_token = per_token + beta * kl
     if loss_type == "grpo":
         loss = ((per_token * mask).sum(-1) / mask.sum(-1).clamp(min=1.0)).mean() / grad_accum

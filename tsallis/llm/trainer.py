@@ -342,7 +342,8 @@ class Trainer:
                 logps, logps.detach(), ro.advantages.to(logps.device), mask, epsilon_low=cfg.epsilon,
                 epsilon_high=cfg.epsilon_high if cfg.epsilon_high is not None else cfg.epsilon, beta=cfg.beta,
                 ref_logps=ref, loss_type=cfg.loss_type, grad_accum=gas, num_items_in_batch=num_items,
-                max_completion_length=cfg.max_rationale_tokens + len(self.delimiter_ids) + cfg.max_answer_tokens)
+                max_completion_length=cfg.max_rationale_tokens + len(self.delimiter_ids) + cfg.max_answer_tokens,
+                kl_ratio_correction=cfg.kl_ratio_correction)
             return out
         lp_rat = (logps * rmask).sum(-1).view(-1, M)  # (B, M) log p(z|x)
         lp_ans = (logps * amask).sum(-1).view(-1, M)  # (B, M) log w = log p(y*|x, z)
