@@ -33,8 +33,7 @@ class _NumPy:
         x = np.asarray(x)
         return x if np.issubdtype(x.dtype, np.floating) else x.astype(np.float64)
 
-    log, exp, expm1, log1p, sqrt = np.log, np.exp, np.expm1, np.log1p, np.sqrt
-    logaddexp, where, maximum = np.logaddexp, np.where, np.maximum
+    log, exp, expm1, log1p, where = np.log, np.exp, np.expm1, np.log1p, np.where
 
     @staticmethod
     def logsumexp(x, axis=-1, keepdims=False):
@@ -44,10 +43,6 @@ class _NumPy:
         return out if keepdims else np.squeeze(out, axis=axis)
 
     @staticmethod
-    def logcumsumexp(x, axis=-1):
-        return np.logaddexp.accumulate(x, axis=axis)
-
-    @staticmethod
     def all_finite(x) -> bool:
         return bool(np.all(np.isfinite(x)))
 
@@ -55,14 +50,6 @@ class _NumPy:
     def argmax_mask(x):
         """Boolean mask of the (first) maximum along the last axis."""
         return np.arange(x.shape[-1]) == np.argmax(x, axis=-1)[..., None]
-
-    @staticmethod
-    def full_like(x, value):
-        return np.full_like(x, value)
-
-    @staticmethod
-    def cat(xs, axis=-1):
-        return np.concatenate(xs, axis=axis)
 
     @staticmethod
     def amax(x, axis=-1):
@@ -95,8 +82,7 @@ class _Torch:
 
         self.t = torch
         self.log, self.exp, self.expm1 = torch.log, torch.exp, torch.expm1
-        self.log1p, self.sqrt, self.where = torch.log1p, torch.sqrt, torch.where
-        self.logaddexp, self.maximum = torch.logaddexp, torch.maximum
+        self.log1p, self.where = torch.log1p, torch.where
 
     def asarray(self, x):
         return x if x.is_floating_point() else x.to(self.t.get_default_dtype())
@@ -104,20 +90,11 @@ class _Torch:
     def logsumexp(self, x, axis=-1, keepdims=False):
         return self.t.logsumexp(x, dim=axis, keepdim=keepdims)
 
-    def logcumsumexp(self, x, axis=-1):
-        return self.t.logcumsumexp(x, dim=axis)
-
     def all_finite(self, x) -> bool:
         return bool(self.t.isfinite(x).all())
 
     def argmax_mask(self, x):
         return self.t.arange(x.shape[-1], device=x.device) == x.argmax(dim=-1, keepdim=True)
-
-    def full_like(self, x, value):
-        return self.t.full_like(x, value)
-
-    def cat(self, xs, axis=-1):
-        return self.t.cat(xs, dim=axis)
 
     def amax(self, x, axis=-1):
         return self.t.amax(x, dim=axis)

@@ -62,10 +62,6 @@ def _save(out: Path, name: str, result, records: list[dict], plot_fns) -> tuple[
     return [f"{rel}.png"], [f"{rel}.json", f"{rel}.csv"]
 
 
-def _none_if_nan(x) -> float | None:
-    return None if x != x else float(x)
-
-
 def _fmt(xs) -> str:
     return ", ".join(f"{x:.3g}" for x in xs)
 
@@ -75,6 +71,7 @@ def escape_stage(out: Path, quick: bool) -> StageResult:
 
     from tsallis.simulate.experiments import run_dispersion, run_escape
     from tsallis.simulate.plots import plot_dispersion, plot_escape
+    from tsallis.simulate.results import nan_to_none
 
     figs, data, ev, lines = [], [], [], []
     for model in ("sigmoid", "softmax:10"):
@@ -90,8 +87,7 @@ def escape_stage(out: Path, quick: bool) -> StageResult:
                            f"max |ODE/Eq.15 - 1| = {err:.1e}", "holds" if ok else "does not hold", f[0]))
         lines.append(f"{model}: slopes {_fmt(r.slopes)}")
     d = run_dispersion()
-    t_esc = np.where(np.isfinite(d.t_escape), d.t_escape, np.nan)
-    rows = [{"model": d.model, "q": float(q), "p0": float(p0), "t_escape": _none_if_nan(t_esc[i, j]),
+    rows = [{"model": d.model, "q": float(q), "p0": float(p0), "t_escape": nan_to_none(d.t_escape[i, j]),
              "max_excess": float(d.excess[i].max())} for i, q in enumerate(d.qs) for j, p0 in enumerate(d.p0s)]
     f, dd = _save(out, "dispersion", d, rows, [plot_dispersion])
     figs, data = figs + f, data + dd
