@@ -225,3 +225,36 @@ def test_lora_trains_adapter_only_and_resumes_exactly(model_path, tmp_path):
     resumed = Trainer(_cfg(model_path, out, lora_r=2), resume_from=out / "checkpoints" / "checkpoint-2")
     resumed.train()
     assert torch.equal(lora(resumed), lora(full))
+
+
+def _sgd_step(model_path, out, max_grad_norm):
+    cfg = _cfg(model_path, out, optimizer="sgd", max_grad_norm=max_grad_norm, max_steps=1, learning_rate=10.0,
+               save_every=0)
+    tr = Trainer(cfg)
+    before, grads, orig = _params(tr), {}, tr.optimizer.step
+
+    def capture(*a, **k):  # the gradient the optimizer sees (after any clipping)
+        grads["g"] = torch.cat([p.grad.detach().reshape(-1) for p in tr.unwrapped.parameters()])
+        return orig(*a, **k)
+
+    tr.optimizer.step = capture
+    m = tr.step()
+    return before, _params(tr), grads["g"], m["grad_norm"]
+
+
+def test_sgd_step_is_a_plain_gradient_step_and_zero_turns_clipping_off(model_path, tmp_path):
+    """optimizer='sgd': the update is exactly -lr * grad (no momentum); max_grad_norm=0 leaves the gradient as it
+    is, while a positive max_grad_norm below the norm clips it to that norm."""
+    before, after, g, norm = _sgd_step(model_path, tmp_path / "a", 0.0)
+    torch.testing.assert_close(after, before - 10.0 * g, rtol=1e-6, atol=1e-7)
+    assert float(g.norm()) == pytest.approx(norm, rel=1e-5)
+    _, _, g_clip, norm2 = _sgd_step(model_path, tmp_path / "b", norm / 10)
+    assert norm2 == pytest.approx(norm, rel=1e-6)  # same seed, same gradient before clipping
+    assert float(g_clip.norm()) == pytest.approx(norm / 10, rel=1e-4)
+
+
+def test_optimizer_and_clip_values_are_checked():
+    with pytest.raises(ValueError, match="optimizer"):
+        TrainConfig(optimizer="adam")
+    with pytest.raises(ValueError, match="max_grad_norm"):
+        TrainConfig(max_grad_norm=-1.0)

@@ -148,8 +148,11 @@ class TrainConfig:
     """Teacher-force EOS after the gold answer, so w_m = p(y* EOS | x, z_m) scores a terminated answer. (ours)"""
 
     # ---- optimisation
+    optimizer: str = "adamw"
+    """"adamw" (TRL/transformers default) or "sgd" (plain SGD, no momentum: the gradient steps the paper's theory
+    is about; Adam rescales per parameter). (ours)"""
     learning_rate: float = 1e-6
-    """AdamW learning rate (TRL default 1e-6; paper unstated)."""
+    """Learning rate of the optimizer (TRL default 1e-6 for AdamW; paper unstated)."""
     weight_decay: float = 0.0
     """AdamW weight decay (TRL/transformers default 0)."""
     adam_beta1: float = 0.9
@@ -157,7 +160,7 @@ class TrainConfig:
     adam_beta2: float = 0.999
     """(transformers default)"""
     max_grad_norm: float = 1.0
-    """Gradient-norm clip (transformers default 1.0)."""
+    """Gradient-norm clip (transformers default 1.0); 0 turns clipping off (the norm is still measured and logged)."""
     lr_scheduler: str = "constant"
     """"constant", "linear" or "cosine" decay after warmup (ours; TRL default linear)."""
     warmup_steps: int = 0
@@ -208,6 +211,9 @@ class TrainConfig:
         _one_of("baseline", self.baseline, ("none", "rloo"))
         _one_of("length_norm", self.length_norm, ("sequence", "token"))
         _one_of("q_schedule", self.q_schedule, ("constant", "step", "linear", "cosine", "adaptive"))
+        _one_of("optimizer", self.optimizer, ("adamw", "sgd"))
+        if not self.max_grad_norm >= 0:
+            raise ValueError(f"max_grad_norm must be >= 0 (0 turns clipping off); got {self.max_grad_norm!r}")
         _one_of("lr_scheduler", self.lr_scheduler, ("constant", "linear", "cosine"))
         _one_of("dtype", self.dtype, ("auto", "float32", "bfloat16", "float16"))
         _one_of("mixed_precision", self.mixed_precision, ("no", "bf16", "fp16"))

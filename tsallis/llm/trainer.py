@@ -218,8 +218,11 @@ class Trainer:
                                                          on_cuda=on_cuda)
             self.ref_model.requires_grad_(False).eval().to(acc.device)
         params = [p for p in model.parameters() if p.requires_grad]
-        opt = torch.optim.AdamW(params, lr=cfg.learning_rate, betas=(cfg.adam_beta1, cfg.adam_beta2),
-                                weight_decay=cfg.weight_decay)
+        if cfg.optimizer == "sgd":
+            opt = torch.optim.SGD(params, lr=cfg.learning_rate, momentum=0.0, weight_decay=cfg.weight_decay)
+        else:
+            opt = torch.optim.AdamW(params, lr=cfg.learning_rate, betas=(cfg.adam_beta1, cfg.adam_beta2),
+                                    weight_decay=cfg.weight_decay)
         self.model, self.optimizer = acc.prepare(model, opt)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer.optimizer if hasattr(
             self.optimizer, "optimizer") else self.optimizer, _lr_lambda(cfg))
@@ -418,7 +421,8 @@ class Trainer:
             loss_total += float(out.loss.detach())
             for k, v in out.stats.items():
                 loss_stats.setdefault(k, []).append(v)
-        grad_norm = acc.clip_grad_norm_(self.model.parameters(), cfg.max_grad_norm)
+        grad_norm = acc.clip_grad_norm_(self.model.parameters(),
+                                        cfg.max_grad_norm if cfg.max_grad_norm > 0 else float("inf"))
         grad_norm = float(grad_norm) if grad_norm is not None else float("nan")
         if not math.isfinite(grad_norm):
             raise NonFiniteError(f"the gradient norm is {grad_norm}")
