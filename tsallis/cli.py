@@ -29,9 +29,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from tsallis.errors import EXIT_INPUT, InputError
+
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
+    except InputError as err:  # bad input: the message names it and the fix; no traceback
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_INPUT
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
