@@ -30,3 +30,12 @@ def test_weakest_orders_outcomes():
     assert V.weakest([V.UNTESTABLE, V.UNTESTABLE]) == V.UNTESTABLE
     with pytest.raises(ValueError):
         V.weakest(["holds-ish"])
+
+
+def test_palette_doctests_and_fixed_colours():
+    import tsallis.palette as P
+
+    assert doctest.testmod(P).failed == 0
+    assert P.method_color("grpo") != P.method_color("garl q=1")
+    assert len({P.q_color(q) for q in (0, 0.25, 0.5, 0.75, 1)}) == 5
+    assert P.method_style("paft q=0.75") == "--" and P.method_style("garl q=1 pathwise off") == ":"
