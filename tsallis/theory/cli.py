@@ -24,7 +24,9 @@ def register(subparsers) -> None:
     p.set_defaults(func=run)
 
 
-def _result(check) -> str:
+def outcome(check) -> str:
+    """How a check came out against our analysis: "holds", "fails (paper)" (the paper's claim is wrong, as we
+    expect) or "UNEXPECTED"."""
     if check.verified and check.as_expected:
         return "holds"
     if check.as_expected:
@@ -34,7 +36,7 @@ def _result(check) -> str:
 
 def format_table(records) -> str:
     """A plain-text table: id, claim, method, result, seconds."""
-    rows = [(c.id, c.claim, c.method, _result(c), f"{c.seconds:.2f}") for c in records]
+    rows = [(c.id, c.claim, c.method, outcome(c), f"{c.seconds:.2f}") for c in records]
     head = ("id", "claim", "method", "result", "seconds")
     widths = [11, 70, 40, 13, 7]
     clip = lambda s, n: s if len(s) <= n else s[: n - 3] + "..."
@@ -56,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
     print(format_table(records))
     for c in records:
         if not c.verified or not c.as_expected:
-            print(f"\n[{c.id}] {_result(c)}: {c.detail}")
+            print(f"\n[{c.id}] {outcome(c)}: {c.detail}")
         if args.steps:
             for s in c.steps:
                 print(f"    {c.id} / {s.name}: {'ok' if s.verified else 'FAILED'} ({s.detail})")
