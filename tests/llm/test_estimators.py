@@ -243,6 +243,9 @@ def test_grpo_on_policy_gradient_is_advantage_weighted_score():
 
 @pytest.fixture(scope="module")
 def trl_model_path(tmp_path_factory):
+    """The model both sides share; skips (before building it) where the optional `trl` extra is not installed."""
+    pytest.importorskip("trl", reason="the TRL parity tests need the trl extra: pip install -e '.[trl]'")
+    pytest.importorskip("datasets")
     return tiny_random_model(tmp_path_factory.mktemp("trl-tiny"), n_embd=16)
 
 
