@@ -13,7 +13,9 @@ def register(sub) -> None:
                     "experiments on the built-in defaults, and writes DIR/report.md (+ report.html) with every "
                     "figure, its data and a claims table. Finished stages are reused when rerun (resume).",
     )
-    p.add_argument("--quick", action="store_true", help="smaller sizes, same structure (about 3 minutes)")
+    p.add_argument("--quick", action="store_true",
+                   help="smaller sizes, same structure (about 2 CPU minutes once the toy model is cached; the first "
+                        "run pretrains it, about 3 more)")
     p.add_argument("--out", default="reproduce-out", help="output directory (default: reproduce-out)")
     p.add_argument("--only", nargs="+", metavar="STAGE", help="run only these stages")
     p.add_argument("--force", action="store_true", help="rerun stages that finished earlier")
