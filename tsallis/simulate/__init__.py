@@ -13,6 +13,7 @@ _EXPORTS = {
     "run_escape": "experiments", "run_noise": "experiments", "run_schedules": "experiments",
     "run_estimators": "experiments", "run_train": "training", "plot_escape": "plots", "plot_noise": "plots",
     "plot_noise_fitting": "plots", "plot_schedules": "plots", "plot_estimators": "plots", "plot_train": "plots",
+    "plot_dispersion": "plots", "plot_escape_ratio": "plots", "plot_bias_vs_M": "plots", "plot_q_schedules": "plots",
     "make_model": "models", "solve_escape": "flow", "solve_flow": "flow",
 }
 __all__ = sorted(_EXPORTS)
