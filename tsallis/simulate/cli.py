@@ -45,7 +45,10 @@ class _Unused(argparse.Action):
         self.reason, self.study = reason, study
 
     def __call__(self, parser, namespace, values, option_string=None):
-        parser.error(f"simulate {self.study} does not use {option_string}: {self.reason}")
+        from tsallis.errors import InputError
+
+        raise InputError(f"tsallis simulate {self.study} does not take {option_string}: {self.reason} "
+                         f"(see tsallis simulate {self.study} --help)")
 
 
 def _flags(p: argparse.ArgumentParser, study: str, *, model: str | None = None, q: list[float] | None = None,

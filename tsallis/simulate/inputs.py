@@ -180,7 +180,8 @@ def initial_successes(p0s, name: str, kind: str, model_name: str, *, delta: floa
         for p in values:
             if p >= delta:
                 raise InputError(f"{name} = {p:g} is not below {delta_name} = {delta:g}: the model would start "
-                                 f"escaped (Eq. 15 gives a negative time); pick {name} < {delta_name}")
+                                 f"escaped, with nothing to measure (Eq. 15 turns negative); pick {name} < "
+                                 f"{delta_name}")
     return values
 
 
