@@ -178,3 +178,12 @@ def test_torch_inputs_get_the_same_checks():
         q_loss(torch.tensor([0.5, 1.5]), 0.5)
     score, _ = garl_weights(torch.log(torch.tensor([[0.2, 0.5]], dtype=torch.float64)), 0.5)
     assert torch.isfinite(score).all()
+
+
+def test_zero_powers_of_zero_are_one_not_nan():
+    """P^0 = 1 at P = 0 too: attenuation at q = 1 and amplification at q = 0 (found by the property test above:
+    exp(0 * log 0) was exp(NaN))."""
+    assert attenuation_from_logp(-math.inf, 1.0) == 1.0 and attenuation(0.0, 1.0) == 1.0
+    assert amplification(0.0, 0.0) == 1.0 and log_attenuation(-math.inf, 1.0) == 0.0
+    assert log_amplification(-math.inf, 0.0) == 0.0
+    assert attenuation_from_logp(np.array([-math.inf, -1.0]), 0.5).tolist() == [0.0, math.exp(-0.5)]

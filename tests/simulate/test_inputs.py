@@ -83,3 +83,10 @@ def test_numpy_scalars_and_arrays_are_accepted():
 
 def test_method_lists_agree():
     assert inputs.METHODS == METHODS
+
+
+def test_solver_overshoots_are_rejected_steps_not_input_errors():
+    """At p0 = 1e-300 and q = 0 the clock runs at 1e300 and an RK trial state is (nan, inf). The rhs answers NaN
+    for it (the solver shrinks the step) instead of passing it to core, which would refuse it as bad input."""
+    r = run_escape("sigmoid", (0.0,), (1e-300,))
+    assert r.t_escape[0, 0] == pytest.approx(r.t_exact[0, 0], rel=1e-6)  # Eq. 15: ~1e300

@@ -50,7 +50,7 @@ class _NumPy:
 
     @staticmethod
     def all_true(mask) -> bool:
-        return bool(np.all(mask))
+        return bool(mask.all()) if isinstance(mask, np.ndarray) else bool(mask)  # .all() skips np.all's dispatch
 
     @staticmethod
     def first(x, mask):

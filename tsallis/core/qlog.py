@@ -35,6 +35,11 @@ def _check_probability(P: Any, xp: Any, name: str = "P") -> None:
     check_values(P, xp, (P >= 0) & (P <= 1), name, "0 <= P <= 1 (a probability; NaN is refused)")
 
 
+def _power(c: float, logx: Any, xp: Any) -> Any:
+    """c * log x, with 0 * log 0 = 0 (the convention x^0 = 1, also at x = 0) instead of IEEE's 0 * -inf = NaN."""
+    return c * logx if c != 0.0 else xp.where(logx == -math.inf, 0.0, 0.0 * logx)
+
+
 def _check_logp(logp: Any, xp: Any, name: str = "logp") -> None:
     check_values(logp, xp, logp <= 0, name,
                  "log P <= 0 (a log-probability: -inf for P = 0 is allowed, NaN and positive values are not)")
@@ -127,7 +132,7 @@ def amplification(P: Any, q: Any) -> Any:
     P = xp.asarray(P)
     _check_probability(P, xp)
     with np.errstate(divide="ignore"):
-        return xp.exp(-float(q) * xp.log(P))
+        return xp.exp(_power(-float(q), xp.log(P), xp))
 
 
 def attenuation(P: Any, q: Any) -> Any:
@@ -139,7 +144,7 @@ def attenuation(P: Any, q: Any) -> Any:
     P = xp.asarray(P)
     _check_probability(P, xp)
     with np.errstate(divide="ignore"):
-        return xp.exp((1.0 - float(q)) * xp.log(P))
+        return xp.exp(_power(1.0 - float(q), xp.log(P), xp))
 
 
 def log_amplification(logp: Any, q: Any) -> Any:
@@ -150,6 +155,7 @@ def log_amplification(logp: Any, q: Any) -> Any:
         xp = namespace(logp)
         logp = xp.asarray(logp)
         _check_logp(logp, xp)
+        return _power(-float(q), logp, xp)
     return -q * logp
 
 
@@ -160,6 +166,7 @@ def log_attenuation(logp: Any, q: Any) -> Any:
         xp = namespace(logp)
         logp = xp.asarray(logp)
         _check_logp(logp, xp)
+        return _power(1.0 - float(q), logp, xp)
     return (1 - q) * logp
 
 
@@ -171,4 +178,4 @@ def attenuation_from_logp(logp: Any, q: Any) -> Any:
     xp = namespace(logp)
     logp = xp.asarray(logp)
     _check_logp(logp, xp)
-    return xp.exp((1.0 - float(q)) * logp)
+    return xp.exp(_power(1.0 - float(q), logp, xp))
