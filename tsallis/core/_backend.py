@@ -35,7 +35,7 @@ class _NumPy:
         x = np.asarray(x)
         return x if np.issubdtype(x.dtype, np.floating) else x.astype(np.float64)
 
-    log, exp, expm1, log1p, where = np.log, np.exp, np.expm1, np.log1p, np.where
+    log, exp, expm1, log1p, where, zeros_like = np.log, np.exp, np.expm1, np.log1p, np.where, np.zeros_like
 
     @staticmethod
     def logsumexp(x, axis=-1, keepdims=False):
@@ -93,7 +93,7 @@ class _Torch:
 
         self.t = torch
         self.log, self.exp, self.expm1 = torch.log, torch.exp, torch.expm1
-        self.log1p, self.where = torch.log1p, torch.where
+        self.log1p, self.where, self.zeros_like = torch.log1p, torch.where, torch.zeros_like
 
     def asarray(self, x):
         return x if x.is_floating_point() else x.to(self.t.get_default_dtype())

@@ -37,7 +37,7 @@ def _check_probability(P: Any, xp: Any, name: str = "P") -> None:
 
 def _power(c: float, logx: Any, xp: Any) -> Any:
     """c * log x, with 0 * log 0 = 0 (the convention x^0 = 1, also at x = 0) instead of IEEE's 0 * -inf = NaN."""
-    return c * logx if c != 0.0 else xp.where(logx == -math.inf, 0.0, 0.0 * logx)
+    return c * logx if c != 0.0 else xp.zeros_like(logx)
 
 
 def _check_logp(logp: Any, xp: Any, name: str = "logp") -> None:
