@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 
+from tsallis.errors import InputError
 from tsallis.reproduce.claims import CLAIMS, combine
 from tsallis.reproduce.pipeline import Evidence, Stage, StageResult, run_stages
 from tsallis.reproduce.report import write_report
@@ -29,7 +30,10 @@ def test_finished_stages_are_reused_and_a_failure_names_its_stage(tmp_path):
     assert calls == ["a", "b"] and (tmp_path / "a" / "result.json").exists()
     run_stages(stages, tmp_path, quick=True, log=lambda s: None)
     assert calls == ["a", "b"]  # resumed: nothing rerun
-    run_stages(stages, tmp_path, quick=False, log=lambda s: None)
+    with pytest.raises(InputError, match="would overwrite it: pass --force"):
+        run_stages(stages, tmp_path, quick=False, log=lambda s: None)  # another size must not overwrite unasked
+    assert calls == ["a", "b"]
+    run_stages(stages, tmp_path, quick=False, force=True, log=lambda s: None)
     assert calls == ["a", "b", "a", "b"]  # another size is not reused
     with pytest.raises(RuntimeError, match="stage 'c' failed: boom"):
         run_stages([_stage("c", calls, fail=True)], tmp_path, quick=True, log=lambda s: None)

@@ -1,18 +1,35 @@
 """The `tsallis` command. Its subcommands mirror the subpackages; each subpackage's `cli` module adds its
 own parser through `register(subparsers)` and must import nothing heavy (torch, transformers) at module
-level, so that `tsallis theory` starts fast and works without the `[llm]` extra."""
+level, so that `tsallis theory` starts fast and works without the `[llm]` extra.
+
+Bad input never ends in a traceback: a usage error (unknown flag, a value argparse cannot convert) and any
+`InputError` a command raises are printed as `error: ...` and give exit status 2.
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
+from tsallis.errors import EXIT_INPUT, InputError
+
+
+class Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose usage errors are `InputError`s, so that `main` reports them like every other
+    bad input (subparsers inherit the class)."""
+
+    def error(self, message: str):
+        raise InputError(f"{self.prog}: {message} (see {self.prog} --help)")
+
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    from tsallis import __version__
+
+    parser = Parser(
         prog="tsallis",
         description="The Tsallis loss continuum J_Q: theory checks, simulations and LLM training.",
     )
+    parser.add_argument("--version", action="version", version=f"tsallis {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     from tsallis.theory import cli as theory_cli
 
@@ -29,10 +46,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from tsallis.errors import EXIT_INPUT, InputError
-
-    args = build_parser().parse_args(argv)
+    """Run the `tsallis` command on argv (default sys.argv[1:]) and return its exit status."""
     try:
+        try:
+            args = build_parser().parse_args(argv)
+        except SystemExit as done:  # --help and --version: argparse printed them
+            return done.code if isinstance(done.code, int) else 0
         return int(args.func(args) or 0)
     except InputError as err:  # bad input: the message names it and the fix; no traceback
         print(f"error: {err}", file=sys.stderr)

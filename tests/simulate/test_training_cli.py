@@ -19,7 +19,7 @@ def test_simulate_never_imports_torch():
 
 
 def test_sgd_q_effect_and_grpo_zero_advantage():
-    r = run_train("latent:8,4", ("grpo", "garl"), qs=(0.0, 1.0), p0s=(1e-2, 1e-3), optimizers=("sgd",),
+    r = run_train("latent:8,4", ("grpo", "garl"), qs=(0.0, 1.0), p0s=(1e-2, 1e-3), optimizers=("sgd",), lrs=(1.0,),
                   seeds=6, M=16, max_steps=1500, seed=0)
     s = {lab: r.steps[k, 0] for k, lab in enumerate(r.labels)}
     assert np.median(s["garl q=1"][1]) * 5 < np.median(s["garl q=0"][1])  # measured 14 vs 780 steps

@@ -6,11 +6,13 @@
 
 from __future__ import annotations
 
-import math
+import numbers
 import sys
 from typing import Any
 
 import numpy as np
+
+from tsallis.errors import InputError
 
 
 def is_torch(x: Any) -> bool:
@@ -33,7 +35,7 @@ class _NumPy:
         x = np.asarray(x)
         return x if np.issubdtype(x.dtype, np.floating) else x.astype(np.float64)
 
-    log, exp, expm1, log1p, where = np.log, np.exp, np.expm1, np.log1p, np.where
+    log, exp, expm1, log1p, where, zeros_like = np.log, np.exp, np.expm1, np.log1p, np.where, np.zeros_like
 
     @staticmethod
     def logsumexp(x, axis=-1, keepdims=False):
@@ -45,6 +47,15 @@ class _NumPy:
     @staticmethod
     def all_finite(x) -> bool:
         return bool(np.all(np.isfinite(x)))
+
+    @staticmethod
+    def all_true(mask) -> bool:
+        return bool(mask.all()) if isinstance(mask, np.ndarray) else bool(mask)  # .all() skips np.all's dispatch
+
+    @staticmethod
+    def first(x, mask):
+        """The first element of x where mask is False, as a Python float (for error messages)."""
+        return float(np.asarray(x)[~np.asarray(mask)].flat[0])
 
     @staticmethod
     def argmax_mask(x):
@@ -82,7 +93,7 @@ class _Torch:
 
         self.t = torch
         self.log, self.exp, self.expm1 = torch.log, torch.exp, torch.expm1
-        self.log1p, self.where = torch.log1p, torch.where
+        self.log1p, self.where, self.zeros_like = torch.log1p, torch.where, torch.zeros_like
 
     def asarray(self, x):
         return x if x.is_floating_point() else x.to(self.t.get_default_dtype())
@@ -92,6 +103,12 @@ class _Torch:
 
     def all_finite(self, x) -> bool:
         return bool(self.t.isfinite(x).all())
+
+    def all_true(self, mask) -> bool:
+        return bool(mask.all())
+
+    def first(self, x, mask):
+        return float(x[~mask].flatten()[0].item())
 
     def argmax_mask(self, x):
         return self.t.arange(x.shape[-1], device=x.device) == x.argmax(dim=-1, keepdim=True)
@@ -126,14 +143,29 @@ def namespace(x: Any):
 
 
 def check_q(q: Any, name: str = "q") -> None:
-    """Raise a ValueError unless q is a real number in [0, 1] (SymPy symbols pass through)."""
+    """Raise InputError unless q is a real number in [0, 1] (SymPy symbols pass through).
+
+    Booleans, strings and arrays are refused: `q="0.5"` or `q=True` would otherwise pass `float(q)`, and a
+    tensor q would broadcast silently (STYLE.md section 3).
+    """
     if is_sympy(q):
         return
     if is_torch(q) or isinstance(q, np.ndarray):
-        raise ValueError(f"{name} must be a Python float in [0, 1], not an array; got {type(q).__name__}")
-    try:
-        qf = float(q)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a number in [0, 1]; got {q!r}") from None
-    if not (0.0 <= qf <= 1.0) or math.isnan(qf):
-        raise ValueError(f"{name} must lie in [0, 1] (0 = RLVR, 1 = marginal likelihood); got {q!r}")
+        raise InputError(f"{name} must be a Python float in [0, 1], not an array; got {type(q).__name__}")
+    if isinstance(q, (bool, np.bool_)) or not isinstance(q, numbers.Real):
+        raise InputError(f"{name} must be a number in [0, 1] (0 = RLVR, 1 = marginal likelihood); "
+                         f"got {q!r} of type {type(q).__name__}")
+    if not 0.0 <= float(q) <= 1.0:  # also refuses NaN
+        raise InputError(f"{name} must lie in [0, 1] (0 = RLVR, 1 = marginal likelihood); got {q!r}")
+
+
+def check_values(x: Any, xp: Any, ok: Any, name: str, rule: str) -> None:
+    """Raise InputError naming `name` unless the boolean mask `ok` holds everywhere; `rule` says what must hold."""
+    if not xp.all_true(ok):
+        raise InputError(f"{name} must satisfy {rule} elementwise; got {xp.first(x, ok)!r}")
+
+
+def check_flag(value: Any, name: str) -> None:
+    """Raise InputError unless value is a bool (a string such as "no" would be truthy)."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise InputError(f"{name} must be True or False; got {value!r} of type {type(value).__name__}")

@@ -7,11 +7,12 @@ overflows for P down to the smallest float or log P down to -1e4.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
 
-from tsallis.core._backend import check_q, is_sympy, namespace
+from tsallis.core._backend import check_q, check_values, is_sympy, namespace
 
 __all__ = [
     "log_q", "exp_q", "q_loss", "q_loss_from_logp", "amplification", "attenuation",
@@ -27,6 +28,21 @@ def _symbolic(*xs: Any):
 
 def _is_one(q: Any) -> bool:
     return (not is_sympy(q) and float(q) == 1.0) or (is_sympy(q) and q == 1)
+
+
+# Argument checks for numeric inputs (one reduction each; NaN fails every comparison, so it is refused too).
+def _check_probability(P: Any, xp: Any, name: str = "P") -> None:
+    check_values(P, xp, (P >= 0) & (P <= 1), name, "0 <= P <= 1 (a probability; NaN is refused)")
+
+
+def _power(c: float, logx: Any, xp: Any) -> Any:
+    """c * log x, with 0 * log 0 = 0 (the convention x^0 = 1, also at x = 0) instead of IEEE's 0 * -inf = NaN."""
+    return c * logx if c != 0.0 else xp.zeros_like(logx)
+
+
+def _check_logp(logp: Any, xp: Any, name: str = "logp") -> None:
+    check_values(logp, xp, logp <= 0, name,
+                 "log P <= 0 (a log-probability: -inf for P = 0 is allowed, NaN and positive values are not)")
 
 
 def log_q(u: Any, q: Any) -> Any:
@@ -51,8 +67,10 @@ def log_q(u: Any, q: Any) -> Any:
     if sp is not None:
         return sp.log(u) if _is_one(q) else (u ** (1 - q) - 1) / (1 - q)
     xp = namespace(u)
+    u = xp.asarray(u)
+    check_values(u, xp, (u >= 0) & (u < math.inf), "u", "0 <= u < inf (ln_q is defined for u > 0, and -1/(1-q) at 0)")
     with np.errstate(divide="ignore"):
-        logu = xp.log(xp.asarray(u))
+        logu = xp.log(u)
     return _log_q_from_logu(logu, float(q), xp)
 
 
@@ -69,11 +87,27 @@ def exp_q(x: Any, q: Any) -> Any:
     xp = namespace(x)
     x = xp.asarray(x)
     q = float(q)
-    return xp.exp(x) if q == 1.0 else xp.exp(xp.log1p((1.0 - q) * x) / (1.0 - q))
+    if q == 1.0:
+        check_values(x, xp, x < math.inf, "x", "x < inf (NaN is refused)")
+        return xp.exp(x)
+    y = (1.0 - q) * x
+    # ln_q(0) = -1/(1-q) times (1-q) can round to -1 - 2^-52: allow that rounding, then clip to the boundary
+    check_values(x, xp, (y >= -1.0 - 1e-12) & (x < math.inf), "x",
+                 f"-1/(1-q) <= x < inf (the range of ln_q; here -1/(1-q) = {-1 / (1 - q):.6g})")
+    with np.errstate(divide="ignore"):
+        return xp.exp(xp.log1p(xp.where(y < -1.0, -1.0, y)) / (1.0 - q))
 
 
 def q_loss(P: Any, q: Any) -> Any:
-    """Per-example q-loss, Eq. (3): l_q = -ln_q P = (1 - P^(1-q))/(1 - q); l_0 = 1 - P, l_1 = -log P."""
+    """Per-example q-loss, Eq. (3): l_q = -ln_q P = (1 - P^(1-q))/(1 - q); l_0 = 1 - P, l_1 = -log P.
+
+    P must be a probability in [0, 1]: outside it the loss is negative or NaN, so such P is refused.
+    """
+    if _symbolic(P, q) is None:
+        check_q(q)
+        xp = namespace(P)
+        P = xp.asarray(P)
+        _check_probability(P, xp)
     return -log_q(P, q)
 
 
@@ -84,7 +118,9 @@ def q_loss_from_logp(logp: Any, q: Any) -> Any:
     if sp is not None:
         return q_loss(sp.exp(logp), q)
     xp = namespace(logp)
-    return -_log_q_from_logu(xp.asarray(logp), float(q), xp)
+    logp = xp.asarray(logp)
+    _check_logp(logp, xp)
+    return -_log_q_from_logu(logp, float(q), xp)
 
 
 def amplification(P: Any, q: Any) -> Any:
@@ -93,8 +129,10 @@ def amplification(P: Any, q: Any) -> Any:
     if _symbolic(P, q) is not None:
         return P ** (-q)
     xp = namespace(P)
+    P = xp.asarray(P)
+    _check_probability(P, xp)
     with np.errstate(divide="ignore"):
-        return xp.exp(-float(q) * xp.log(xp.asarray(P)))
+        return xp.exp(_power(-float(q), xp.log(P), xp))
 
 
 def attenuation(P: Any, q: Any) -> Any:
@@ -103,20 +141,32 @@ def attenuation(P: Any, q: Any) -> Any:
     if _symbolic(P, q) is not None:
         return P ** (1 - q)
     xp = namespace(P)
+    P = xp.asarray(P)
+    _check_probability(P, xp)
     with np.errstate(divide="ignore"):
-        return xp.exp((1.0 - float(q)) * xp.log(xp.asarray(P)))
+        return xp.exp(_power(1.0 - float(q), xp.log(P), xp))
 
 
 def log_amplification(logp: Any, q: Any) -> Any:
     """log P^(-q) = -q log P. Use this, not exp of it: at log P = -1e4 the amplification itself is e^(1e4 q),
     beyond every floating-point format."""
     check_q(q)
+    if _symbolic(logp, q) is None:
+        xp = namespace(logp)
+        logp = xp.asarray(logp)
+        _check_logp(logp, xp)
+        return _power(-float(q), logp, xp)
     return -q * logp
 
 
 def log_attenuation(logp: Any, q: Any) -> Any:
     """log P^(1-q) = (1 - q) log P."""
     check_q(q)
+    if _symbolic(logp, q) is None:
+        xp = namespace(logp)
+        logp = xp.asarray(logp)
+        _check_logp(logp, xp)
+        return _power(1.0 - float(q), logp, xp)
     return (1 - q) * logp
 
 
@@ -126,4 +176,6 @@ def attenuation_from_logp(logp: Any, q: Any) -> Any:
     if _symbolic(logp, q) is not None:
         return attenuation(_symbolic(logp, q).exp(logp), q)
     xp = namespace(logp)
-    return xp.exp((1.0 - float(q)) * xp.asarray(logp))
+    logp = xp.asarray(logp)
+    _check_logp(logp, xp)
+    return xp.exp(_power(1.0 - float(q), logp, xp))

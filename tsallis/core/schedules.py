@@ -8,9 +8,11 @@ its horizon; `p` is the current (running) success estimate, used by the threshol
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass
 
 from tsallis.core._backend import check_q
+from tsallis.errors import InputError
 
 KINDS = ("constant", "step", "linear", "cosine", "adaptive")
 
@@ -37,13 +39,15 @@ class QSchedule:
 
     def __post_init__(self):
         if self.kind not in KINDS:
-            raise ValueError(f"q schedule kind must be one of {KINDS}; got {self.kind!r}")
+            raise InputError(f"q schedule kind must be one of {KINDS}; got {self.kind!r}")
         check_q(self.q_start, "q_start")
         check_q(self.q_end, "q_end")
         if self.kind == "step" and self.switch_at is None and self.switch_p is None:
-            raise ValueError("a 'step' q schedule needs switch_at (a time/step) or switch_p (a success level)")
-        if self.switch_p is not None and not 0.0 < self.switch_p < 1.0:
-            raise ValueError(f"switch_p must lie in (0, 1); got {self.switch_p!r}")
+            raise InputError("a 'step' q schedule needs switch_at (a time/step) or switch_p (a success level)")
+        if self.switch_at is not None and not (_real(self.switch_at) and 0.0 <= self.switch_at < math.inf):
+            raise InputError(f"switch_at must be a time >= 0; got {self.switch_at!r}")
+        if self.switch_p is not None and not (_real(self.switch_p) and 0.0 < self.switch_p < 1.0):
+            raise InputError(f"switch_p must lie in (0, 1); got {self.switch_p!r}")
 
     def __call__(self, t: float, total: float | None = None, p: float | None = None,
                  switched: bool = False) -> float:
@@ -53,12 +57,12 @@ class QSchedule:
         if self.kind == "step":
             return self.q_end if switched or self.should_switch(t, p) else self.q_start
         if self.kind == "adaptive":
-            if p is None:
-                raise ValueError("the adaptive q schedule needs the running success estimate p")
+            if p is None or not (_real(p) and math.isfinite(p)):
+                raise InputError(f"the adaptive q schedule needs the running success estimate p (a number); got {p!r}")
             p = min(max(float(p), 0.0), 1.0)
             return self.q_end + (self.q_start - self.q_end) * (1.0 - p)
-        if total is None or total <= 0:
-            raise ValueError(f"the {self.kind} q schedule needs a positive horizon `total`")
+        if total is None or not (_real(total) and 0 < total < math.inf):
+            raise InputError(f"the {self.kind} q schedule needs a positive horizon `total`; got {total!r}")
         frac = min(max(t / total, 0.0), 1.0)
         if self.kind == "linear":
             return self.q_start + (self.q_end - self.q_start) * frac
@@ -69,3 +73,8 @@ class QSchedule:
         by_time = self.switch_at is not None and t >= self.switch_at
         by_p = self.switch_p is not None and p is not None and p >= self.switch_p
         return by_time or by_p
+
+
+def _real(x) -> bool:
+    """A real number, not a bool or a string (`switch_p="0.5"` would otherwise fail later, unnamed)."""
+    return isinstance(x, numbers.Real) and not isinstance(x, bool)

@@ -14,11 +14,13 @@ the simulations and the LLM trainer:
 from __future__ import annotations
 
 import math
+import numbers
 from typing import Any
 
 import numpy as np
 
-from tsallis.core._backend import check_q, is_torch, namespace
+from tsallis.core._backend import check_flag, check_q, check_values, is_torch, namespace
+from tsallis.errors import InputError
 
 __all__ = [
     "log_mean_w", "leave_one_out_log_mean_w", "garl_weights", "paft_weights", "grpo_advantages",
@@ -26,25 +28,30 @@ __all__ = [
 ]
 
 
-def _check_log_w(log_w: Any, *, min_samples: int = 1, what: str = "") -> tuple[Any, Any, int]:
+def _check_log_w(log_w: Any, *, min_samples: int = 1, who: str = "") -> tuple[Any, Any, int]:
+    """(namespace, log_w as a float array, M); `who` (the public function and its setting) names the caller."""
     xp = namespace(log_w)
     log_w = xp.asarray(log_w)
     if log_w.ndim == 0:
-        raise ValueError("log_w must have a trailing sample axis of size M, shape [..., M]; got a scalar")
+        raise InputError("log_w must have a trailing sample axis of size M, shape [..., M]; got a scalar")
     M = int(log_w.shape[-1])
     if M < min_samples:
-        raise ValueError(f"log_w has M={M} samples on its last axis; {what} needs M >= {min_samples}")
+        raise InputError(f"log_w has M={M} samples on its last axis; {who or 'this estimator'} needs "
+                         f"M >= {min_samples}")
     if not xp.all_finite(log_w):
-        raise ValueError(
+        raise InputError(
             "log_w holds a NaN or infinite log-weight; every rationale needs a finite teacher-forced "
             "log p(y*|x, z) (score truncated rationales after a forced delimiter instead of using -inf)"
         )
+    check_values(log_w, xp, log_w <= 0, "log_w",
+                 "log w <= 0: each is a log-probability log p(y*|x, z), so w <= 1 (pass log-probabilities, "
+                 "not logits or rewards)")
     return xp, log_w, M
 
 
 def log_mean_w(log_w: Any) -> Any:
     """log w_bar_M = logsumexp(log_w) - log M, the log of the unbiased estimate of P (Eq. 8). Shape [...]."""
-    xp, log_w, M = _check_log_w(log_w)
+    xp, log_w, M = _check_log_w(log_w, who="log_mean_w")
     return xp.logsumexp(log_w, axis=-1) - math.log(M)
 
 
@@ -55,7 +62,7 @@ def leave_one_out_log_mean_w(log_w: Any) -> Any:
     the maximum, is at least 1 (the maximum's own term), so S - w_m loses no digits; the argmax's
     leave-one-out sum is taken directly, shifted by the second largest weight.
     """
-    xp, log_w, M = _check_log_w(log_w, min_samples=2, what="the leave-one-out mean")
+    xp, log_w, M = _check_log_w(log_w, min_samples=2, who="leave_one_out_log_mean_w")
     is_max = xp.argmax_mask(log_w)
     others = xp.where(is_max, -math.inf, log_w)
     m1 = xp.amax(log_w, axis=-1)[..., None]
@@ -86,8 +93,10 @@ def garl_weights(log_w: Any, q: float, *, baseline: str = "none", normalize: boo
     """
     check_q(q)
     if baseline not in ("none", "rloo"):
-        raise ValueError(f"baseline must be 'none' or 'rloo'; got {baseline!r}")
-    xp, log_w, M = _check_log_w(log_w, min_samples=2 if baseline == "rloo" else 1, what="baseline='rloo'")
+        raise InputError(f"baseline must be 'none' or 'rloo'; got {baseline!r}")
+    check_flag(normalize, "normalize")
+    xp, log_w, M = _check_log_w(log_w, min_samples=2 if baseline == "rloo" else 1,
+                                who="garl_weights(baseline='rloo')")
     q = float(q)
     log_wbar = xp.logsumexp(log_w, axis=-1, keepdims=True) - math.log(M)
     amplified = xp.exp(log_w - q * log_wbar)  # w_m / w_bar^q <= M^q w_m^(1-q), no overflow
@@ -117,9 +126,11 @@ def paft_weights(log_w: Any, q: float, K: int, generator: Any = None, *, normali
         normalize: multiply by M^(-q) as in Algorithm 2.
     """
     check_q(q)
-    if not isinstance(K, int) or K < 1:
-        raise ValueError(f"K (number of PAFT resamples) must be an integer >= 1; got {K!r}")
-    xp, log_w, M = _check_log_w(log_w)
+    if isinstance(K, (bool, np.bool_)) or not isinstance(K, numbers.Integral) or K < 1:
+        raise InputError(f"K (number of PAFT resamples) must be an integer >= 1; got {K!r}")
+    K = int(K)
+    check_flag(normalize, "normalize")
+    xp, log_w, M = _check_log_w(log_w, who="paft_weights")
     log_norm = xp.logsumexp(log_w, axis=-1, keepdims=True)
     probs = xp.exp(log_w - log_norm)
     counts = _multinomial_counts(probs, K, generator)
@@ -133,15 +144,17 @@ def _multinomial_counts(probs: Any, K: int, generator: Any) -> Any:
     if is_torch(probs):
         import torch
 
+        if generator is not None and not isinstance(generator, torch.Generator):
+            raise InputError("generator must be a torch.Generator (or None) for torch log-weights; got "
+                             f"{type(generator).__module__}.{type(generator).__name__}")
         flat = probs.reshape(-1, probs.shape[-1]).to(torch.float64)
         idx = torch.multinomial(flat, K, replacement=True, generator=generator)  # (N, K)
         counts = torch.zeros_like(flat).scatter_add_(1, idx, torch.ones_like(idx, dtype=flat.dtype))
         return counts.reshape(probs.shape).to(probs.dtype)
-    import numpy as np
-
     if not isinstance(generator, np.random.Generator):
-        raise ValueError("generator must be a numpy.random.Generator for NumPy log-weights "
-                         f"(pass np.random.default_rng(seed)); got {type(generator).__name__}")
+        raise InputError("generator must be a numpy.random.Generator for NumPy log-weights "
+                         "(pass np.random.default_rng(seed)); got "
+                         f"{type(generator).__module__}.{type(generator).__name__}")
     probs = probs / probs.sum(axis=-1, keepdims=True)  # guard the sum-to-one check against rounding
     return generator.multinomial(K, probs).astype(probs.dtype)
 
@@ -154,11 +167,17 @@ def grpo_advantages(rewards: Any, scale: str = "group", *, eps: float = 1e-4) ->
     correction, as torch.std in TRL. A group whose rewards are all equal gets advantage 0: no signal.
     """
     if scale not in ("group", "batch", "none"):
-        raise ValueError(f"scale must be 'group', 'batch' or 'none' (TRL's scale_rewards); got {scale!r}")
+        raise InputError(f"scale must be 'group', 'batch' or 'none' (TRL's scale_rewards); got {scale!r}")
+    if isinstance(eps, (bool, np.bool_)) or not isinstance(eps, numbers.Real) or not 0 < eps < math.inf:
+        raise InputError(f"eps must be a positive number (TRL uses 1e-4): it keeps a zero-std group finite; "
+                         f"got {eps!r}")
     xp = namespace(rewards)
     r = xp.asarray(rewards)
     if r.ndim == 0 or r.shape[-1] < 2:
-        raise ValueError("rewards must have shape [..., G] with group size G >= 2")
+        raise InputError(f"rewards must have shape [..., G] with group size G >= 2; got shape {tuple(r.shape)}")
+    if not xp.all_finite(r):
+        raise InputError("rewards holds a NaN or infinite reward; every completion needs a finite reward "
+                         "(score failures as 0, not NaN)")
     adv = r - xp.mean(r, axis=-1, keepdims=True)
     if scale == "group":
         adv = adv / (xp.std(r, axis=-1, keepdims=True) + eps)
@@ -171,18 +190,21 @@ def frac_zero_std(rewards: Any) -> float:
     """Fraction of groups (last axis) whose rewards are all equal: TRL's `frac_reward_zero_std`."""
     xp = namespace(rewards)
     r = xp.asarray(rewards)
+    if r.ndim == 0 or r.shape[-1] < 2 or not xp.all_finite(r):
+        raise InputError("rewards must be finite with shape [..., G], group size G >= 2")
     zero = xp.isclose_zero(xp.std(r, axis=-1))
     return float(zero.sum()) / max(1, int(zero.size if not is_torch(zero) else zero.numel()))
 
 
 def effective_sample_size(log_w: Any) -> Any:
     """Kish effective sample size of the weights, (sum w)^2 / sum w^2 in [1, M], shape [...]."""
-    xp, log_w, _ = _check_log_w(log_w)
+    xp, log_w, _ = _check_log_w(log_w, who="effective_sample_size")
     return xp.exp(2.0 * xp.logsumexp(log_w, axis=-1) - xp.logsumexp(2.0 * log_w, axis=-1))
 
 
 def garl_monitor(log_w: Any, q: float) -> Any:
     """The paper's training monitor (Fig. 3): max_m c_m / M^q with the RLOO coefficients c_m, shape [...]."""
+    _check_log_w(log_w, min_samples=2, who="garl_monitor (leave-one-out coefficients)")
     score, _ = garl_weights(log_w, q, baseline="rloo", normalize=True)
     xp = namespace(score)
     return xp.amax(score, axis=-1) * score.shape[-1]

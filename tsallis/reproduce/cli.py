@@ -24,20 +24,24 @@ def register(sub) -> None:
 
 def main(args: argparse.Namespace) -> int:
     import time
-    from pathlib import Path
 
+    from tsallis.errors import InputError
+    from tsallis.files import check_output_dir
     from tsallis.reproduce.pipeline import run_stages
     from tsallis.reproduce.report import write_report
     from tsallis.reproduce.stages import all_stages
 
     stages = all_stages()
     if args.only:
-        known = {s.name for s in stages}
-        unknown = sorted(set(args.only) - known)
+        known = [s.name for s in stages]
+        unknown = [name for name in args.only if name not in known]
         if unknown:
-            raise SystemExit(f"unknown stage(s) {unknown}; known: {', '.join(s.name for s in stages)}")
+            raise InputError(f"--only: unknown stage(s) {', '.join(unknown)}; known: {', '.join(known)}")
+        twice = sorted({name for name in args.only if args.only.count(name) > 1})
+        if twice:
+            raise InputError(f"--only lists {', '.join(twice)} twice; give each stage once")
         stages = [s for s in stages if s.name in args.only]
-    out = Path(args.out)
+    out = check_output_dir(args.out, "--out")
     t0 = time.perf_counter()
     results = run_stages(stages, out, quick=args.quick, force=args.force)
     path = write_report(results, out, quick=args.quick, seconds=time.perf_counter() - t0)

@@ -68,9 +68,31 @@ def _atomic_write_json(path: Path, obj: Any) -> None:
     os.replace(tmp, path)
 
 
+def check_resumable(stages: list[Stage], out: Path, *, quick: bool, force: bool) -> None:
+    """Refuse, before anything runs, to overwrite an earlier run's stage of the other size (--quick or not)
+    or to resume from a marker that cannot be read; `force` replaces them."""
+    from tsallis.errors import InputError
+
+    size = {True: "--quick", False: "default-size"}
+    for stage in [] if force else stages:
+        marker = out / stage.name / "result.json"
+        if not marker.exists():
+            continue
+        try:
+            prev = StageResult.from_json(json.loads(marker.read_text()))
+        except (ValueError, TypeError, KeyError) as err:
+            raise InputError(f"{marker} is unreadable ({type(err).__name__}: {err}); pass --force (force=True) to "
+                             "rerun the stage, or use another --out") from None
+        if prev.quick != quick:
+            raise InputError(f"{out} holds a {size[prev.quick]} result of stage '{stage.name}'; this "
+                             f"{size[quick]} run would overwrite it: pass --force (force=True) to replace it, "
+                             "or use another --out")
+
+
 def run_stages(stages: list[Stage], out: Path, *, quick: bool, force: bool = False,
                log: Callable[[str], None] = print) -> list[StageResult]:
     """Run (or reload) each stage in order; a stage that raises stops the run with its name in the error."""
+    check_resumable(stages, out, quick=quick, force=force)
     out.mkdir(parents=True, exist_ok=True)
     results = []
     for i, stage in enumerate(stages, 1):

@@ -6,6 +6,7 @@ import html
 import re
 from pathlib import Path
 
+from tsallis.files import atomic_write_text
 from tsallis.reproduce.claims import CLAIMS, combine
 from tsallis.reproduce.pipeline import StageResult
 
@@ -52,8 +53,8 @@ def write_report(results: list[StageResult], out: Path, *, quick: bool, seconds:
             md += ["", "Data: " + ", ".join(f"[{Path(d).name}]({d})" for d in r.data)]
         md.append("")
     path = out / "report.md"
-    path.write_text("\n".join(md))
-    (out / "report.html").write_text(markdown_to_html("\n".join(md)))
+    atomic_write_text(path, "\n".join(md))
+    atomic_write_text(out / "report.html", markdown_to_html("\n".join(md)))
     return path
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from tsallis.files import atomic_write_text
 from tsallis.reproduce.pipeline import Evidence, Stage, StageResult
 
 # theory id -> claim id in tsallis.reproduce.claims
@@ -34,7 +35,7 @@ def theory_stage(out: Path, quick: bool) -> StageResult:
     from tsallis.theory.checks import run_checks
 
     records = [r.to_dict() for r in run_checks()]
-    (out / "theory.json").write_text(json.dumps(records, indent=2, default=str))
+    atomic_write_text(out / "theory.json", json.dumps(records, indent=2, default=str))
     evidence = []
     for rec in records:
         detail = "" if rec["detail"] == "all steps hold" else f": {rec['detail'][:220]}"
@@ -157,7 +158,7 @@ def estimators_stage(out: Path, quick: bool) -> StageResult:
     r = run_estimators(Ms=(8, 32), replicates=10_000 if quick else 100_000)
     f, d = _save(out, "estimators", r, r.records(), [plot_estimators])
     slopes = bias_order_slopes(r)
-    (out / "bias_order.json").write_text(json.dumps(slopes, indent=1))
+    atomic_write_text(out / "bias_order.json", json.dumps(slopes, indent=1))
     e = {n: k for k, n in enumerate(r.estimators)}
     iq, iM, iP = list(r.qs).index(0.5), len(r.Ms) - 1, 0
     c, se = r.coef[e["garl"], iq, iM, iP], r.coef_stderr[e["garl"], iq, iM, iP]

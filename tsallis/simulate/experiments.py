@@ -15,6 +15,7 @@ import numpy as np
 import numpy.typing as npt
 
 from tsallis.core import QSchedule
+from tsallis.simulate import inputs
 from tsallis.simulate import theory_forms as tf
 from tsallis.simulate.flow import solve_escape, solve_flow
 from tsallis.simulate.models import (
@@ -83,6 +84,7 @@ DEFAULT_P0S = tuple(float(p) for p in np.geomspace(1e-1, 1e-8, 15))
 def run_escape(model: str = "sigmoid", qs=(0.0, 0.25, 0.5, 0.75, 1.0), p0s=DEFAULT_P0S, *,
                delta: float = 0.5, fit_points: int = 5, progress: bool = False) -> EscapeResult:
     """Escape time T_q(p0, delta) by gradient flow for each (q, p0), with the exact and asymptotic laws."""
+    inputs.escape(model, qs, p0s, delta, fit_points=fit_points)
     qs, p0s = np.asarray(qs, float), np.asarray(p0s, float)
     shape = (len(qs), len(p0s))
     t_esc, t_ex, t_as = np.empty(shape), np.empty(shape), np.empty(shape)
@@ -169,6 +171,7 @@ def run_noise(model: str = "direct", qs=(0.0, 0.25, 0.5, 0.75, 1.0), *, eps: flo
               num_times: int = 200, num_etas: int = 6, progress: bool = False) -> NoiseResult:
     """Label-noise dynamics (App. C.5) for each q: the contamination curve from the uniform start and its
     equilibrium vs the escort, and noise-fitting times from a tiny contamination vs Prop. C.2."""
+    inputs.noise(model, qs, eps, t_max, num_times=num_times, num_etas=num_etas)
     m = make_model(model)
     qs = np.asarray(qs, float)
     alpha = noisy_targets(m, eps)
@@ -301,6 +304,7 @@ def solve_ivp_segments(m, q: float, t0: float, t1: float, y0: Array, events, kw)
 def run_schedules(model: str = "softmax:10", schedules=DEFAULT_SCHEDULES, *, p0: float = 1e-3, eps: float = 0.1,
                   delta: float = 0.5, t_end: float = 5000.0, progress: bool = False) -> ScheduleResult:
     """Escape time (P >= delta) and final contamination (1 - P at t_end) under noisy labels, per schedule."""
+    inputs.schedules(model, schedules, p0, eps, delta, t_end)
     m = make_model(model, p0)
     alpha = noisy_targets(m, eps)
     t_esc, cont, q_fin = (np.empty(len(schedules)) for _ in range(3))
@@ -381,6 +385,7 @@ def run_estimators(estimators=("garl", "garl_rloo", "paft"), qs=(0.0, 0.5, 1.0),
                    Ps=(0.3, 0.1, 0.03), *, regime: str = "rare", replicates: int = 100_000, seed: int = 0,
                    progress: bool = False) -> EstimatorResult:
     """Bias and variance of GARL (plug-in, RLOO) and PAFT against the exact gradient and Thm 6.1."""
+    inputs.estimators(estimators, qs, Ms, Ps, regime, replicates, seed=seed)
     import time
 
     from tsallis.simulate.estimators import bias_moments, exact_gradient
@@ -418,6 +423,7 @@ def bias_order_slopes(result: EstimatorResult, estimator: str = "garl", M_index:
     """How the bias scales with P at fixed q, M: fitted slope of log |bias| vs log P (Monte Carlo and the exact
     Thm 6.1 leading term), next to v1's -(q+1) and v2's -q, and the leading term's slope at small P
     (P in [1e-5, 1e-3], computed exactly: no Monte Carlo)."""
+    inputs.choice(estimator, "estimator", tuple(result.estimators))
     from tsallis.simulate.estimators import bias_moments
 
     e, a = result.estimators.index(estimator), M_index % len(result.Ms)
@@ -455,6 +461,7 @@ def run_dispersion(model: str = "dataset:4", qs=(0.0, 0.5, 1.0), *, p0: float = 
                    num_times: int = 200) -> DispersionResult:
     """Gradient flow on a shared-parameter dataset: each example pulls with weight P_i^(1-q) on grad log P_i,
     so q sets how much hard examples count. Records per-example P_i(t) and the Jensen gap of Prop. B.1."""
+    inputs.dispersion(model, qs, p0, t_max, num_times=num_times)
     from tsallis.core import q_loss, q_loss_from_logp
 
     m = make_model(model, p0)

@@ -40,6 +40,8 @@ class FlowSolution:
 
 def rhs(t: float, y: Array, model, q: float | Callable[[float, Array], float], alpha: Array | None) -> Array:
     """Physical-time flow: -grad J_q(theta); q may be a function q(t, log_p) (schedules)."""
+    if not np.all(np.isfinite(y)):
+        return _rejected(y)
     qq = q(t, log_success(model, y)) if callable(q) else q
     return -grad_objective(model, y, qq, alpha)
 
@@ -59,7 +61,17 @@ def solve_flow(model, q, t_max: float, *, alpha: Array | None = None, theta0: Ar
     return FlowSolution(sol.t, theta, log_p, t_event)
 
 
+def _rejected(y: Array) -> Array:
+    """The derivative at a non-finite trial state: NaN, so that the solver rejects the step and shrinks it.
+
+    An explicit RK stage can overshoot (at p0 = 1e-300 and q = 0 the clock runs at 1e300 and a trial t is
+    inf); core refuses such values as arguments, so the rhs answers for it instead of calling core."""
+    return np.full_like(y, np.nan)
+
+
 def _clock_rhs(tau: float, y: Array, model, q: float) -> Array:
+    if not np.all(np.isfinite(y)):
+        return _rejected(y)
     theta = y[:-1]
     logp = log_success(model, theta)
     weights = attenuation_from_logp(logp, q)  # (n,) P_i^(1-q)

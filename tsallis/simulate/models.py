@@ -202,21 +202,24 @@ def dataset_cold_start(n: int = 4, p0_min: float = 1e-4, p0_max: float = 1e-1, *
 
 
 def make_model(spec: str, p0: float = 1e-3) -> Sigmoid | Softmax | Latent | Direct:
-    """Parse a CLI model spec: 'sigmoid', 'softmax:N', 'latent:Z,Y', 'dataset:n' (p0 spread [p0, 0.1]), 'direct'."""
-    kind, _, args = spec.partition(":")
-    nums = [int(v) for v in args.split(",")] if args else []
+    """Parse a CLI model spec: 'sigmoid', 'softmax:N', 'latent:Z,Y', 'dataset:n' (p0 spread [p0, 0.1]), 'direct'.
+
+    Raises InputError for a malformed spec (e.g. 'softmax:1', 'latent:0,0') or a p0 the model cannot start at.
+    """
+    from tsallis.simulate.inputs import initial_successes, model_spec
+
+    kind, nums = model_spec(spec, "model")
+    initial_successes([p0], "p0", kind, spec)
     if kind == "sigmoid":
         return Sigmoid(p0=p0)
     if kind == "softmax":
         return Softmax(N=nums[0] if nums else 10, p0=p0)
     if kind == "latent":
-        Z, Y = (nums + [8, 4])[:2] if len(nums) < 2 else nums[:2]
+        Z, Y = nums or (8, 4)
         return latent_cold_start(Z, Y, p0)
     if kind == "direct":
         return Direct(p0=p0)
-    if kind == "dataset":
-        return dataset_cold_start(nums[0] if nums else 4, p0_min=p0, p0_max=min(0.25, max(0.1, 10 * p0)))
-    raise ValueError(f"unknown model {spec!r}; use sigmoid, softmax:N, latent:Z,Y or dataset:n")
+    return dataset_cold_start(nums[0] if nums else 4, p0_min=p0, p0_max=min(0.25, max(0.1, 10 * p0)))
 
 
 def log_success(model, theta: Array) -> Array:

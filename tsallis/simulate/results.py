@@ -10,6 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
+from tsallis.files import atomic_write, atomic_write_text
+
 
 def git_hash() -> str | None:
     try:
@@ -29,9 +31,10 @@ class ResultIO:
         for f in fields(self):
             value = getattr(self, f.name)
             (arrays if isinstance(value, np.ndarray) else meta)[f.name] = value
-        np.savez(Path(f"{path}.npz"), **arrays)
+        with atomic_write(Path(f"{path}.npz"), "wb") as fh:
+            np.savez(fh, **arrays)
         meta = {"type": type(self).__name__, "git": git_hash(), "fields": meta}
-        Path(f"{path}.json").write_text(json.dumps(meta, indent=2, default=_jsonable))
+        atomic_write_text(Path(f"{path}.json"), json.dumps(meta, indent=2, default=_jsonable))
 
     @classmethod
     def load(cls, path: str | Path):
@@ -66,15 +69,23 @@ def nan_to_none(x):
     return None if not np.isfinite(x) else x
 
 
+def plot_data_base(plot_path: str | Path) -> str:
+    """Where `write_outputs` saves a figure's result: PATH.data (.npz + .json) beside PATH.png."""
+    return str(Path(plot_path).with_suffix("")) + ".data"
+
+
 def write_outputs(result, records: list[dict], plot_fns=(), *, json_path=None, csv_path=None, plot_path=None) -> None:
     """Write a study's records as JSON and/or CSV, and its figure as PNG (one panel per `plot_fns` entry) with the
-    result beside it (PATH.data.npz + PATH.data.json). Used by the CLI and by `tsallis reproduce`."""
+    result beside it (PATH.data.npz + PATH.data.json). Used by the CLI and by `tsallis reproduce`.
+
+    Every file is written atomically (beside the target, then renamed over it): a failure leaves the old file."""
     if json_path:
-        Path(json_path).write_text(json.dumps(records, indent=1))
+        safe = [{k: nan_to_none(v) if isinstance(v, float) else v for k, v in r.items()} for r in records]
+        atomic_write_text(json_path, json.dumps(safe, indent=1, allow_nan=False))  # JSON has no NaN: null
     if csv_path and records:
         import csv
 
-        with open(csv_path, "w", newline="") as f:
+        with atomic_write(csv_path, "w", newline="") as f:
             writer = csv.DictWriter(f, fieldnames=list(records[0]))
             writer.writeheader()
             writer.writerows(records)
@@ -88,6 +99,7 @@ def write_outputs(result, records: list[dict], plot_fns=(), *, json_path=None, c
         for ax, fn in zip(axes[0], plot_fns):
             fn(result, ax)
         fig.tight_layout()
-        fig.savefig(plot_path, dpi=120)
+        with atomic_write(plot_path, "wb") as fh:
+            fig.savefig(fh, format=Path(plot_path).suffix[1:].lower() or "png", dpi=120)
         plt.close(fig)
-        result.save(str(plot_path).rsplit(".", 1)[0] + ".data")
+        result.save(plot_data_base(plot_path))

@@ -16,6 +16,7 @@ import numpy as np
 import numpy.typing as npt
 
 from tsallis.core import frac_zero_std, grpo_advantages
+from tsallis.simulate import inputs
 from tsallis.simulate.estimators import assemble, coefficients, sample_rationales
 from tsallis.simulate.models import Latent, make_model
 from tsallis.simulate.results import ResultIO
@@ -111,6 +112,8 @@ def run_train(model: str = "latent:8,4", methods=METHODS, qs=(0.0, 0.5, 1.0), p0
               optimizers=("sgd", "adam"), *, seeds: int = 8, M: int = 16, lrs=(1.0, 0.1), max_steps: int = 2000,
               delta: float = 0.5, seed: int = 0, progress: bool = False) -> TrainResult:
     """Steps to escape for each method (GARL/PAFT at each q; GRPO has no q) x optimizer x p0, over seeds."""
+    inputs.train(model, methods, qs, p0s, optimizers, seeds=seeds, M=M, lrs=lrs, max_steps=max_steps, delta=delta,
+                 seed=seed)
     cells = [(meth, q) for meth in methods for q in ((None,) if meth == "grpo" else qs)]
     labels = tuple(meth if q is None else f"{meth} q={q:g}" for meth, q in cells)
     steps = np.empty((len(cells), len(optimizers), len(p0s), seeds))

@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable
 
+from tsallis.errors import InputError
 from tsallis.theory import escape_time, estimators, gradient, loss_family, noise
 from tsallis.theory.identity import Check, errored
 
@@ -43,7 +44,7 @@ def run_checks(only: Iterable[str] | None = None) -> list[Check]:
     """Run the checks with the given ids (all, in the paper's order, when `only` is None).
 
     Raises:
-        ValueError: an id that is not in `CHECKS`.
+        InputError (a ValueError): an id that is not in `CHECKS`, or one listed twice.
 
     Examples:
         >>> [c.id for c in run_checks(["eq1", "eq3"])]
@@ -51,10 +52,15 @@ def run_checks(only: Iterable[str] | None = None) -> list[Check]:
         >>> run_checks(["eq1"])[0].verified
         True
     """
+    if isinstance(only, str):
+        raise InputError(f"only must be a list of check ids, e.g. [{only!r}]; got the string {only!r}")
     ids = list(CHECKS) if only is None else list(only)
     unknown = [i for i in ids if i not in CHECKS]
     if unknown:
-        raise ValueError(f"unknown check id(s) {unknown}; known: {', '.join(CHECKS)}")
+        raise InputError(f"unknown check id(s) {unknown}; known: {', '.join(CHECKS)}")
+    twice = sorted({i for i in ids if ids.count(i) > 1})
+    if twice:
+        raise InputError(f"check id(s) {twice} listed twice; give each once")
     records = []
     for id_ in ids:
         start = time.perf_counter()

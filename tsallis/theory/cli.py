@@ -46,14 +46,21 @@ def format_table(records) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from tsallis.theory.checks import run_checks
+    from tsallis.errors import InputError
+    from tsallis.files import check_output_path
+    from tsallis.theory.checks import CHECKS, run_checks
 
+    if args.only:
+        unknown = [i for i in args.only if i not in CHECKS]
+        if unknown:
+            raise InputError(f"--only: unknown check id(s) {', '.join(unknown)}; known: {', '.join(CHECKS)}")
+        twice = sorted({i for i in args.only if args.only.count(i) > 1})
+        if twice:
+            raise InputError(f"--only lists {', '.join(twice)} twice; give each check id once")
+    if args.json is not None:
+        check_output_path(args.json, "--json")  # before the checks run, not after
     start = time.perf_counter()
-    try:
-        records = run_checks(args.only)
-    except ValueError as err:
-        print(f"tsallis theory: {err}")
-        return 2
+    records = run_checks(args.only)
     total = time.perf_counter() - start
     print(format_table(records))
     for c in records:
@@ -68,6 +75,7 @@ def run(args: argparse.Namespace) -> int:
           f"{len(false)} not verified ({', '.join(false) or 'none'}), "
           f"{len(bad)} unexpected ({', '.join(bad) or 'none'})")
     if args.json:
-        with open(args.json, "w") as fh:
-            json.dump([c.to_dict() for c in records], fh, indent=2)
+        from tsallis.files import atomic_write_text
+
+        atomic_write_text(args.json, json.dumps([c.to_dict() for c in records], indent=2))
     return 1 if bad or (args.strict and false) else 0
