@@ -73,3 +73,19 @@ def test_verdict_bias_cold_start_outcomes():
     assert B.verdict_bias_cold_start(_cold(saturating[::-1], 2.7)).outcome == FAILS  # bias falls as P falls
     v2_like = 0.02 * (0.1 / np.array([0.1, 0.03, 0.01, 0.003, 0.001]))              # |bias| ~ P^-q exactly
     assert B.verdict_bias_cold_start(_cold(v2_like, 2.7)).outcome == FAILS           # an order describes it
+
+
+def test_cli_bias_writes_records(tmp_path, capsys):
+    import json
+
+    from tsallis.cli import main
+
+    out = tmp_path / "bias.json"
+    argv = ["simulate", "bias", "--q", "0.5", "--P", "0.03", "0.01", "--MP", "16", "--replicates", "500",
+            "--no-progress", "--json", str(out)]
+    assert main(argv) == 0
+    assert "bias-v1:" in capsys.readouterr().out
+    rec = json.loads(out.read_text())
+    assert len(rec) == 2 and {"q", "P", "M", "MP", "scaled_bias", "coef", "coef_stderr"} <= set(rec[0])
+    assert main(["simulate", "bias", "--cold-start", "--q", "1", "--P", "0.1", "0.01", "--replicates", "500",
+                 "--no-progress"]) == 0

@@ -1,4 +1,4 @@
-"""`tsallis simulate escape|noise|schedule|estimators|train|dispersion`: run a study, print a table, and write
+"""`tsallis simulate escape|noise|schedule|estimators|bias|train|dispersion`: run a study, print a table, and write
 --json (records), --csv and --plot (PNG, with the full result saved beside it as PATH.data.npz + .json).
 Module-level imports are light; NumPy/SciPy/matplotlib load inside the handlers."""
 
@@ -51,6 +51,14 @@ def register(subparsers) -> None:
     p.add_argument("--replicates", type=int, default=100_000)
     p.add_argument("--estimators", nargs="+", default=["garl", "garl_rloo", "paft"])
     p.set_defaults(func=_estimators)
+    p = sub.add_parser("bias", help="GARL bias where Thm 6.1 applies (M P >> 1) or at cold start (--cold-start)")
+    _common(p, model="latent:8,4", q=[0.25, 0.5, 1.0])
+    p.add_argument("--P", type=float, nargs="+", default=[0.03, 0.01, 0.003], help="success probabilities")
+    p.add_argument("--MP", type=float, default=64.0, help="M * P, held fixed along --P (expansion study)")
+    p.add_argument("--cold-start", action="store_true", help="plain Monte Carlo at fixed --M instead (M P <~ 1)")
+    p.add_argument("--M", type=int, default=32, help="samples per example (with --cold-start)")
+    p.add_argument("--replicates", type=int, default=8000)
+    p.set_defaults(func=_bias)
     p = sub.add_parser("train", help="stochastic training: GRPO, GARL, GARL-RLOO, PAFT under SGD/Adam")
     _common(p, model="latent:8,4", q=[0.0, 0.5, 1.0], p0=[1e-1, 1e-2, 1e-3], M=[16])
     p.add_argument("--methods", nargs="+", default=["grpo", "garl", "garl_rloo", "paft"])
@@ -162,4 +170,22 @@ def _train(args) -> int:
     _table(r.summary(), ["method", "optimizer", "p0", "median_steps", "mean_steps", "ci95", "escaped",
                          "zero_adv_frac"])
     _write(args, r, r.summary(), [partial(plot_train, optimizer=o) for o in r.optimizers])
+    return 0
+
+
+def _bias(args) -> int:
+    from tsallis.simulate import bias as B
+    from tsallis.simulate.plots import plot_bias_cold_start, plot_bias_expansion
+
+    if args.cold_start:
+        r = B.run_bias_cold_start(args.q, args.P, M=args.M, replicates=args.replicates, progress=not args.no_progress)
+        verdicts, plot = [B.verdict_bias_cold_start(r)], plot_bias_cold_start
+    else:
+        r = B.run_bias_expansion(args.q, args.P, MP=args.MP, replicates=args.replicates, progress=not args.no_progress)
+        verdicts = [B.verdict_bias(r), B.verdict_bias_order(r, "v1"), B.verdict_bias_order(r, "v2")]
+        plot = plot_bias_expansion
+    _table(r.records(), list(r.records()[0]))
+    for v in verdicts:
+        print(f"{v.claim}: {v.outcome}\n  {v.evidence}\n  criterion: {v.criterion}")
+    _write(args, r, r.records(), [plot])
     return 0
