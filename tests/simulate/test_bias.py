@@ -73,6 +73,14 @@ def test_verdict_bias_cold_start_outcomes():
     assert B.verdict_bias_cold_start(_cold(saturating[::-1], 2.7)).outcome == FAILS  # bias falls as P falls
     v2_like = 0.02 * (0.1 / np.array([0.1, 0.03, 0.01, 0.003, 0.001]))              # |bias| ~ P^-q exactly
     assert B.verdict_bias_cold_start(_cold(v2_like, 2.7)).outcome == FAILS           # an order describes it
+    one = _cold(saturating, 2.7)
+    one = B.BiasColdStartResult(**{**one.__dict__, "Ps": np.array([1.0, 0.5, 0.2, 0.1, 0.05])})
+    assert B.verdict_bias_cold_start(one).outcome == UNTESTABLE                       # no point with M P <= 1
+
+
+def test_verdict_bias_order_needs_two_P():
+    r = _expansion(1.0, Ps=(0.01,))
+    assert B.verdict_bias_order(r, "v2").outcome == UNTESTABLE
 
 
 def test_cli_bias_writes_records(tmp_path, capsys):

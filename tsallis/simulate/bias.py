@@ -76,7 +76,10 @@ def _leading_term(model, q: float, M: int) -> tuple[Array, Array]:
 
 
 def _weighted_slope(x: Array, y: Array, y_se: Array) -> tuple[float, float]:
-    """Slope of log y on log x by weighted least squares (weights 1/var(log y)), and its standard error."""
+    """Slope of log y on log x by weighted least squares (weights 1/var(log y)), and its standard error;
+    (nan, nan) with fewer than two points."""
+    if len(x) < 2:
+        return float("nan"), float("nan")
     lx, ly, s = np.log(x), np.log(y), np.maximum(y_se / y, 1e-300)
     wts = 1 / s**2
     xm = np.sum(wts * lx) / wts.sum()
@@ -195,8 +198,9 @@ def verdict_bias_order(r: BiasExpansionResult, version: str) -> Verdict:
     slopes, ses, lead = r.slopes()
     live = r.qs > 0
     stated = r.qs + 1 if version == "v1" else r.qs
-    outcomes = [_order_outcome(s, se, a) for s, se, a in zip(slopes[live], ses[live], stated[live])]
-    word = {HOLDS: "attained", BOUND: "bound, not attained", FAILS: "exceeded"}
+    outcomes = [_order_outcome(s, se, a) if np.isfinite(s) else UNTESTABLE
+                for s, se, a in zip(slopes[live], ses[live], stated[live])]
+    word = {HOLDS: "attained", BOUND: "bound, not attained", FAILS: "exceeded", UNTESTABLE: "needs two P"}
     return Verdict(
         f"bias-{version}", weakest(outcomes),
         criterion=(f"slope s +- SE of log(M |bias|) on log P at fixed M P against the stated -a (v1: a = q+1, v2: a = "
@@ -276,7 +280,8 @@ def verdict_bias_cold_start(r: BiasColdStartResult) -> Verdict:
         size_off = not (1 / COLD_FACTOR <= ratio <= COLD_FACTOR)
         slope, _ = _weighted_slope(r.Ps[cold], r.bias_norm[i, cold], r.bias_stderr[i, cold])
         no_order = min(abs(slope + q), abs(slope + q + 1)) > COLD_SLOPE_GAP
-        per_q.append(HOLDS if grows and size_off and no_order else FAILS)
+        testable = cold.sum() >= 2 and len(r.Ps) >= 2
+        per_q.append(UNTESTABLE if not testable else HOLDS if grows and size_off and no_order else FAILS)
         lines.append(f"q={q:g}: |bias|/|grad l_q| = " + ", ".join(f"{x:.3f}" for x in rel[i])
                      + f" (SE <= {se[i].max():.3f}); leading term / measured at M P = {r.M * r.Ps[-1]:.2g}: "
                      f"{ratio:.2f}; slope of log|bias| on log P for M P <= 1: {slope:.2f} (v2 -{q:g}, v1 -{q + 1:g}); "
@@ -286,7 +291,8 @@ def verdict_bias_cold_start(r: BiasColdStartResult) -> Verdict:
         criterion=(f"for each q: the relative bias |bias|/|grad l_q| grows as P falls (no step down by more than 4 SE, "
                    f"and the smallest P above the largest by > 4 SE); the leading term is off by more than a factor "
                    f"{COLD_FACTOR:g} at the smallest M P; the slope of log|bias| on log P over M P <= 1 is more than "
-                   f"{COLD_SLOPE_GAP} from both -q (v2) and -(q+1) (v1)"),
+                   f"{COLD_SLOPE_GAP} from both -q (v2) and -(q+1) (v1); not testable with fewer than two points at "
+                   "M P <= 1"),
         evidence="; ".join(lines),
         regime=(f"latent:8,4 '{r.regime}' model, M = {r.M} (the paper's), P = {', '.join(f'{p:g}' for p in r.Ps)} "
                 f"(M P = {r.M * r.Ps[0]:.2g} .. {r.M * r.Ps[-1]:.2g}), {r.replicates} pools per cell, plain "
