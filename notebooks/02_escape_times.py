@@ -103,8 +103,10 @@ table([{"q": float(q), **{f"p0={p:.0e}": float(t) for p, t in zip(d.p0s, d.t_esc
 #
 # `run_train` trains the latent-rationale model with Monte Carlo estimators (GRPO, GARL) under SGD and Adam and
 # counts steps until $P \ge 1/2$. Under SGD the $q$ effect follows the flow. Under Adam, for a single example,
-# $P^{-q}$ is a common scalar on every coordinate and the per-parameter normalisation divides it out
-# (`docs/simulate.md`, section 5); GRPO stalls at small $p_0$ because most groups have zero advantage.
+# $P^{-q}$ is a common scalar on every coordinate and the per-parameter normalisation divides it out by
+# construction; the paper's remark is about reweighting *across* examples, which `tsallis reproduce` judges on the
+# shared-parameter `dataset:4` (the reweighting survives Adam, the speed-up does not: `docs/simulate.md`, section 5).
+# GRPO stalls at small $p_0$ because most groups have zero advantage.
 
 # %%
 t = run_train("latent:8,4", methods=("grpo", "garl"), qs=(0.0, 0.5, 1.0), p0s=(1e-2, 1e-3),

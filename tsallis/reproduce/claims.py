@@ -1,8 +1,15 @@
-"""The paper's claims, each with where it is stated; stages attach `Evidence` to them by id."""
+"""The paper's claims, each with where it is stated; stages attach `Evidence` (a library `Verdict`) to them by id.
+
+`claim_records` combines the evidence into one record per claim, the content of both report.md's claims
+table and `OUT/claims.json`.
+"""
 
 from __future__ import annotations
 
-from tsallis.reproduce.pipeline import Evidence
+from typing import Any
+
+from tsallis.reproduce.pipeline import Evidence, StageResult
+from tsallis.verdict import ASSUMPTION, OUTCOMES, UNTESTABLE, Verdict, weakest
 
 # id -> (where in the paper, the claim in one line)
 # ruff: noqa: E501  (one claim per line reads better than wrapped strings)
@@ -14,15 +21,16 @@ CLAIMS: dict[str, tuple[str, str]] = {
     "propriety": ("Cor. B.3", "the q-log score is strictly proper only at q=1"),
     "escape": ("Thms 5.1-5.2, App. C.1", "gradient-flow escape time is Theta(p0^-(1-q)/(1-q)) for q<1 and Theta(log 1/p0) at q=1"),
     "near-optimum": ("Prop. C.1", "near the optimum, convergence time does not depend on q"),
-    "noise-equilibrium": ("App. C.5, Eq. 17", "under label noise eps the stable contamination is (eps/(1-eps))^(1/q)(1+o(1)); q=1 fits eps"),
-    "noise-time": ("Prop. C.2, Eq. 18", "time to fit noise level eta is Theta(eta^(q+1)/((q+1) eps)); q=0 never memorizes"),
-    "bias": ("Thm 6.1, Eq. 11", "plug-in GARL is consistent with O(1/M) bias, exactly unbiased at q=0"),
-    "bias-v1": ("Eq. 11, v1", "the GARL bias scales as q/(M P^(q+1))"),
+    "noise-equilibrium": ("App. C.5, Eq. 17", "under label noise eps the stable contamination is (eps/(1-eps))^(1/q)(1+o(1)) (q=1 fits eps); N labels reduce to pairs {clean, wrong k}"),
+    "noise-time": ("Prop. C.2, Eq. 18", "with c* <= ||s|| <= C near P=1, time to fit noise level eta is Theta(eta^(q+1)/((q+1) eps)); q=0 never memorizes"),
+    "bias": ("Thm 6.1, Eq. 11", "plug-in GARL is consistent with O(1/M) bias given by the leading term (large M), exactly unbiased at q=0"),
+    "bias-v1": ("Eq. 11, v1", "the GARL bias is O(q/(M P^(q+1))) (App. D: it scales as P^-(q+1))"),
     "bias-v2": ("Eq. 11, v2", "the GARL bias is O(q/(M P^q))"),
+    "bias-cold-start": ("App. D remark (v1)", "at cold start (P small, M bounded) the expansion indicates only the direction of degradation, not a uniform bound"),
     "rloo": ("Prop. 6.2 / D.1", "the RLOO baseline keeps GARL's expectation"),
     "paft-garl": ("Props D.3-D.4", "E[PAFT] = E[GARL] and Var(PAFT) >= Var(GARL)"),
     "endpoints": ("Prop. D.2", "GARL q=0 is RB-REINFORCE, q=1 IWAE; PAFT q=1 is EM/TRICE"),
-    "adam": ("Sec. 4 remark", "the per-example reweighting P^-q survives minibatch SGD and Adam"),
+    "adam": ("Sec. 4 remark", "the per-example reweighting P^-q survives minibatch SGD and Adam (Adam adapts per parameter, not per example)"),
     "schedule": ("Abstract (v2)", "SFT-then-RLVR (q: 1 -> 0) first escapes cold start fast, then resists label noise"),
     "cold-start-llm": ("Table 1, Fig. 3", "at cold start GRPO stalls while GARL at high q escapes"),
     "noise-llm": ("Abstract (v2)", "q=1 memorizes label noise, q=0 resists it (in training)"),
@@ -30,21 +38,50 @@ CLAIMS: dict[str, tuple[str, str]] = {
     "garl-collapse": ("Sec. 7.3, Fig. 4", "warm-start GARL collapses on HotpotQA/MuSiQue while PAFT stays stable"),
 }
 
-VERDICTS = ("holds", "holds with an extra assumption", "does not hold", "not testable here")
+# theory check id (tsallis.theory.checks.CHECKS) -> claim id
+THEORY_CLAIMS = {
+    "eq1": "family", "eq3": "family", "A.1": "family", "4.1": "gradient", "eq6": "gradient",
+    "B.1": "dispersion", "3.1": "escort", "B.2": "escort", "B.3": "propriety", "5.1": "escape",
+    "5.2": "escape", "C.1-sigmoid": "escape", "C.1": "near-optimum", "C.5": "noise-equilibrium",
+    "C.2": "noise-time", "eq8": "bias", "6.1": "bias", "6.1-v1": "bias-v1", "6.1-v2": "bias-v2",
+    "6.2": "rloo", "D.2": "endpoints", "D.3": "paft-garl", "D.4": "paft-garl",
+}
+
+VERDICTS = OUTCOMES
 
 
 def combine(evidence: list[Evidence]) -> str:
-    """One verdict from several pieces of evidence: the weakest wins ("does not hold" over all)."""
-    if not evidence:
-        return "not testable here"
-    order = {"does not hold": 0, "holds with an extra assumption": 1, "holds": 2, "not testable here": 3}
-    tested = [e.verdict for e in evidence if e.verdict != "not testable here"]
-    return min(tested, key=order.__getitem__) if tested else "not testable here"
+    """One verdict from several pieces of evidence: the weakest tested one wins (`tsallis.verdict.weakest`)."""
+    return weakest([e.outcome for e in evidence])
+
+
+def _piece(e: Evidence) -> dict[str, Any]:
+    v = e.verdict
+    return {"kind": e.kind, "verdict": v.outcome, "text": v.evidence, "file": e.link, "criterion": v.criterion,
+            "regime": v.regime, "assumption": v.assumption, "data": v.data}
+
+
+def claim_records(results: list[StageResult]) -> list[dict[str, Any]]:
+    """One record per claim, in the paper's order: id, where, claim, verdict, assumption, criterion (text) and
+    the evidence pieces (kind, verdict, text, file, criterion, regime, assumption, data)."""
+    records = []
+    for cid, (where, statement) in CLAIMS.items():
+        ev = [e for r in results for e in r.evidence if e.claim == cid]
+        verdict = combine(ev)
+        assumptions = sorted({e.verdict.assumption for e in ev if e.outcome == ASSUMPTION})
+        records.append({
+            "id": cid, "where": where, "claim": statement, "verdict": verdict,
+            "assumption": "; ".join(assumptions) if verdict == ASSUMPTION else "",
+            "criterion": " | ".join(f"{e.kind}: {e.verdict.criterion}" for e in ev) or "no evidence in this run",
+            "evidence": [_piece(e) for e in ev],
+        })
+    return records
 
 
 def not_testable_here() -> list[Evidence]:
     """Claims no CPU run can test: they need Qwen3-0.6B, the datasets and GPU time."""
     why = ("needs Qwen3-0.6B, the three datasets and GPU hours; `configs/` holds the paper's setups for a "
            "user who has them")
-    return [Evidence("paper-tables", "toy LLM", why, "not testable here"),
-            Evidence("garl-collapse", "toy LLM", why, "not testable here")]
+    return [Evidence.from_verdict(Verdict(cid, UNTESTABLE, criterion="not run: no paper-scale model or data here",
+                                          evidence=why), kind="toy LLM")
+            for cid in ("paper-tables", "garl-collapse")]

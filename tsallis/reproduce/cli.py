@@ -11,7 +11,8 @@ def register(sub) -> None:
         help="run every theory check, the simulation studies and the toy-LLM experiments; write a report",
         description="Runs all theory checks, the simulation studies and the toy LLM cold-start and label-noise "
                     "experiments on the built-in defaults, and writes DIR/report.md (+ report.html) with every "
-                    "figure, its data and a claims table. Finished stages are reused when rerun (resume).",
+                    "figure, its data and a claims table (each verdict with its criterion and regime), and the "
+                    "same table as data in DIR/claims.json. Finished stages are reused when rerun (resume).",
     )
     p.add_argument("--quick", action="store_true",
                    help="smaller sizes, same structure (about 2 CPU minutes once the toy model is cached; the first "

@@ -9,31 +9,53 @@ interrupted run resumes where it stopped.
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tsallis.files import atomic_write_text
+from tsallis.verdict import Verdict
+
 
 @dataclass(frozen=True)
 class Evidence:
-    """What one stage measured about one claim of the paper.
+    """What one stage measured about one claim of the paper: a `Verdict` with the kind of evidence and a link.
+
+    Every stage, symbolic, numeric or toy-LLM, feeds the claims table the same way: a library verdict
+    function returns the `Verdict` (outcome, criterion, regime, assumption, data), and the stage wraps it
+    with `Evidence.from_verdict(v, kind=..., link=...)`.
 
     Attributes:
-        claim: the claim id in `tsallis.reproduce.claims.CLAIMS`.
         kind: "symbolic", "numeric" or "toy LLM".
-        text: the measurement in one line, with numbers.
-        verdict: "holds", "holds with an extra assumption", "does not hold" or "not testable here".
+        verdict: the judged claim (`verdict.claim` is the claim id in `tsallis.reproduce.claims.CLAIMS`).
         link: a file in the report directory (figure or record) that shows it.
     """
 
-    claim: str
     kind: str
-    text: str
-    verdict: str
+    verdict: Verdict
     link: str = ""
+
+    @classmethod
+    def from_verdict(cls, verdict: Verdict, *, kind: str, link: str = "") -> Evidence:
+        return cls(kind, verdict, link)
+
+    @property
+    def claim(self) -> str:
+        return self.verdict.claim
+
+    @property
+    def outcome(self) -> str:
+        return self.verdict.outcome
+
+    @property
+    def text(self) -> str:
+        return self.verdict.evidence
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> Evidence:
+        return cls(d["kind"], Verdict(**d["verdict"]), d.get("link", ""))
 
 
 @dataclass(frozen=True)
@@ -52,7 +74,7 @@ class StageResult:
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> StageResult:
-        return cls(**{**d, "evidence": [Evidence(**e) for e in d["evidence"]]})
+        return cls(**{**d, "evidence": [Evidence.from_json(e) for e in d["evidence"]]})
 
 
 @dataclass(frozen=True)
@@ -60,12 +82,6 @@ class Stage:
     name: str
     title: str
     run: Callable[[Path, bool], StageResult]
-
-
-def _atomic_write_json(path: Path, obj: Any) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2))
-    os.replace(tmp, path)
 
 
 def check_resumable(stages: list[Stage], out: Path, *, quick: bool, force: bool) -> None:
@@ -89,6 +105,20 @@ def check_resumable(stages: list[Stage], out: Path, *, quick: bool, force: bool)
                              "or use another --out")
 
 
+def _atomic_write_json(path: Path, obj: Any) -> None:
+    atomic_write_text(path, json.dumps(obj, indent=2))
+
+
+def _load_finished(marker: Path) -> StageResult | None:
+    """The stage's earlier result, or None when there is none or it was written by an older schema."""
+    if not marker.exists():
+        return None
+    try:
+        return StageResult.from_json(json.loads(marker.read_text()))
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
 def run_stages(stages: list[Stage], out: Path, *, quick: bool, force: bool = False,
                log: Callable[[str], None] = print) -> list[StageResult]:
     """Run (or reload) each stage in order; a stage that raises stops the run with its name in the error."""
@@ -98,8 +128,8 @@ def run_stages(stages: list[Stage], out: Path, *, quick: bool, force: bool = Fal
     for i, stage in enumerate(stages, 1):
         stage_dir = out / stage.name
         marker = stage_dir / "result.json"
-        if marker.exists() and not force:
-            prev = StageResult.from_json(json.loads(marker.read_text()))
+        prev = None if force else _load_finished(marker)
+        if prev is not None:
             if prev.quick == quick:
                 log(f"[{i}/{len(stages)}] {stage.title}: done earlier ({prev.seconds:.0f} s), reusing")
                 results.append(prev)

@@ -3,32 +3,38 @@
 from __future__ import annotations
 
 import html
+import json
 import re
 from pathlib import Path
 
 from tsallis.files import atomic_write_text
-from tsallis.reproduce.claims import CLAIMS, combine
+from tsallis.reproduce.claims import claim_records
 from tsallis.reproduce.pipeline import StageResult
 
 
 def _cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
+    return text.replace("|", "\\|").replace("*", "\\*").replace("\n", " ")
 
 
 def claims_table(results: list[StageResult]) -> list[str]:
-    lines = ["| claim | paper | evidence | verdict |", "|---|---|---|---|"]
-    for cid, (where, statement) in CLAIMS.items():
-        ev = [e for r in results for e in r.evidence if e.claim == cid]
-        parts = []
-        for e in ev:
-            link = f" ([{Path(e.link).name}]({e.link}))" if e.link else ""
-            parts.append(f"*{e.kind}*: {_cell(e.text)}{link}")
-        lines.append(f"| **{cid}**: {_cell(statement)} | {where} | {'<br>'.join(parts) or '—'} | "
-                     f"**{combine(ev)}** |")
+    """The claims table: each claim with its evidence pieces (kind, outcome, measurement, link), each piece's
+    criterion and regime, and the combined verdict (with the added assumption where there is one)."""
+    lines = ["| claim | paper | evidence | criterion and regime | verdict |", "|---|---|---|---|---|"]
+    for rec in claim_records(results):
+        ev, crit = [], []
+        for p in rec["evidence"]:
+            link = f" ([{Path(p['file']).name}]({p['file']}))" if p["file"] else ""
+            ev.append(f"*{p['kind']}* ({p['verdict']}): {_cell(p['text'])}{link}")
+            crit.append(f"*{p['kind']}*: {_cell(p['criterion'])}" + (f"; regime: {_cell(p['regime'])}" if p["regime"]
+                                                                     else ""))
+        verdict = f"**{rec['verdict']}**" + (f": {_cell(rec['assumption'])}" if rec["assumption"] else "")
+        lines.append(f"| **{rec['id']}**: {_cell(rec['claim'])} | {rec['where']} | {'<br>'.join(ev) or '—'} | "
+                     f"{'<br>'.join(crit) or '—'} | {verdict} |")
     return lines
 
 
 def write_report(results: list[StageResult], out: Path, *, quick: bool, seconds: float) -> Path:
+    """Write report.md, report.html and claims.json (the claims table as data) into `out`; return report.md."""
     md = [
         "# tsallis reproduce: the Tsallis loss continuum, checked",
         "",
@@ -36,6 +42,11 @@ def write_report(results: list[StageResult], out: Path, *, quick: bool, seconds:
         "Paper: Lin & Ie, *How Fast Should a Model Commit to Supervision?*, arXiv 2604.25907.",
         "",
         "## Claims",
+        "",
+        "Each verdict is derived by a library function from what a stage measured, by the criterion printed "
+        "beside it; a claim with several pieces of evidence takes the weakest (does not hold < holds with an "
+        "extra assumption < holds as a bound (not tight) < holds). The same table is in "
+        "[claims.json](claims.json).",
         "",
         *claims_table(results),
         "",
@@ -53,6 +64,7 @@ def write_report(results: list[StageResult], out: Path, *, quick: bool, seconds:
             md += ["", "Data: " + ", ".join(f"[{Path(d).name}]({d})" for d in r.data)]
         md.append("")
     path = out / "report.md"
+    atomic_write_text(out / "claims.json", json.dumps(claim_records(results), indent=1))
     atomic_write_text(path, "\n".join(md))
     atomic_write_text(out / "report.html", markdown_to_html("\n".join(md)))
     return path
@@ -62,11 +74,11 @@ def markdown_to_html(md: str) -> str:
     """Just enough Markdown for this report: headings, tables, images, links, bold, italics."""
 
     def inline(s: str) -> str:
-        s = html.escape(s, quote=False).replace("\\|", "|").replace("&lt;br&gt;", "<br>")
+        s = html.escape(s, quote=False).replace("\\|", "|").replace("\\*", "\x00").replace("&lt;br&gt;", "<br>")
         s = re.sub(r"!\[([^\]]*)\]\(([^)]+)\)", r'<img alt="\1" src="\2" style="max-width:720px">', s)
         s = re.sub(r"\[([^\]]+)\]\(([^)]+)\)", r'<a href="\2">\1</a>', s)
         s = re.sub(r"\*\*([^*]+)\*\*", r"<b>\1</b>", s)
-        return re.sub(r"\*([^*]+)\*", r"<i>\1</i>", s)
+        return re.sub(r"\*([^*]+)\*", r"<i>\1</i>", s).replace("\x00", "*")
 
     body, table = [], []
     for line in md.splitlines() + [""]:

@@ -1,4 +1,4 @@
-"""`tsallis simulate escape|noise|schedule|estimators|train|dispersion`: run a study, print a table, and write
+"""`tsallis simulate escape|noise|schedule|estimators|bias|train|dispersion`: run a study, print a table, and write
 --json (records), --csv and --plot (PNG, with the full result saved beside it as PATH.data.npz + .json).
 
 Each study takes only the flags it uses; a flag that another study takes is refused with the reason. Every
@@ -15,7 +15,8 @@ import argparse
 FLAGS = {"model": "--model", "qs": "--q", "p0s": "--p0", "p0": "--p0", "delta": "--delta", "eps": "--eps",
          "t_max": "--t-max", "t_end": "--t-end", "Ms": "--M", "M": "--M", "Ps": "--P", "regime": "--regime",
          "replicates": "--replicates", "estimators": "--estimators", "methods": "--methods",
-         "optimizers": "--optimizers", "lrs": "--lr", "max_steps": "--max-steps", "seeds": "--seeds"}
+         "optimizers": "--optimizers", "lrs": "--lr", "max_steps": "--max-steps", "seeds": "--seeds",
+         "MP": "--MP"}
 DEFAULT_LR = {"sgd": 1.0, "adam": 0.1}
 
 # flags a study does not take, with the reason it gives when one is passed anyway
@@ -33,6 +34,9 @@ UNUSED = {
     "estimators": {"--model": "the study builds latent:8,4 at each --P", "--p0": "the success levels are --P",
                    "--eps": "the estimators are compared on clean labels",
                    "--seeds": "precision comes from --replicates draws of one seeded generator"},
+    "bias": {"--model": "the study builds latent:8,4 at each --P", "--p0": "the success levels are --P",
+             "--eps": "the estimators are compared on clean labels",
+             "--seeds": "precision comes from --replicates draws of one seeded generator"},
     "train": {"--eps": "training uses clean labels"},
 }
 
@@ -103,6 +107,14 @@ def register(subparsers) -> None:
     p.add_argument("--replicates", type=int, default=100_000, help="draws per cell, >= 2 (default 100000)")
     p.add_argument("--estimators", nargs="+", default=["garl", "garl_rloo", "paft"])
     p.set_defaults(func=_estimators)
+    p = sub.add_parser("bias", help="GARL bias where Thm 6.1 applies (M P >> 1) or at cold start (--cold-start)")
+    _flags(p, "bias", q=[0.25, 0.5, 1.0])
+    p.add_argument("--P", type=float, nargs="+", default=[0.03, 0.01, 0.003], help="success probabilities")
+    p.add_argument("--MP", type=float, default=64.0, help="M * P, held fixed along --P (expansion study)")
+    p.add_argument("--cold-start", action="store_true", help="plain Monte Carlo at fixed --M instead (M P <~ 1)")
+    p.add_argument("--M", type=int, default=32, help="samples per example (with --cold-start)")
+    p.add_argument("--replicates", type=int, default=8000)
+    p.set_defaults(func=_bias)
     p = sub.add_parser("train", help="stochastic training: GRPO, GARL, GARL-RLOO, PAFT under SGD/Adam")
     _flags(p, "train", model="latent:8,4", q=[0.0, 0.5, 1.0])
     p.add_argument("--p0", type=float, nargs="+", default=[1e-1, 1e-2, 1e-3], help="initial success probabilities")
@@ -270,4 +282,28 @@ def _train(args) -> int:
     _table(r.summary(), ["method", "optimizer", "p0", "median_steps", "mean_steps", "ci95", "escaped",
                          "zero_adv_frac"])
     _write(args, r, r.summary(), [partial(plot_train, optimizer=o) for o in r.optimizers])
+    return 0
+
+
+def _bias(args) -> int:
+    from tsallis.simulate import bias as B
+    from tsallis.simulate import inputs
+    from tsallis.simulate.plots import plot_bias_cold_start, plot_bias_expansion
+
+    if args.cold_start:
+        inputs.bias_cold_start(args.q, args.P, args.M, args.replicates, "rare", names=FLAGS)
+    else:
+        inputs.bias_expansion(args.q, args.P, args.MP, args.replicates, "rare", names=FLAGS)
+    _check_outputs(args)
+    if args.cold_start:
+        r = B.run_bias_cold_start(args.q, args.P, M=args.M, replicates=args.replicates, progress=not args.no_progress)
+        verdicts, plot = [B.verdict_bias_cold_start(r)], plot_bias_cold_start
+    else:
+        r = B.run_bias_expansion(args.q, args.P, MP=args.MP, replicates=args.replicates, progress=not args.no_progress)
+        verdicts = [B.verdict_bias(r), B.verdict_bias_order(r, "v1"), B.verdict_bias_order(r, "v2")]
+        plot = plot_bias_expansion
+    _table(r.records(), list(r.records()[0]))
+    for v in verdicts:
+        print(f"{v.claim}: {v.outcome}\n  {v.evidence}\n  criterion: {v.criterion}")
+    _write(args, r, r.records(), [plot])
     return 0

@@ -116,12 +116,18 @@ class NoiseResult(ResultIO):
     fit_law: Array  # (Q, E) eta^(q+1)/((q+1) eps), Prop. C.2
     fit_slopes: Array  # (Q,) fitted d log T / d log eta (law: q + 1)
     eta0: Array  # (Q,) starting contamination of the fitting runs
+    score_ratio: Array  # (Q,) ||grad log P|| at eta0 / at the largest eta: ~1 when the score is bounded below
+    pair_rate: float  # noise rate within a pair {clean, one wrong label}: alpha_k / (alpha_clean + alpha_k)
+    pair_contamination: Array  # (Q,) theta_k / (theta_clean + theta_k) at the end of the flow
+    pair_theory: Array  # (Q,) the binary equilibrium (App. C.5) at `pair_rate`: the paper's pair reduction
 
     def records(self) -> list[dict]:
         return [{"model": self.model, "q": float(q), "eps": self.eps,
                  "contamination": nan_to_none(self.contamination[i]), "theory": nan_to_none(self.theory[i]),
                  "theory_asymptotic": nan_to_none(self.theory_asymptotic[i]),
-                 "fit_slope": nan_to_none(self.fit_slopes[i])} for i, q in enumerate(self.qs)]
+                 "fit_slope": nan_to_none(self.fit_slopes[i]), "score_ratio": nan_to_none(self.score_ratio[i]),
+                 "pair_contamination": nan_to_none(self.pair_contamination[i]),
+                 "pair_theory": nan_to_none(self.pair_theory[i])} for i, q in enumerate(self.qs)]
 
 
 def _uniform_start(model):
@@ -141,6 +147,20 @@ def _start_at(model, c0: float) -> Array:
     theta = np.zeros(model.N)
     theta[0] = np.log1p(-c0) - np.log(c0 / (model.N - 1))
     return theta
+
+
+def _score_norm(model, contamination_: float) -> float:
+    """||grad log P|| at parameters with the given contamination (the score s of Prop. C.2)."""
+    theta = _start_at(model, contamination_)
+    return float(np.linalg.norm(model.jac_log_probs(theta)[0, int(model.gold[0])]))
+
+
+def _pair_share(model, theta: Array) -> float:
+    """theta_k / (theta_clean + theta_k) for the largest wrong label k, from log-probabilities."""
+    logp = model.log_probs(theta)[0]
+    clean = int(model.gold[0])
+    k = max((j for j in range(model.N) if j != clean), key=lambda j: logp[j])
+    return float(1.0 / (1.0 + np.exp(logp[clean] - logp[k])))
 
 
 def _escort_contamination(model, eps: float, q: float) -> float:
@@ -181,12 +201,15 @@ def run_noise(model: str = "direct", qs=(0.0, 0.25, 0.5, 0.75, 1.0), *, eps: flo
     etas, fit, law, slopes, eta0s = (np.full((len(qs), num_etas), np.nan), np.full((len(qs), num_etas), np.inf),
                                      np.full((len(qs), num_etas), np.nan), np.full(len(qs), np.nan),
                                      np.empty(len(qs)))
+    score_ratio, pair, pair_th = np.empty(len(qs)), np.empty(len(qs)), np.empty(len(qs))
+    pair_rate = float(alpha[0, 1] / (alpha[0, 0] + alpha[0, 1]))
     for i, q in enumerate(_progress(qs, len(qs), "noise", progress)):
         sol = solve_flow(m, q, t_max * 100, alpha=alpha, theta0=_uniform_start(m), t_eval=np.append(times, t_max * 100),
                          rtol=1e-10, atol=1e-14)  # run 100x longer so slow (vanishing-score) approaches settle
         sol = type(sol)(sol.t[:-1], sol.theta, sol.log_p, None)
         traj = np.array([contamination(m, th_)[0] for th_ in sol.theta])
         curves[i], eq[i] = traj[:-1], traj[-1]
+        pair[i], pair_th[i] = _pair_share(m, sol.theta[-1]), tf.noise_equilibrium(pair_rate, q)
         th[i] = _escort_contamination(m, eps, q)
         th_as[i] = tf.noise_equilibrium_asymptotic(eps, q)
         star = tf.noise_equilibrium(eps, q if q > 0 else 0.25)  # q = 0: probe the same levels as q = 1/4
@@ -194,9 +217,11 @@ def run_noise(model: str = "direct", qs=(0.0, 0.25, 0.5, 0.75, 1.0), *, eps: flo
         eta0s[i] = etas[i, 0] * 1e-4
         fit[i] = _fitting_times(m, q, eps, alpha, eta0s[i], etas[i], t_max * 1e3)
         law[i] = tf.noise_fitting_time(etas[i], eps, q)
+        score_ratio[i] = _score_norm(m, eta0s[i]) / _score_norm(m, etas[i, -1])
         if np.all(np.isfinite(fit[i])):
             slopes[i] = fit_slope(etas[i], fit[i])
-    return NoiseResult(model, qs, eps, times, curves, eq, th, th_as, etas, fit, law, slopes, eta0s)
+    return NoiseResult(model, qs, eps, times, curves, eq, th, th_as, etas, fit, law, slopes, eta0s, score_ratio,
+                       pair_rate, pair, pair_th)
 
 
 # ------------------------------------------------------------------------------------------- 3. schedules

@@ -253,6 +253,36 @@ def estimators(estimators_, qs, Ms, Ps, regime, replicates, *, seed: int = 0,
     integer(seed, n("seed"), minimum=0)
 
 
+def _bias_common(qs, Ps, regime, replicates, seed, n) -> None:
+    commitments(qs, n("qs"))
+    choice(regime, n("regime"), ("rare", "scaled"))
+    top, why = (0.5, "the 'rare' cold start: its useful rationale answers w.p. 1/2") if regime == "rare" else \
+        (2 / 3, "the 'scaled' regime: its largest weight 1.5 P must stay below 1")
+    reals(Ps, n("Ps"), low=0.0, high=top, low_open=True, high_open=True, why=why)
+    integer(replicates, n("replicates"), minimum=2, why="a standard error needs two draws")
+    integer(seed, n("seed"), minimum=0)
+
+
+def bias_expansion(qs, Ps, MP, replicates, regime, *, seed: int = 0,
+                   names: Mapping[str, str] | None = None) -> None:
+    """Checks of `run_bias_expansion`: M = round(MP / P) must be a sample count >= 2 at every P."""
+    n = _Names(names)
+    _bias_common(qs, Ps, regime, replicates, seed, n)
+    real(MP, n("MP"), low=0.0, low_open=True, why="M P is the expansion's parameter (Thm 6.1 needs M P >> 1)")
+    small = [P for P in Ps if round(MP / P) < 2]
+    if small:
+        raise InputError(f"{n('MP')}={_g(MP)} gives M = round(MP / P) < 2 at {n('Ps')} = "
+                         f"{', '.join(_g(P) for P in small)}: raise {n('MP')} or lower {n('Ps')}")
+
+
+def bias_cold_start(qs, Ps, M, replicates, regime, *, seed: int = 0,
+                    names: Mapping[str, str] | None = None) -> None:
+    """Checks of `run_bias_cold_start`."""
+    n = _Names(names)
+    _bias_common(qs, Ps, regime, replicates, seed, n)
+    integer(M, n("M"), minimum=1, why="samples per example")
+
+
 def dispersion(model, qs, p0, t_max, *, num_times: int = 200, names: Mapping[str, str] | None = None) -> None:
     """Checks of `run_dispersion`: a latent model (`dataset:n`, or `latent:Z,Y` as one example)."""
     n = _Names(names)

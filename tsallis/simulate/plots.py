@@ -11,7 +11,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from tsallis.palette import method_color, q_color
+from tsallis.palette import OKABE_ITO, method_color, q_color
 
 # schedules that are not a constant q (run_schedules' defaults): colours outside the q palette, fixed per name
 _SCHEDULE_COLORS = {"step@t=20": "#000000", "step@t=200": "#999999", "step@P=0.1": "#56B4E9",
@@ -296,4 +296,81 @@ def plot_dispersion(result, ax=None):
     ax.set_xlabel("gradient-flow time t")
     ax.set_ylabel(r"per-example success $P_i(t)$")
     ax.set_title(f"{result.model}: examples sharing one parameter, their success under each q", fontsize=9)
+    return ax
+
+
+def plot_bias_expansion(result, ax=None):
+    """M |bias| against P at fixed M P >> 1 (log axes): Monte Carlo with 4-SE bars, Thm 6.1's leading term
+    dashed, and the slopes of the stated orders (v1 P^-(q+1) dotted, v2 P^-q dash-dotted) through the first point."""
+    from tsallis.palette import q_color
+
+    ax = _ax(ax)
+    P = result.Ps
+    slopes, ses, _ = result.slopes()
+    for i, q in enumerate(result.qs):
+        c = q_color(q)
+        y = result.scaled_bias[i]
+        ax.errorbar(P, y, yerr=4 * result.scaled_bias_stderr[i], fmt="o", color=c, ms=5, capsize=2,
+                    label=f"q={q:g}: MC slope {slopes[i]:.2f} +- {ses[i]:.2f}")
+        ax.plot(P, result.scaled_lead[i], "--", color=c, lw=1)
+        for expo, ls in ((q + 1, ":"), (q, "-.")):
+            ax.plot(P, y[0] * (P / P[0]) ** (-expo), ls, color=c, lw=0.8, alpha=0.7)
+    ax.plot([], [], "k--", lw=1, label="Thm 6.1 leading term")
+    ax.plot([], [], "k:", lw=0.8, label=r"v1 order $P^{-(q+1)}$")
+    ax.plot([], [], "k-.", lw=0.8, label=r"v2 order $P^{-q}$")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("success probability P")
+    ax.set_ylabel(r"$M\,\|E[\hat g] - \nabla \ell_q\|$ (GARL plug-in)")
+    ax.set_title(f"GARL bias where Thm 6.1 applies: M P = {result.MP:g}, {result.replicates} pools/cell, "
+                 "MC +-4SE", fontsize=9)
+    ax.legend(fontsize=7)
+    return ax
+
+
+def plot_bias_cold_start(result, ax=None):
+    """Relative bias |bias| / |grad l_q| against M P at the paper's M (log x): Monte Carlo with 4-SE bars and
+    Thm 6.1's leading term (dashed), which grows without bound while the measured bias saturates."""
+    from tsallis.palette import q_color
+
+    ax = _ax(ax)
+    x = result.M * result.Ps
+    for i, q in enumerate(result.qs):
+        c = q_color(q)
+        rel = result.bias_norm[i] / result.grad_norm[i]
+        ax.errorbar(x, rel, yerr=4 * result.bias_stderr[i] / result.grad_norm[i], fmt="o-", color=c, ms=5,
+                    capsize=2, lw=1, label=f"q={q:g}: Monte Carlo")
+        ax.plot(x, result.lead_norm[i] / result.grad_norm[i], "--", color=c, lw=1, label=f"q={q:g}: leading term")
+    ax.axvline(1.0, color="grey", ls=":", lw=1)
+    ax.axhline(1.0, color="grey", ls="-", lw=0.5)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel(f"M P (M = {result.M})")
+    ax.set_ylabel(r"$\|E[\hat g] - \nabla \ell_q\| \,/\, \|\nabla \ell_q\|$")
+    ax.set_title(f"GARL bias at cold start, M = {result.M}: measured (o) vs Thm 6.1 leading term (--)", fontsize=9)
+    ax.legend(fontsize=7)
+    return ax
+
+
+def plot_q_effect(dataset, single, ax=None):
+    """Mean steps to escape (hardest example, 95% CI over seeds) against q for GARL: SGD and Adam on a
+    shared-parameter dataset, and Adam on one example (where Adam divides the per-example factor out)."""
+    ax = _ax(ax)
+    series = [(dataset, "sgd", "o-", f"{dataset.model}, SGD"), (dataset, "adam", "s-", f"{dataset.model}, Adam"),
+              (single, "adam", "^--", f"{single.model} (one example), Adam")]
+    for k, (r, opt, fmt, label) in enumerate(series):
+        o = r.optimizers.index(opt)
+        rows = [(float(lab.split("q=")[1]), r.steps[j, o, 0]) for j, lab in enumerate(r.labels)
+                if lab.startswith("garl q=")]
+        qs = [q for q, _ in rows]
+        mean = [s.mean() for _, s in rows]
+        ci = [1.96 * s.std(ddof=1) / np.sqrt(s.size) for _, s in rows]
+        ax.errorbar(qs, mean, yerr=ci, fmt=fmt, color=OKABE_ITO[(k + 3) % len(OKABE_ITO)], ms=5, capsize=2, lw=1,
+                    label=label)
+    ax.set_yscale("log")
+    ax.set_xlabel("q (GARL)")
+    ax.set_ylabel(f"steps until every example has P >= {dataset.delta:g}")
+    ax.set_title(f"Does $P^{{-q}}$ survive the optimizer? p0 = {dataset.p0s[0]:g} (hardest), M = {dataset.M}",
+                 fontsize=9)
+    ax.legend(fontsize=8)
     return ax

@@ -6,8 +6,8 @@ from __future__ import annotations
 import sympy as sp
 
 from tsallis import core
-from tsallis.theory.identity import Check, combine_powers_of, make_check, timed, zero_step
-from tsallis.theory.symbols import q
+from tsallis.theory.identity import Check, combine_powers_of, make_check, sign_step, timed, zero_step
+from tsallis.theory.symbols import P, q
 
 
 def softmax(logits: list[sp.Expr]) -> list[sp.Expr]:
@@ -56,12 +56,12 @@ def prop_4_1() -> Check:
     for t in theta[:1] + theta[2:3]:   # one prior logit, one likelihood logit (the others by symmetry)
         g = {k: to_rational(sp.diff(core.q_loss(P_, k), t), theta) for k in (q, 0, 1)}
         Pr = to_rational(P_, theta)
-        steps.append(zero_step(f"d/d{t}: grad l_q = P^-q grad l_0", g[q] - core.amplification(Pr, q) * g[0]))
-        steps.append(zero_step(f"d/d{t}: grad l_q = P^(1-q) grad l_1", g[q] - core.attenuation(Pr, q) * g[1]))
-        steps.append(zero_step(f"d/d{t}: grad l_0 = P grad l_1", g[0] - Pr * g[1]))
+        steps.append(zero_step(f"d/d{t}: grad l_q = P^-q grad l_0", g[q], core.amplification(Pr, q) * g[0]))
+        steps.append(zero_step(f"d/d{t}: grad l_q = P^(1-q) grad l_1", g[q], core.attenuation(Pr, q) * g[1]))
+        steps.append(zero_step(f"d/d{t}: grad l_0 = P grad l_1", g[0], Pr * g[1]))
         posterior = [to_rational(j / P_, theta) for j in joint]
         fisher = -sum(pz * to_rational(sp.diff(sp.log(j), t), theta) for pz, j in zip(posterior, joint))
-        steps.append(zero_step(f"d/d{t}: grad l_1 = -E_post[grad log p(z, y*|x)] (Eq. 13)", g[1] - fisher))
+        steps.append(zero_step(f"d/d{t}: grad l_1 = -E_post[grad log p(z, y*|x)] (Eq. 13)", g[1], fisher))
     return make_check("4.1", "grad l_q = P^-q grad l_0 = P^(1-q) grad l_1 (and Eq. 13's posterior form)",
                       "simplify to zero (softmax latent model Z=2, Y=2, symbolic logits and q)", steps)
 
@@ -74,6 +74,7 @@ def eq6() -> Check:
     grad_lq = [sp.diff(core.q_loss(P_, q), t) for t in th]
     dp_dt = sum(sp.diff(P_, t) * (-g) for t, g in zip(th, grad_lq))
     score_sq = sum(sp.diff(sp.log(P_), t) ** 2 for t in th)
+    grad_sq = sum(sp.diff(P_, t) ** 2 for t in th)
     theta_l, _, Pl = latent_model()
     grad_P = [to_rational(sp.diff(Pl, t), theta_l) for t in theta_l]
     grad_lq = [to_rational(sp.diff(core.q_loss(Pl, q), t), theta_l) for t in theta_l]
@@ -82,11 +83,13 @@ def eq6() -> Check:
     sl = sum((gP / Pr) ** 2 for gP in grad_P)
     latent_residual = combine_powers_of((dpl - Pr ** (2 - q) * sl) / core.amplification(Pr, q), Pr)
     steps = [
-        zero_step("generic P(theta): dp/dt - p^(2-q)||s||^2", dp_dt - P_ ** (2 - q) * score_sq),
-        zero_step("softmax latent model: dp/dt - p^(2-q)||s||^2",
+        zero_step("generic P(theta): dp/dt = p^(2-q)||s||^2", dp_dt, P_ ** (2 - q) * score_sq),
+        zero_step("softmax latent model: dp/dt = p^(2-q)||s||^2 (residual / P^-q, powers of P combined)",
                   latent_residual),
-        zero_step("dp/dt = P^-q ||grad P||^2 >= 0 (p is monotone)",
-                  dp_dt - core.amplification(P_, q) * sum(sp.diff(P_, t) ** 2 for t in th)),
+        zero_step("dp/dt = P^-q ||grad P||^2", dp_dt, core.amplification(P_, q) * grad_sq),
+        sign_step("P^-q ||grad P||^2 >= 0: p is monotone along the flow",
+                  core.amplification(P, q) * sum(gi ** 2 for gi in sp.symbols("g1:4", real=True)),
+                  "nonnegative", given="P > 0, grad P = (g1, g2, g3) real"),
     ]
     return make_check("eq6", "Under gradient flow on l_q, dp/dt = p^(2-q) ||grad log P||^2",
                       "simplify to zero (generic P(theta) and the softmax latent model)", steps)
