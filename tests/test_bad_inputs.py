@@ -187,6 +187,20 @@ CASES: dict[str, list[Case]] = {
         _c("simulate estimators --seeds 3", "simulate estimators does not take --seeds"),
         _c("simulate estimators --estimators paft --plot {tmp}/e.png", "--estimators paft alone has none"),
     ],
+    "simulate bias": [
+        _c("simulate bias --P 0", "--P must lie in (0, 0.5)"),
+        _c("simulate bias --P 0.6", "--P must lie in (0, 0.5) (the 'rare' cold start"),
+        _c("simulate bias --P 0.03 0.03", "--P lists 0.03 twice"),
+        _c("simulate bias --q 1.5", "--q must lie in [0, 1]"),
+        _c("simulate bias --MP 0", "--MP must lie in (0, inf)"),
+        _c("simulate bias --MP 0.01", "--MP=0.01 gives M = round(MP / P) < 2"),
+        _c("simulate bias --replicates 1", "--replicates must be >= 2"),
+        _c("simulate bias --cold-start --M 0", "--M must be >= 1"),
+        _c("simulate bias --cold-start --replicates 0", "--replicates must be >= 2"),
+        _c("simulate bias --model latent:8,4", "simulate bias does not take --model"),
+        _c("simulate bias --seeds 2", "simulate bias does not take --seeds"),
+        _c("simulate bias --eps 0.1", "simulate bias does not take --eps"),
+    ],
     "simulate train": [
         _c("simulate train --optimizers SGD", "--optimizers must be one of sgd, adam; got 'SGD'"),
         _c("simulate train --optimizers rmsprop", "--optimizers must be one of sgd, adam; got 'rmsprop'"),
@@ -238,6 +252,7 @@ def _forbid_work(monkeypatch) -> None:
     """Replace every study, check and stage by a function that fails the test: a refused input must be refused
     before any of them starts."""
     import tsallis.reproduce.stages as stages
+    import tsallis.simulate.bias as bias
     import tsallis.simulate.experiments as ex
     import tsallis.simulate.training as tr
     import tsallis.theory.checks as checks
@@ -247,7 +262,8 @@ def _forbid_work(monkeypatch) -> None:
         raise AssertionError("work started before the input was refused")
 
     for mod, name in [(ex, "run_escape"), (ex, "run_noise"), (ex, "run_schedules"), (ex, "run_estimators"),
-                      (ex, "run_dispersion"), (tr, "run_train"), (checks, "run_checks")]:
+                      (ex, "run_dispersion"), (tr, "run_train"), (checks, "run_checks"),
+                      (bias, "run_bias_expansion"), (bias, "run_bias_cold_start")]:
         monkeypatch.setattr(mod, name, started)
     real = stages.all_stages()
     monkeypatch.setattr(stages, "all_stages", lambda: [Stage(s.name, s.title, started) for s in real])
