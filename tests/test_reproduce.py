@@ -55,14 +55,18 @@ def test_verdicts_combine_to_the_weakest():
     assert combine(ev[:1] + [_evidence("x", BOUND)]) == BOUND
 
 
-def test_a_finished_stage_keeps_its_verdicts_and_an_old_schema_is_rerun(tmp_path):
+def test_a_finished_stage_keeps_its_verdicts_and_an_old_schema_is_refused_then_forced(tmp_path):
     calls = []
     first = run_stages([_stage("a", calls, verdict=BOUND)], tmp_path, quick=True, log=lambda s: None)
     again = run_stages([_stage("a", calls, verdict=BOUND)], tmp_path, quick=True, log=lambda s: None)
     assert calls == ["a"] and again[0].evidence == first[0].evidence
     assert again[0].evidence[0].verdict.regime.startswith("sigmoid")
+    # a marker of an older schema (or a corrupt one) is never silently replaced: refused, then rerun on --force
     (tmp_path / "a" / "result.json").write_text(json.dumps({"name": "a", "evidence": [{"claim": "escape"}]}))
-    run_stages([_stage("a", calls)], tmp_path, quick=True, log=lambda s: None)
+    with pytest.raises(InputError, match="unreadable.*--force"):
+        run_stages([_stage("a", calls)], tmp_path, quick=True, log=lambda s: None)
+    assert calls == ["a"]
+    run_stages([_stage("a", calls)], tmp_path, quick=True, force=True, log=lambda s: None)
     assert calls == ["a", "a"]
 
 
