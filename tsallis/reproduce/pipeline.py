@@ -97,7 +97,8 @@ def check_resumable(stages: list[Stage], out: Path, *, quick: bool, force: bool)
         try:
             prev = StageResult.from_json(json.loads(marker.read_text()))
         except (ValueError, TypeError, KeyError) as err:
-            raise InputError(f"{marker} is unreadable (corrupt, or written by an older tsallis; {type(err).__name__}: {err}); pass --force (force=True) to "
+            raise InputError(f"{marker} is unreadable (corrupt, or written by an older tsallis; "
+                             f"{type(err).__name__}: {err}); pass --force (force=True) to "
                              "rerun the stage, or use another --out") from None
         if prev.quick != quick:
             raise InputError(f"{out} holds a {size[prev.quick]} result of stage '{stage.name}'; this "

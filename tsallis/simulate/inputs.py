@@ -268,7 +268,8 @@ def bias_expansion(qs, Ps, MP, replicates, regime, *, seed: int = 0,
     """Checks of `run_bias_expansion`: M = round(MP / P) must be a sample count >= 2 at every P."""
     n = _Names(names)
     _bias_common(qs, Ps, regime, replicates, seed, n)
-    real(MP, n("MP"), low=0.0, low_open=True, high_open=True, why="M P is the expansion's parameter (Thm 6.1 needs M P >> 1)")
+    real(MP, n("MP"), low=0.0, low_open=True, high_open=True,
+         why="M P is the expansion's parameter (Thm 6.1 needs M P >> 1)")
     small = [P for P in Ps if round(MP / P) < 2]
     if small:
         raise InputError(f"{n('MP')}={_g(MP)} gives M = round(MP / P) < 2 at {n('Ps')} = "
