@@ -1,22 +1,44 @@
-"""Rollouts: sample rationales (and answers) with HF `generate`, then score them in ONE teacher-forced forward.
+"""The one sampling engine (training, the toy evaluation and dataset evaluation) and the teacher-forced scoring.
 
-Layout of every scored row (N = B*M rows, P prompt columns left-padded, C completion columns right-padded):
+Sampling (`generate_rollout`): ONE `model.generate` call per batch of prompts samples M completions per prompt,
+each laid out as
 
-    [pad.. prompt | z_1 .. z_t  delim  a_1 .. a_k  <pad>..]
-                    \\_ rationale _/      \\_ answer _/
+    [prompt | z_1 .. z_t  delim  a_1 .. a_k  (stop)]
+              \\_ rationale _/      \\_ answer _/
 
-The answer is the gold y* (+EOS) for GARL/PAFT/SFT and the sampled answer for GRPO, so each method needs exactly
-one forward pass with gradients; `rationale_mask` and `answer_mask` split its per-token log-probs into
-log p(z|x) and log w = log p(y*|x, z) (sums). Budget forcing (paper Sec. 7): a rationale that reaches
-`max_rationale_tokens` (or ends with EOS) without the delimiter is cut there and the delimiter is forced; a
-forced delimiter was not sampled, so it is scored in neither mask.
+The budget rule, the same everywhere: a rationale has at most `max_rationale_tokens` tokens; the delimiter comes
+after it (outside that budget); the answer has at most `max_answer_tokens` tokens, a sampled stop token
+included. Budget forcing (paper Sec. 7, Muennighoff et al. 2025) happens inside that one call: `BudgetForcing`,
+the logits processor that also does the sampling, emits the delimiter itself when a row would exceed the
+rationale budget or samples a stop token (EOS) before the delimiter; a delimiter that a row had begun to sample
+is completed. Such a row is `forced`; its answer is then sampled after the forced delimiter in the same call.
+
+Randomness is row-keyed everywhere: the draw of row r (prompt b, sample m) at generated position t is a hash of
+(seed of prompt b, m, t), so a row's completion does not depend on the other rows of the batch, the batch size,
+the process that runs it or the global torch RNG. Prompt seeds come from `prompt_seeds(seed, stream, ...)`:
+training uses the step as the stream, evaluation a fixed stream, so an evaluation does not depend on its batch
+size and repeats across checkpoints with common random numbers. Temperature 0 is greedy.
+
+Scoring (`build_scored_batch`, `token_logps`): the rows above (answer = gold y* (+EOS) for GARL/PAFT/SFT, the
+sampled answer for GRPO) in ONE teacher-forced forward; `rationale_mask` and `answer_mask` split its per-token
+log-probs into log p(z|x) and log w = log p(y*|x, z). A forced delimiter was not sampled, so it is scored in
+neither mask.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import torch
+
+from tsallis.errors import NonFiniteError
+
+EVAL_STREAM = 2**40
+"""The seed stream of evaluation samples (training streams are the step numbers, far below it)."""
+LOG_P_STREAM = 2**40 + 1
+"""The seed stream of `Trainer.estimate_log_p`'s rationales."""
 
 
 @dataclass
@@ -25,20 +47,162 @@ class Rollout:
 
     prompt_ids: list[list[int]]  # (B) token lists
     rationale_ids: list[list[int]]  # (N) without the delimiter
-    forced: list[bool]  # (N) the delimiter was forced (budget hit or EOS before it)
-    answer_ids: list[list[int]] | None  # (N) sampled answer tokens incl. EOS when emitted; None: not sampled
-    answer_text: list[str] | None  # (N) decoded sampled answers, stripped
-    num_generated_tokens: int  # tokens produced by generate (throughput)
-    advantages: torch.Tensor | None = None  # (N,) GRPO advantages, set by the trainer
+    forced: list[bool]  # (N) the delimiter was forced (budget hit, or a stop token before it)
+    answer_ids: list[list[int]] | None  # (N) sampled answer tokens incl. a sampled stop token; None: not sampled
+    answer_text: list[str | None] | None = None  # (N) decoded answers, stripped (set by the caller)
+    num_generated_tokens: int = 0  # rationale + delimiter + answer tokens of all rows
 
 
-def _find(seq: list[int], pattern: list[int], limit: int) -> int:
-    """Index of the first occurrence of `pattern` in seq that starts before `limit`, else -1."""
-    n = len(pattern)
-    for i in range(min(limit, len(seq) - n + 1)):
-        if seq[i:i + n] == pattern:
-            return i
-    return -1
+# ----------------------------------------------------------------------------------------------- seeds
+
+
+def prompt_seeds(seed: int, stream: int, count: int, start: int = 0) -> list[int]:
+    """One 32-bit seed per prompt, position start..start+count-1 of `stream`: SeedSequence([seed, stream, i])."""
+    return [int(np.random.SeedSequence([int(seed), int(stream), i]).generate_state(1)[0])
+            for i in range(start, start + count)]
+
+
+def row_seeds(seeds: Sequence[int], num_samples: int) -> list[int]:
+    """One 32-bit seed per sampled row (prompt b, sample m) from the prompt's seed (numpy SeedSequence)."""
+    return [int(np.random.SeedSequence([int(s), m]).generate_state(1)[0]) for s in seeds for m in range(num_samples)]
+
+
+def stop_ids(tokenizer, model=None) -> list[int]:
+    """The union of the tokenizer's and the generation config's EOS ids, in order of first appearance (Qwen3
+    ends turns with <|im_end|> or <|endoftext|>); any of them ends a sampled answer."""
+    out: list[int] = []
+    gen_eos = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
+    for src in (tokenizer.eos_token_id, gen_eos):
+        for tok in [] if src is None else ([src] if isinstance(src, int) else src):
+            if int(tok) not in out:
+                out.append(int(tok))
+    return out
+
+
+# -------------------------------------------------------------------------------------------- sampling
+
+_M32 = 0xFFFFFFFF
+
+
+def _mix32(x: torch.Tensor) -> torch.Tensor:
+    """A 32-bit integer hash (xorshift-multiply) on int64 tensors holding values in [0, 2^32); no overflow."""
+    for _ in range(2):
+        x = x ^ (x >> 16)
+        x = (x * 0x45D9F3B) & _M32
+    return x ^ (x >> 16)
+
+
+class RowSeededSampler:
+    """Samples each row from its own counter-based random stream (inverse CDF); as a logits processor it returns
+    scores that are 0 at the sampled token and -inf elsewhere, so `generate(do_sample=False)` picks the sample.
+
+    The uniform of row r at generated position t is a hash of (seed_r, t): it does not depend on the other rows,
+    their padding, the process or the global torch RNG. Temperature, top-k and top-p follow HF's warpers (top-p
+    keeps the smallest prefix of the sorted distribution whose mass reaches top_p, at least one token);
+    temperature 0 is greedy (argmax, lowest index on ties). 48 random bits per draw (float64 CDF). Non-finite
+    probabilities are flagged in `nonfinite` (no host sync per token); the caller raises.
+    """
+
+    def __init__(self, seeds: Sequence[int], start: int, *, temperature: float, top_p: float = 1.0, top_k: int = 0):
+        self.seeds, self.start = list(seeds), start
+        self.temperature, self.top_p, self.top_k = temperature, top_p, top_k
+        self._dev_seeds: torch.Tensor | None = None
+        self.nonfinite: torch.Tensor | None = None
+
+    def uniform(self, t: int, device) -> torch.Tensor:
+        if self._dev_seeds is None or self._dev_seeds.device != device:
+            self._dev_seeds = torch.tensor(self.seeds, dtype=torch.long, device=device)
+        x = (self._dev_seeds + 0x9E3779B9 * (2 * t + 1)) & _M32
+        h1 = _mix32(x)
+        h2 = _mix32(h1 ^ 0x68E31DA4)
+        return ((h1 >> 8).double() * 2.0 ** 24 + (h2 >> 8).double() + 0.5) / 2.0 ** 48  # (N,) in (0, 1)
+
+    def sample(self, scores: torch.Tensor, t: int) -> torch.Tensor:
+        """(N,) token ids drawn from softmax(scores / T) (with top-k/top-p) with the uniforms of position t."""
+        bad = ~torch.isfinite(scores.amax(-1)) | torch.isnan(scores).any(-1)
+        self.nonfinite = bad if self.nonfinite is None else self.nonfinite | bad
+        if self.temperature == 0:
+            return scores.argmax(-1)
+        if self.top_k > 0:
+            kth = scores.topk(min(self.top_k, scores.shape[-1]), dim=-1).values[:, -1:]
+            scores = scores.masked_fill(scores < kth, float("-inf"))
+        probs = torch.softmax(scores.double() / self.temperature, dim=-1)  # (N, V)
+        if self.top_p < 1.0:
+            sp, si = probs.sort(dim=-1, descending=True)
+            drop = (sp.cumsum(-1) - sp) >= self.top_p  # mass before the token already reaches top_p
+            drop[:, 0] = False
+            probs = probs.scatter(1, si, sp.masked_fill(drop, 0.0))
+        cdf = probs.cumsum(-1)
+        u = self.uniform(t, scores.device) * cdf[:, -1]
+        return torch.searchsorted(cdf, u.unsqueeze(-1)).squeeze(-1).clamp(max=scores.shape[-1] - 1)
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        tok = self.sample(scores, input_ids.shape[1] - self.start)
+        return torch.full_like(scores, float("-inf")).scatter_(1, tok.unsqueeze(-1), 0.0)
+
+
+def _delimiter_automaton(delimiter_ids: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+    """(unique delimiter tokens (U,), transitions (D+1, U+1)): the KMP automaton whose state is the length of the
+    longest delimiter prefix the sequence ends with; column U is "any other token"."""
+    uniq = sorted(set(delimiter_ids))
+    D = len(delimiter_ids)
+    trans = torch.zeros(D + 1, len(uniq) + 1, dtype=torch.long)
+    for k in range(D):
+        for c, tok in enumerate(uniq):
+            s = delimiter_ids[:k] + [tok]
+            trans[k, c] = next(n for n in range(min(len(s), D), -1, -1) if s[len(s) - n:] == delimiter_ids[:n])
+    return torch.tensor(uniq, dtype=torch.long), trans
+
+
+class BudgetForcing(RowSeededSampler):
+    """The logits processor of `generate_rollout`: row-keyed sampling plus budget forcing, so a rollout is ONE
+    `generate` call. Per row it tracks a phase (0 rationale, 1 forcing the delimiter, 2 answer, 3 done), the
+    rationale length, the delimiter prefix matched so far and the answer length; the choice it returns is the
+    sampled token, a forced delimiter token, or a forced stop token that ends the row (not part of the answer).
+    """
+
+    def __init__(self, seeds: Sequence[int], start: int, *, delimiter_ids: list[int], stop_ids: list[int],
+                 max_rationale_tokens: int, max_answer_tokens: int, sample_answers: bool, temperature: float,
+                 top_p: float = 1.0, top_k: int = 0, device=None):
+        super().__init__(seeds, start, temperature=temperature, top_p=top_p, top_k=top_k)
+        n = len(self.seeds)
+        self.R, self.A, self.D, self.sample_answers = max_rationale_tokens, max_answer_tokens, len(delimiter_ids), \
+            sample_answers
+        self.delim = torch.tensor(delimiter_ids, dtype=torch.long, device=device)
+        self.stops = torch.tensor(stop_ids, dtype=torch.long, device=device)
+        uniq, trans = _delimiter_automaton(delimiter_ids)
+        self.uniq, self.trans = uniq.to(device), trans.to(device)
+        zeros = lambda dtype=torch.long: torch.zeros(n, dtype=dtype, device=device)  # noqa: E731
+        self.phase, self.match, self.z_len, self.a_len, self.forced = zeros(), zeros(), zeros(), zeros(), \
+            zeros(torch.bool)
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        x = self.sample(scores, input_ids.shape[1] - self.start)  # (N,) the sampled candidates
+        phase, k = self.phase, self.match
+        is_stop = torch.isin(x, self.stops)
+        cls = torch.where(x.unsqueeze(-1) == self.uniq, torch.arange(len(self.uniq), device=x.device),
+                          len(self.uniq)).amin(-1)  # which delimiter token x is, or "other"
+        k_new = self.trans[k, cls]
+        confirmed = self.z_len + k + 1 - k_new  # rationale length if x is kept
+        in_rat = phase == 0
+        force = in_rat & (is_stop | ((k_new < self.D) & (confirmed > self.R))) | (phase == 1)
+        done_delim = in_rat & ~force & (k_new == self.D)
+        keep_rat = in_rat & ~force & ~done_delim
+        answer = phase == 2
+        end = answer & (self.a_len >= self.A) if self.sample_answers else answer
+        delim_tok = self.delim[k.clamp(max=self.D - 1)]
+        choice = torch.where(force, delim_tok, torch.where(end, self.stops[0], x))
+        # state update
+        self.forced |= in_rat & force
+        self.z_len = torch.where(keep_rat, confirmed, self.z_len)
+        k_next = torch.where(force, k + 1, torch.where(keep_rat | done_delim, k_new, k))
+        self.match = torch.where(in_rat | (phase == 1), k_next, k)
+        delim_complete = (in_rat | (phase == 1)) & (k_next >= self.D)
+        sampled_answer = answer & ~end
+        self.a_len = self.a_len + sampled_answer.long()
+        finished = end | (sampled_answer & is_stop)
+        self.phase = torch.where(delim_complete, 2, torch.where(in_rat & force, 1, torch.where(finished, 3, phase)))
+        return torch.full_like(scores, float("-inf")).scatter_(1, choice.unsqueeze(-1), 0.0)
 
 
 def _left_pad(rows: list[list[int]], pad_id: int, device) -> tuple[torch.Tensor, torch.Tensor]:
@@ -52,125 +216,52 @@ def _left_pad(rows: list[list[int]], pad_id: int, device) -> tuple[torch.Tensor,
     return ids.to(device), att.to(device)
 
 
-_M32 = 0xFFFFFFFF
-
-
-def _mix32(x: torch.Tensor) -> torch.Tensor:
-    """A 32-bit integer hash (xorshift-multiply) on int64 tensors holding values in [0, 2^32); no overflow."""
-    for _ in range(2):
-        x = x ^ (x >> 16)
-        x = (x * 0x45D9F3B) & _M32
-    return x ^ (x >> 16)
-
-
-def row_seeds(prompt_seeds: list[int], num_samples: int) -> list[int]:
-    """One 32-bit seed per sampled row (prompt b, sample m) from the prompt's seed (numpy SeedSequence)."""
-    import numpy as np
-
-    return [int(np.random.SeedSequence([int(s), m]).generate_state(1)[0]) for s in prompt_seeds
-            for m in range(num_samples)]
-
-
-class RowSeededSampler:
-    """A logits processor that samples each row from its own counter-based random stream (inverse CDF).
-
-    The uniform of row r at generated position t is a hash of (seed_r, phase, t): the sample of a row does not
-    depend on which other rows share the batch, their padding, the process that runs it, or the global torch
-    RNG. With `generate(do_sample=False)` the returned scores (0 at the sampled token, -inf elsewhere) make the
-    greedy pick the sample. Temperature and top-p follow HF's warpers (top-p keeps the smallest prefix of the
-    sorted distribution whose mass reaches top_p, at least one token). 48 random bits per draw (float64 CDF).
-    """
-
-    def __init__(self, seeds: list[int], start: int, *, temperature: float, top_p: float, phase: int = 0):
-        self.seeds, self.start, self.temperature, self.top_p, self.phase = seeds, start, temperature, top_p, phase
-        self._dev_seeds = None
-
-    def uniform(self, t: int, device) -> torch.Tensor:
-        if self._dev_seeds is None or self._dev_seeds.device != device:
-            self._dev_seeds = torch.tensor(self.seeds, dtype=torch.long, device=device)
-        x = (self._dev_seeds + 0x9E3779B9 * (2 * t + self.phase + 1)) & _M32
-        h1 = _mix32(x)
-        h2 = _mix32(h1 ^ 0x68E31DA4)
-        return ((h1 >> 8).double() * 2.0 ** 24 + (h2 >> 8).double() + 0.5) / 2.0 ** 48  # (N,) in (0, 1)
-
-    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
-        t = input_ids.shape[1] - self.start
-        probs = torch.softmax(scores.double() / self.temperature, dim=-1)  # (N, V)
-        if self.top_p < 1.0:
-            sp, si = probs.sort(dim=-1, descending=True)
-            drop = (sp.cumsum(-1) - sp) >= self.top_p  # mass before the token already reaches top_p
-            drop[:, 0] = False
-            probs = probs.scatter(1, si, sp.masked_fill(drop, 0.0))
-        cdf = probs.cumsum(-1)
-        u = self.uniform(t, scores.device) * cdf[:, -1]
-        idx = torch.searchsorted(cdf, u.unsqueeze(-1)).clamp(max=scores.shape[-1] - 1)  # (N, 1)
-        return torch.full_like(scores, float("-inf")).scatter_(1, idx, 0.0)
-
-
-def _sampling_kwargs(seeds, start, temperature, top_p, phase):
-    if seeds is None:
-        return dict(do_sample=True, temperature=temperature, top_p=top_p, top_k=0)
-    from transformers import LogitsProcessorList
-
-    proc = RowSeededSampler(seeds, start, temperature=temperature, top_p=top_p, phase=phase)
-    return dict(do_sample=False, temperature=None, top_p=None, top_k=None, logits_processor=LogitsProcessorList([proc]))
-
-
 @torch.no_grad()
-def generate_rollout(model, prompt_ids: list[list[int]], *, num_samples: int, delimiter_ids: list[int],
-                     eos_id: int | list[int], pad_id: int, max_rationale_tokens: int, max_answer_tokens: int,
-                     temperature: float = 1.0, top_p: float = 1.0, sample_answers: bool = True,
-                     prompt_seeds: list[int] | None = None) -> Rollout:
-    """Sample M rationales per prompt (batched, KV cache) with budget forcing; optionally sample the answers.
+def generate_rollout(model, prompt_ids: list[list[int]], *, num_samples: int, prompt_seeds: Sequence[int],
+                     delimiter_ids: list[int], stop_ids: list[int], pad_id: int, max_rationale_tokens: int,
+                     max_answer_tokens: int, temperature: float = 1.0, top_p: float = 1.0, top_k: int = 0,
+                     sample_answers: bool = True, synced_gpus: bool = False) -> Rollout:
+    """Sample `num_samples` completions per prompt in ONE batched `generate` call (KV cache) with budget forcing.
 
-    `eos_id` may list several ids (Qwen3 ends turns with <|im_end|> or <|endoftext|>); the first one found ends
-    the sequence. `prompt_seeds` (one int per prompt): sample every row from its own stream
-    (`RowSeededSampler`), so a prompt's M samples are the same whatever the batch and process; None: HF's
-    sampling from the global torch RNG.
+    Args:
+        model: a HF causal LM (unwrapped; an FSDP2 model with `synced_gpus=True` on every rank).
+        prompt_ids: (B) prompt token lists. prompt_seeds: (B) one seed per prompt (`prompt_seeds`).
+        delimiter_ids: the rationale/answer delimiter. stop_ids: tokens that end an answer (non-empty).
+        max_rationale_tokens, max_answer_tokens: the budgets (module docstring). temperature (0 = greedy), top_p,
+            top_k (0 = off): sampling. sample_answers: False stops each row after its delimiter.
+    Raises:
+        NonFiniteError: the model produced NaN/inf scores.
     """
-    eos_ids = [eos_id] if isinstance(eos_id, int) else list(eos_id)
+    if not stop_ids or not delimiter_ids or len(prompt_seeds) != len(prompt_ids):
+        raise ValueError("generate_rollout needs stop ids, delimiter ids and one seed per prompt")
+    if set(stop_ids) & set(delimiter_ids):
+        raise ValueError(f"the delimiter tokens {delimiter_ids} include a stop token ({stop_ids}): choose another "
+                         "delimiter")
     device = next(model.parameters()).device
     rows = [p for p in prompt_ids for _ in range(num_samples)]
-    seeds = row_seeds(prompt_seeds, num_samples) if prompt_seeds is not None else None
     ids, att = _left_pad(rows, pad_id, device)  # (N, P)
-    single_delim = len(delimiter_ids) == 1
-    stop = eos_ids if sample_answers or not single_delim else [*eos_ids, delimiter_ids[0]]
+    proc = BudgetForcing(row_seeds(prompt_seeds, num_samples), ids.shape[1], delimiter_ids=delimiter_ids,
+                         stop_ids=stop_ids, max_rationale_tokens=max_rationale_tokens,
+                         max_answer_tokens=max_answer_tokens, sample_answers=sample_answers,
+                         temperature=temperature, top_p=top_p, top_k=top_k, device=device)
+    from transformers import LogitsProcessorList
+
     budget = max_rationale_tokens + len(delimiter_ids) + (max_answer_tokens if sample_answers else 0)
-    gen_kwargs = dict(pad_token_id=pad_id, eos_token_id=stop, use_cache=True)
-    out = model.generate(input_ids=ids, attention_mask=att, max_new_tokens=budget, **gen_kwargs,
-                         **_sampling_kwargs(seeds, ids.shape[1], temperature, top_p, 0))
+    out = model.generate(input_ids=ids, attention_mask=att, max_new_tokens=budget, pad_token_id=pad_id,
+                         eos_token_id=stop_ids, use_cache=True, do_sample=False, temperature=None, top_p=None,
+                         top_k=None, logits_processor=LogitsProcessorList([proc]), synced_gpus=synced_gpus)
+    if proc.nonfinite is not None and bool(proc.nonfinite.any()):
+        raise NonFiniteError("sampling met non-finite logits (NaN/inf scores from the model)")
     gen = out[:, ids.shape[1]:].tolist()
-    n_generated = int((out[:, ids.shape[1]:] != pad_id).sum())
-    rationale, forced, answers, need = [], [], [], []
-    for i, seq in enumerate(gen):
-        end = next((k for k, t in enumerate(seq) if t in eos_ids), len(seq))
-        seq = seq[:end + 1] if end < len(seq) else seq
-        j = _find(seq[:end], delimiter_ids, max_rationale_tokens + 1)
-        if j >= 0:
-            rationale.append(seq[:j])
-            forced.append(False)
-            answers.append(seq[j + len(delimiter_ids):][:max_answer_tokens])
-        else:
-            rationale.append(seq[:min(end, max_rationale_tokens)])
-            forced.append(True)
-            answers.append([])
-            need.append(i)
-    if sample_answers and need:
-        # Budget forcing: continue [prompt, z, delim] to sample the answer of the rows whose delimiter was forced.
-        ctx = [rows[i] + rationale[i] + delimiter_ids for i in need]
-        ids2, att2 = _left_pad(ctx, pad_id, device)
-        out2 = model.generate(input_ids=ids2, attention_mask=att2, max_new_tokens=max_answer_tokens,
-                              **{**gen_kwargs, "eos_token_id": eos_ids},
-                              **_sampling_kwargs(None if seeds is None else [seeds[i] for i in need], ids2.shape[1],
-                                                 temperature, top_p, 1))
-        n_generated += int((out2[:, ids2.shape[1]:] != pad_id).sum())
-        for k, i in enumerate(need):
-            seq = out2[k, ids2.shape[1]:].tolist()
-            end = next((k for k, t in enumerate(seq) if t in eos_ids), len(seq) - 1)
-            answers[i] = seq[:end + 1]
-    if not sample_answers:
-        return Rollout(prompt_ids, rationale, forced, None, None, n_generated)
-    return Rollout(prompt_ids, rationale, forced, answers, None, n_generated)
+    z_len, a_len, D = proc.z_len.tolist(), proc.a_len.tolist(), len(delimiter_ids)
+    rationale = [seq[:z] for seq, z in zip(gen, z_len)]
+    answers = [seq[z + D:z + D + a] for seq, z, a in zip(gen, z_len, a_len)]
+    n_generated = sum(z_len) + D * len(gen) + sum(a_len)
+    return Rollout(prompt_ids, rationale, proc.forced.tolist(), answers if sample_answers else None, None,
+                   n_generated)
+
+
+# --------------------------------------------------------------------------------------------- scoring
 
 
 @dataclass
@@ -183,12 +274,13 @@ class ScoredBatch:
     completion_ids: torch.Tensor  # (N, C)
     rationale_mask: torch.Tensor  # (N, C) z tokens and a sampled delimiter
     answer_mask: torch.Tensor  # (N, C) answer tokens (gold y* [+EOS] or sampled)
+    forced: torch.Tensor  # (N,) the delimiter was forced
     completion_length: int  # C
 
     def to(self, device) -> ScoredBatch:
-        return ScoredBatch(*(t.to(device) if torch.is_tensor(t) else t for t in (
+        return ScoredBatch(*(t.to(device) for t in (
             self.input_ids, self.attention_mask, self.position_ids, self.completion_ids, self.rationale_mask,
-            self.answer_mask)), self.completion_length)
+            self.answer_mask, self.forced)), self.completion_length)
 
 
 def build_scored_batch(prompt_rows: list[list[int]], rationales: list[list[int]], forced: list[bool],
@@ -210,7 +302,7 @@ def build_scored_batch(prompt_rows: list[list[int]], rationales: list[list[int]]
         rmask[i, :len(z) + (0 if forced[i] else len(delimiter_ids))] = True
         amask[i, len(z) + len(delimiter_ids):len(c)] = True
     pos = (att.cumsum(-1) - 1).clamp(min=0)
-    return ScoredBatch(ids, att, pos, ids[:, P:], rmask, amask, C)
+    return ScoredBatch(ids, att, pos, ids[:, P:], rmask, amask, torch.tensor(forced, dtype=torch.bool), C)
 
 
 def token_logps(model, batch: ScoredBatch, *, entropy: bool = False, chunk: int = 64):
