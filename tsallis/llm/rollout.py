@@ -100,41 +100,56 @@ class RowSeededSampler:
     their padding, the process or the global torch RNG. Temperature, top-k and top-p follow HF's warpers (top-p
     keeps the smallest prefix of the sorted distribution whose mass reaches top_p, at least one token);
     temperature 0 is greedy (argmax, lowest index on ties). 48 random bits per draw (float64 CDF). Non-finite
-    probabilities are flagged in `nonfinite` (no host sync per token); the caller raises.
+    scores are accumulated in `check` without a host sync per token; `nonfinite()` tells at the end.
     """
+
+    CHUNK = 64  # positions of uniforms hashed at once
 
     def __init__(self, seeds: Sequence[int], start: int, *, temperature: float, top_p: float = 1.0, top_k: int = 0):
         self.seeds, self.start = list(seeds), start
         self.temperature, self.top_p, self.top_k = temperature, top_p, top_k
-        self._dev_seeds: torch.Tensor | None = None
-        self.nonfinite: torch.Tensor | None = None
+        self._table: torch.Tensor | None = None  # (N, T) uniforms of positions 0..T-1
+        self.check: torch.Tensor | None = None  # (N,) running sum of a finite-iff-ok statistic of the scores
 
     def uniform(self, t: int, device) -> torch.Tensor:
-        if self._dev_seeds is None or self._dev_seeds.device != device:
-            self._dev_seeds = torch.tensor(self.seeds, dtype=torch.long, device=device)
-        x = (self._dev_seeds + 0x9E3779B9 * (2 * t + 1)) & _M32
-        h1 = _mix32(x)
-        h2 = _mix32(h1 ^ 0x68E31DA4)
-        return ((h1 >> 8).double() * 2.0 ** 24 + (h2 >> 8).double() + 0.5) / 2.0 ** 48  # (N,) in (0, 1)
+        """(N,) uniforms in (0, 1) of position t (hashed CHUNK positions at a time)."""
+        if self._table is None or self._table.device != device or t >= self._table.shape[1]:
+            n = (t // self.CHUNK + 1) * self.CHUNK
+            seeds = torch.tensor(self.seeds, dtype=torch.long, device=device).unsqueeze(-1)
+            pos = torch.arange(n, dtype=torch.long, device=device)
+            x = (seeds + 0x9E3779B9 * (2 * pos + 1)) & _M32  # (N, n)
+            h1 = _mix32(x)
+            h2 = _mix32(h1 ^ 0x68E31DA4)
+            self._table = ((h1 >> 8).double() * 2.0 ** 24 + (h2 >> 8).double() + 0.5) / 2.0 ** 48
+        return self._table[:, t]
+
+    def _watch(self, stat: torch.Tensor) -> None:
+        self.check = stat if self.check is None else self.check + stat
+
+    def nonfinite(self) -> bool:
+        """Whether any sampled position had NaN/inf scores (or no finite score at all)."""
+        return self.check is not None and not bool(torch.isfinite(self.check).all())
 
     def sample(self, scores: torch.Tensor, t: int) -> torch.Tensor:
         """(N,) token ids drawn from softmax(scores / T) (with top-k/top-p) with the uniforms of position t."""
-        bad = ~torch.isfinite(scores.amax(-1)) | torch.isnan(scores).any(-1)
-        self.nonfinite = bad if self.nonfinite is None else self.nonfinite | bad
         if self.temperature == 0:
+            self._watch(scores.amax(-1))
             return scores.argmax(-1)
         if self.top_k > 0:
             kth = scores.topk(min(self.top_k, scores.shape[-1]), dim=-1).values[:, -1:]
             scores = scores.masked_fill(scores < kth, float("-inf"))
-        probs = torch.softmax(scores.double() / self.temperature, dim=-1)  # (N, V)
+        lg = scores.double() if self.temperature == 1 else scores.double() / self.temperature
+        probs = torch.softmax(lg, dim=-1)  # (N, V)
         if self.top_p < 1.0:
             sp, si = probs.sort(dim=-1, descending=True)
             drop = (sp.cumsum(-1) - sp) >= self.top_p  # mass before the token already reaches top_p
             drop[:, 0] = False
             probs = probs.scatter(1, si, sp.masked_fill(drop, 0.0))
-        cdf = probs.cumsum(-1)
-        u = self.uniform(t, scores.device) * cdf[:, -1]
-        return torch.searchsorted(cdf, u.unsqueeze(-1)).squeeze(-1).clamp(max=scores.shape[-1] - 1)
+        cdf = probs.cumsum_(-1)
+        total = cdf[:, -1]
+        self._watch(total)  # NaN/inf scores make it NaN
+        u = (self.uniform(t, scores.device) * total).unsqueeze(-1)
+        return torch.searchsorted(cdf, u).view(-1).clamp_(max=scores.shape[-1] - 1)
 
     def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
         tok = self.sample(scores, input_ids.shape[1] - self.start)
@@ -154,11 +169,14 @@ def _delimiter_automaton(delimiter_ids: list[int]) -> tuple[torch.Tensor, torch.
     return torch.tensor(uniq, dtype=torch.long), trans
 
 
+RATIONALE, FORCING, ANSWER, DONE = 0, 1, 2, 3
+
+
 class BudgetForcing(RowSeededSampler):
     """The logits processor of `generate_rollout`: row-keyed sampling plus budget forcing, so a rollout is ONE
-    `generate` call. Per row it tracks a phase (0 rationale, 1 forcing the delimiter, 2 answer, 3 done), the
-    rationale length, the delimiter prefix matched so far and the answer length; the choice it returns is the
-    sampled token, a forced delimiter token, or a forced stop token that ends the row (not part of the answer).
+    `generate` call. Per row it tracks a phase (RATIONALE, FORCING the delimiter, ANSWER, DONE), the rationale
+    length, the delimiter prefix matched so far and the answer length; the token it returns is the sampled
+    candidate, a forced delimiter token, or a forced stop token that ends the row (not part of the answer).
     """
 
     def __init__(self, seeds: Sequence[int], start: int, *, delimiter_ids: list[int], stop_ids: list[int],
@@ -166,43 +184,47 @@ class BudgetForcing(RowSeededSampler):
                  top_p: float = 1.0, top_k: int = 0, device=None):
         super().__init__(seeds, start, temperature=temperature, top_p=top_p, top_k=top_k)
         n = len(self.seeds)
-        self.R, self.A, self.D, self.sample_answers = max_rationale_tokens, max_answer_tokens, len(delimiter_ids), \
-            sample_answers
+        self.R, self.A, self.D = max_rationale_tokens, max_answer_tokens, len(delimiter_ids)
+        self.sample_answers = sample_answers
         self.delim = torch.tensor(delimiter_ids, dtype=torch.long, device=device)
         self.stops = torch.tensor(stop_ids, dtype=torch.long, device=device)
         uniq, trans = _delimiter_automaton(delimiter_ids)
         self.uniq, self.trans = uniq.to(device), trans.to(device)
-        zeros = lambda dtype=torch.long: torch.zeros(n, dtype=dtype, device=device)  # noqa: E731
-        self.phase, self.match, self.z_len, self.a_len, self.forced = zeros(), zeros(), zeros(), zeros(), \
-            zeros(torch.bool)
+        self.other = torch.tensor(len(uniq), device=device)
+        self.phase, self.match, self.z_len, self.a_len = (torch.zeros(n, dtype=torch.long, device=device)
+                                                          for _ in range(4))
+        self.forced = torch.zeros(n, dtype=torch.bool, device=device)
+
+    def _delimiter_state(self, x: torch.Tensor) -> torch.Tensor:
+        """The automaton's next state (delimiter prefix length) after appending x."""
+        if self.D == 1:
+            return (x == self.delim[0]).long()
+        hit = x.unsqueeze(-1) == self.uniq  # (N, U)
+        cls = torch.where(hit.any(-1), hit.long().argmax(-1), self.other)
+        return self.trans[self.match, cls]
 
     def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
         x = self.sample(scores, input_ids.shape[1] - self.start)  # (N,) the sampled candidates
         phase, k = self.phase, self.match
-        is_stop = torch.isin(x, self.stops)
-        cls = torch.where(x.unsqueeze(-1) == self.uniq, torch.arange(len(self.uniq), device=x.device),
-                          len(self.uniq)).amin(-1)  # which delimiter token x is, or "other"
-        k_new = self.trans[k, cls]
-        confirmed = self.z_len + k + 1 - k_new  # rationale length if x is kept
-        in_rat = phase == 0
-        force = in_rat & (is_stop | ((k_new < self.D) & (confirmed > self.R))) | (phase == 1)
-        done_delim = in_rat & ~force & (k_new == self.D)
-        keep_rat = in_rat & ~force & ~done_delim
-        answer = phase == 2
+        is_stop = x == self.stops[0] if len(self.stops) == 1 else torch.isin(x, self.stops)
+        k_new = self._delimiter_state(x)
+        confirmed = self.z_len + k + 1 - k_new  # the rationale's length if x is kept
+        in_rat = phase == RATIONALE
+        complete = k_new == self.D
+        force = (in_rat & ~complete & (is_stop | (confirmed > self.R))) | (phase == FORCING)
+        keep_rat = in_rat & ~force
+        answer = phase == ANSWER
         end = answer & (self.a_len >= self.A) if self.sample_answers else answer
-        delim_tok = self.delim[k.clamp(max=self.D - 1)]
-        choice = torch.where(force, delim_tok, torch.where(end, self.stops[0], x))
-        # state update
+        choice = torch.where(force, self.delim[k.clamp(max=self.D - 1)], torch.where(end, self.stops[0], x))
         self.forced |= in_rat & force
-        self.z_len = torch.where(keep_rat, confirmed, self.z_len)
-        k_next = torch.where(force, k + 1, torch.where(keep_rat | done_delim, k_new, k))
-        self.match = torch.where(in_rat | (phase == 1), k_next, k)
-        delim_complete = (in_rat | (phase == 1)) & (k_next >= self.D)
+        self.z_len = torch.where(keep_rat & ~complete, confirmed, self.z_len)
+        self.match = torch.where(force, k + 1, torch.where(keep_rat, k_new, k))
         sampled_answer = answer & ~end
-        self.a_len = self.a_len + sampled_answer.long()
-        finished = end | (sampled_answer & is_stop)
-        self.phase = torch.where(delim_complete, 2, torch.where(in_rat & force, 1, torch.where(finished, 3, phase)))
-        return torch.full_like(scores, float("-inf")).scatter_(1, choice.unsqueeze(-1), 0.0)
+        self.a_len += sampled_answer
+        self.phase = torch.where((in_rat | force) & (self.match >= self.D), ANSWER,
+                                 torch.where(in_rat & force, FORCING,
+                                             torch.where(end | (sampled_answer & is_stop), DONE, phase)))
+        return scores.fill_(float("-inf")).scatter_(1, choice.unsqueeze(-1), 0.0)
 
 
 def _left_pad(rows: list[list[int]], pad_id: int, device) -> tuple[torch.Tensor, torch.Tensor]:
@@ -250,7 +272,7 @@ def generate_rollout(model, prompt_ids: list[list[int]], *, num_samples: int, pr
     out = model.generate(input_ids=ids, attention_mask=att, max_new_tokens=budget, pad_token_id=pad_id,
                          eos_token_id=stop_ids, use_cache=True, do_sample=False, temperature=None, top_p=None,
                          top_k=None, logits_processor=LogitsProcessorList([proc]), synced_gpus=synced_gpus)
-    if proc.nonfinite is not None and bool(proc.nonfinite.any()):
+    if proc.nonfinite():
         raise NonFiniteError("sampling met non-finite logits (NaN/inf scores from the model)")
     gen = out[:, ids.shape[1]:].tolist()
     z_len, a_len, D = proc.z_len.tolist(), proc.a_len.tolist(), len(delimiter_ids)
