@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from tsallis.errors import NonFiniteError
-from tsallis.llm.rollout import RowSeededSampler, _delimiter_automaton, generate_rollout, prompt_seeds, row_seeds
+from tsallis.llm.rollout import RowSeededSampler, delimiter_automaton, generate_rollout, prompt_seeds, row_seeds
 
 WORDS = ["[PAD]", "[EOS]", "a", "b", "c", "d", "e"]
 
@@ -94,10 +94,10 @@ def test_engine_equals_per_row_reference(words_model, delim, R, A, sample_answer
 
 
 def test_delimiter_automaton_is_kmp():
-    uniq, trans = _delimiter_automaton([2, 2, 3])
-    assert uniq.tolist() == [2, 3]
-    # state 2 ("a a") then "a" -> still "a a"; then "b" -> complete; "other" resets to 0
-    assert trans[2, 0] == 2 and trans[2, 1] == 3 and trans[1, 1] == 0 and trans[0, 2] == 0
+    table = delimiter_automaton([2, 2, 3])  # "a a b"
+    # "a a" then "a" -> still "a a"; then "b" -> complete; "a b" is no prefix; other tokens reset to 0
+    assert table[2] == {2: 2, 3: 3} and table[1] == {2: 2, 3: 0} and table[0] == {2: 1, 3: 0}
+    assert table[2].get(4, 0) == 0
 
 
 def test_batch_and_global_rng_independence(words_model):

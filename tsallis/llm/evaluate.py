@@ -225,7 +225,8 @@ def generate_completions(
                 ro = generate_rollout(model, ids, num_samples=k, prompt_seeds=seeds[start:start + batch_size],
                                       delimiter_ids=delim_ids, stop_ids=stops, pad_id=pad,
                                       max_rationale_tokens=max_rationale_tokens, max_answer_tokens=max_answer_tokens,
-                                      temperature=temperature, top_p=top_p, top_k=top_k, synced_gpus=synced_gpus)
+                                      temperature=temperature, top_p=top_p, top_k=top_k, synced_gpus=synced_gpus,
+                                      inference_mode=not synced_gpus)
             rows = []
             for z, forced, a in zip(ro.rationale_ids, ro.forced, ro.answer_ids):
                 a = a[:-1] if a and a[-1] in stops else a  # a sampled stop token ends the answer; not text

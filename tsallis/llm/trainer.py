@@ -435,7 +435,7 @@ class Trainer:
                     pad_id=self.tokenizer.pad_token_id, max_answer_tokens=cfg.max_answer_tokens,
                     max_rationale_tokens=max_rationale_tokens or cfg.max_rationale_tokens, top_p=cfg.top_p,
                     temperature=cfg.temperature if temperature is None else temperature,
-                    sample_answers=sample_answers, synced_gpus=self.synced_gpus)
+                    sample_answers=sample_answers, synced_gpus=self.synced_gpus, inference_mode=not self.fsdp)
         finally:
             model.train(was_training)
         if ro.answer_ids is not None:
