@@ -314,6 +314,8 @@ class PAFT(_Base):
         return {"generator": self.generator.get_state()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        if state.get("generator") is None:
+            raise ValueError("the checkpoint holds no PAFT resampling generator state")
         self.generator.set_state(state["generator"])
 
 

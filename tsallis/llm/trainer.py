@@ -151,8 +151,9 @@ class Trainer:
     def _check_examples(self) -> None:
         if not self.train_examples:
             raise InputError("no training examples: pass a non-empty list or a task with a training split")
-        if self.cfg.method == "sft" and any(ex.rationale is None for ex in self.train_examples):
-            raise InputError("method='sft' needs gold rationales: some training examples have rationale=None")
+        if ESTIMATORS[self.cfg.method].rationales == "gold" and any(ex.rationale is None for ex in self.train_examples):
+            raise InputError(f"method={self.cfg.method!r} trains on gold rationales: some training examples have "
+                             "rationale=None")
 
     def _make_accelerator(self):
         from accelerate import Accelerator
@@ -558,5 +559,6 @@ class Trainer:
             self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.state = LoopState.from_dict(state["loop"])
-        self.method.load_state_dict(state["method"])
+        # checkpoints written before the method objects kept PAFT's generator under "paft_generator"
+        self.method.load_state_dict(state.get("method") or {"generator": state.get("paft_generator")})
         ckpt.set_rng_state(state["rng"])
