@@ -350,3 +350,20 @@ def test_loggers_are_checked_at_the_door(model_path, tmp_path):
             Trainer(_cfg(model_path, tmp_path, report_to=missing[0]))
     with pytest.raises(InputError, match="fsdp=True needs a distributed launch"):
         Trainer(_cfg(model_path, tmp_path, fsdp=True))
+
+
+def test_training_and_dataset_evaluation_share_one_engine(model_path, tmp_path):
+    """`Trainer.rollout` (training, `answers`) and `evaluate.generate_completions` (the dataset hook, `tsallis llm
+    eval`) sample the same completions for the same prompts and seed: one engine, one budget rule, one stream."""
+    from tsallis.llm.evaluate import generate_completions
+
+    tr = Trainer(_cfg(model_path, tmp_path, seed=3))
+    exs = tr.eval_examples
+    ro = tr.rollout(exs, num_samples=3, sample_answers=True)
+    tok, stops = tr.tokenizer, set(tr.stop_ids)
+    ours = [tok.decode(z + tr.delimiter_ids + (a[:-1] if a and a[-1] in stops else a))
+            for z, a in zip(ro.rationale_ids, ro.answer_ids)]
+    comps = generate_completions(tr.unwrapped, tok, [ex.prompt for ex in exs], k=3, max_rationale_tokens=6,
+                                 max_answer_tokens=4, delimiter=">", seed=3, batch_size=3)
+    assert [c.text for row in comps for c in row] == ours
+    assert [c.forced for row in comps for c in row] == ro.forced
