@@ -72,6 +72,7 @@ class LoopState:
     num_tokens: int = 0  # tokens of the scored batches so far, all processes (TRL's num_tokens)
 
     def to_dict(self) -> dict[str, Any]:
+        """The fields as a JSON-serialisable dict."""
         return asdict(self)
 
     @classmethod
@@ -408,13 +409,16 @@ class Trainer:
         return prompt
 
     def encode_prompt(self, prompt: str) -> list[int]:
+        """Token ids of the formatted prompt (no special tokens added: the prompt is the full model input)."""
         return self.tokenizer(self.format_prompt(prompt), add_special_tokens=False)["input_ids"]
 
     def encode_answer(self, answer: str) -> list[int]:
+        """Token ids of a gold answer, + EOS with `answer_eos` (what GARL/PAFT/SFT teacher-force)."""
         ids = self.tokenizer(answer, add_special_tokens=False)["input_ids"]
         return ids + [self.eos_id] if self.cfg.answer_eos else ids
 
     def decode_answer(self, ids: list[int]) -> str | None:
+        """A sampled answer's text, stripped, special tokens dropped; None when empty."""
         text = self.tokenizer.decode(ids, skip_special_tokens=True).strip()
         return text or None
 
