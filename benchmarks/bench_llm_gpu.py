@@ -91,8 +91,7 @@ def round_robin(trainers: dict, steps: int) -> list[dict]:
                 torch.cuda.synchronize()
                 torch.cuda.reset_peak_memory_stats()
                 before = torch.cuda.memory_allocated()
-            out = tr.step()
-            tr.loop["step"] += 1
+            out = tr.step()  # public API: advances tr.state
             if cuda:
                 torch.cuda.synchronize()
                 peak = torch.cuda.max_memory_allocated()
@@ -104,7 +103,7 @@ def round_robin(trainers: dict, steps: int) -> list[dict]:
         med = lambda k, h=hist: statistics.median(x[k] for x in h)
         rows.append({"method": m, "step_s": med("step_time"), "rollout_s": med("time/rollout"),
                      "update_s": med("time/update"), "tokens_per_s": med("tokens_per_s"),
-                     "tokens_per_step": med("num_tokens"),
+                     "tokens_per_step": med("step_tokens"),
                      "peak_mem_gib": max(x.get("peak", float("nan")) for x in hist) / 2**30,
                      "step_extra_gib": max(x.get("extra", float("nan")) for x in hist) / 2**30})
     return rows

@@ -4,6 +4,9 @@
 argument) and is wrong: its message names the input and says how to fix it. It subclasses `ValueError`, so
 callers that catch `ValueError` keep working. The `tsallis` command prints it as `error: <message>` and exits
 with status 2, without a traceback; any other exception is a bug and keeps its traceback.
+
+`NonFiniteError` is a NaN or infinite value met during a computation (training's guard: `tsallis llm train`
+exits 3 with it).
 """
 
 from __future__ import annotations
@@ -14,3 +17,8 @@ EXIT_INPUT = 2
 
 class InputError(ValueError):
     """A value from outside is wrong; the message names it and the fix."""
+
+
+class NonFiniteError(RuntimeError):
+    """A NaN or infinite value where training needs a finite one (sampling scores, a log-weight, the loss, the
+    gradient norm); raised where it is found, before any optimizer step uses it."""

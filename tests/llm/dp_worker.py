@@ -1,25 +1,44 @@
-"""Worker of tests/llm/test_scale.py::test_two_process_data_parallel_matches_one_process (not a test module).
+"""Worker of tests/llm/test_scale.py's multi-process tests (not a test module).
 
-Run as `accelerate launch --cpu --num_processes N tests/llm/dp_worker.py MODEL OUT` (or plain python for one
+Run as `torchrun --nproc_per_node N tests/llm/dp_worker.py MODEL OUT [ddp|fsdp]` (or plain python for one
 process): trains GARL for 2 steps on 4 toy prompts per step and saves, per rank, the rollouts it generated and,
-on rank 0, the (all-reduced) gradient at each optimizer step, the logged metrics and the final parameters.
+on rank 0, the (all-reduced, full) gradient at each optimizer step, the logged metrics and the final parameters.
+With `fsdp` the model is sharded (FSDP2) and checkpointed at step 1 (sharded); a second Trainer then resumes from
+that checkpoint and trains step 2 again, and its final parameters are saved too.
 """
 
 import sys
 
 import torch
 
+from tsallis.llm.checkpoint import full_state_dict
 from tsallis.llm.config import TrainConfig
 from tsallis.llm.trainer import Trainer
 
 
-def main(model: str, out: str) -> None:
+def _config(model: str, out: str, fsdp: bool) -> TrainConfig:
+    return TrainConfig(model=model, output_dir=out, method="garl", q=0.5, max_steps=2, num_generations=3,
+                       prompts_per_step=4, toy_n_steps=1, toy_length=2, toy_n_train=8, toy_n_eval=4,
+                       max_rationale_tokens=6, max_answer_tokens=3, learning_rate=1e-3, max_grad_norm=1e9,
+                       progress_bar=False, save_every=1 if fsdp else 0, fsdp=fsdp)
+
+
+def _full(t: torch.Tensor) -> torch.Tensor:
+    return t.full_tensor() if hasattr(t, "full_tensor") else t
+
+
+def _params(tr: Trainer) -> dict[str, torch.Tensor]:
+    """Full parameters by name (gathered from the shards under FSDP: a collective)."""
+    if tr.fsdp:
+        full = full_state_dict(tr.model)
+        return {n: full[n].clone() for n, _ in tr.model.named_parameters()} if tr.accelerator.is_main_process else {}
+    return {n: p.detach().clone() for n, p in tr.unwrapped.named_parameters()}
+
+
+def main(model: str, out: str, mode: str = "ddp") -> None:
     torch.set_num_threads(1)
-    cfg = TrainConfig(model=model, output_dir=out, method="garl", q=0.5, max_steps=2, num_generations=3,
-                      prompts_per_step=4, toy_n_steps=1, toy_length=2, toy_n_train=8, toy_n_eval=4,
-                      max_rationale_tokens=6, max_answer_tokens=3, learning_rate=1e-3, max_grad_norm=1e9,
-                      progress_bar=False, save_every=0)
-    tr = Trainer(cfg)
+    fsdp = mode == "fsdp"
+    tr = Trainer(_config(model, out, fsdp))
     rollouts, grads = [], []
     real_rollout, real_step = tr.rollout, tr.optimizer.step
 
@@ -29,16 +48,20 @@ def main(model: str, out: str) -> None:
         return ro
 
     def step(*a, **k):
-        grads.append(torch.cat([p.grad.detach().reshape(-1).clone() for p in tr.unwrapped.parameters()]))
+        grads.append(torch.cat([_full(p.grad).detach().reshape(-1).clone() for p in tr.model.parameters()]))
         return real_step(*a, **k)
 
     tr.rollout, tr.optimizer.step = rollout, step
     res = tr.train()
     acc = tr.accelerator
-    params = torch.cat([p.detach().reshape(-1) for p in tr.unwrapped.parameters()])
-    torch.save({"rollouts": rollouts, "grads": grads, "params": params, "history": res.history,
-                "num_processes": acc.num_processes}, f"{out}/rank{acc.process_index}.pt")
+    record = {"rollouts": rollouts, "grads": grads, "params": _params(tr), "history": res.history,
+              "num_processes": acc.num_processes, "param_type": type(next(tr.model.parameters())).__name__}
+    if fsdp:  # resume the sharded checkpoint of step 1 and redo step 2
+        resumed = Trainer(_config(model, out, fsdp), resume_from=f"{out}/checkpoints/checkpoint-1")
+        record["resumed_history"] = resumed.train().history
+        record["resumed_params"] = _params(resumed)
+    torch.save(record, f"{out}/rank{acc.process_index}.pt")
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2])
+    main(*sys.argv[1:])

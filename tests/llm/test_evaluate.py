@@ -110,12 +110,16 @@ def test_deterministic_by_seed_and_rng_untouched(tiny):
     assert torch.equal(before, after)  # evaluation forks the RNG
 
 
-def test_batching_does_not_change_shapes(tiny):
+def test_batching_does_not_change_the_samples(tiny):
+    """Row-keyed seeds (one engine with training): the batch size changes neither shapes nor samples."""
     model, tok = tiny
     prompts = ["question a", "question the b is paris", "a"]
-    for bs in (1, 2, 3):
-        out = generate_completions(model, tok, prompts, k=2, max_rationale_tokens=3, max_answer_tokens=2, batch_size=bs)
-        assert [len(row) for row in out] == [2, 2, 2]
+    outs = [generate_completions(model, tok, prompts, k=2, max_rationale_tokens=3, max_answer_tokens=2,
+                                 batch_size=bs) for bs in (1, 2, 3)]
+    assert [len(row) for row in outs[0]] == [2, 2, 2]
+    assert outs[0] == outs[1] == outs[2]
+    other = generate_completions(model, tok, prompts, k=2, max_rationale_tokens=3, max_answer_tokens=2, seed=1)
+    assert other != outs[0]
 
 
 def test_rigged_delimiter_model_stops_rationale(tiny):
@@ -222,8 +226,11 @@ def test_cuda_matches_shapes_and_seed(tiny):
         model.to("cpu")
 
 
-def test_eos_ids_union():
-    from tsallis.llm.evaluate import _eos_ids
+def test_stop_ids_union():
+    from types import SimpleNamespace
 
-    assert _eos_ids(151645, [151645, 151643]) == [151645, 151643]
-    assert _eos_ids(None, None) == [] and _eos_ids(2, None) == [2]
+    from tsallis.llm.rollout import stop_ids
+
+    qwen = SimpleNamespace(generation_config=SimpleNamespace(eos_token_id=[151645, 151643]))
+    assert stop_ids(SimpleNamespace(eos_token_id=151645), qwen) == [151645, 151643]
+    assert stop_ids(SimpleNamespace(eos_token_id=None)) == [] and stop_ids(SimpleNamespace(eos_token_id=2)) == [2]

@@ -82,25 +82,35 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_two_process_data_parallel_matches_one_process(toy_model, tmp_path):
-    """2 CPU processes (gloo, torchrun + accelerate) vs 1 process on the same global batch of 4 prompts, 2 GARL
-    steps. Rollouts must be identical token for token (a prompt's samples depend on (seed, step, global index)
-    only); gradients and parameters agree to float32 round-off. The only numerical difference is the scored
-    forward (2 prompts per rank vs 4 padded together) and the all-reduce's summation order: ~1e-7 relative, so
-    we allow 1e-5 of the largest gradient entry, and 1e-6 absolute on the parameters after 2 AdamW steps
-    (lr 1e-3; a flipped update of a near-zero gradient entry would show up as ~1e-3)."""
-    worker = str(Path(__file__).with_name("dp_worker.py"))
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "ACCELERATE_USE_CPU": "true", "PYTHONPATH": str(ROOT)}
-    one, two = tmp_path / "one", tmp_path / "two"
-    r = subprocess.run([sys.executable, worker, toy_model, str(one)], env=env, capture_output=True, text=True,
+WORKER = str(Path(__file__).with_name("dp_worker.py"))
+ENV = {**os.environ, "OMP_NUM_THREADS": "1", "ACCELERATE_USE_CPU": "true", "PYTHONPATH": str(ROOT)}
+
+
+def _load(path):
+    return torch.load(path, weights_only=False)
+
+
+def _torchrun(toy_model, out, mode):
+    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr",
+                        "127.0.0.1", "--master_port", str(_free_port()), WORKER, toy_model, str(out), mode],
+                       env=ENV, capture_output=True, text=True, timeout=180)
+    assert r.returncode == 0, r.stderr[-3000:]
+    return _load(out / "rank0.pt"), _load(out / "rank1.pt")
+
+
+@pytest.fixture(scope="module")
+def one_process(toy_model, tmp_path_factory):
+    """The 1-process reference run of dp_worker.py (2 GARL steps on 4 prompts per step)."""
+    out = tmp_path_factory.mktemp("one")
+    r = subprocess.run([sys.executable, WORKER, toy_model, str(out)], env=ENV, capture_output=True, text=True,
                        timeout=120)
     assert r.returncode == 0, r.stderr[-3000:]
-    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr",
-                        "127.0.0.1", "--master_port", str(_free_port()), worker, toy_model, str(two)],
-                       env=env, capture_output=True, text=True, timeout=120)
-    assert r.returncode == 0, r.stderr[-3000:]
-    load = lambda p: torch.load(p, weights_only=False)
-    a, b, c = load(one / "rank0.pt"), load(two / "rank0.pt"), load(two / "rank1.pt")
+    return _load(out / "rank0.pt")
+
+
+def _same_steps(a, b, c, *, grad_tol):
+    """Rank 0 and 1 of a 2-process run (b, c) took the 1-process run's (a) steps: identical rollouts, gradients
+    within grad_tol of the largest entry, the same all-reduced gradient on both ranks, global logged metrics."""
     assert (a["num_processes"], b["num_processes"]) == (1, 2)
     for step in range(2):
         ra, rb, rc = a["rollouts"][step], b["rollouts"][step], c["rollouts"][step]
@@ -108,12 +118,49 @@ def test_two_process_data_parallel_matches_one_process(toy_model, tmp_path):
         assert ra["rationales"] == rb["rationales"] + rc["rationales"]
         assert ra["answers"] == rb["answers"] + rc["answers"]
         g = a["grads"][step]
-        torch.testing.assert_close(b["grads"][step], g, rtol=0, atol=1e-5 * float(g.abs().max()))
+        torch.testing.assert_close(b["grads"][step], g, rtol=0, atol=grad_tol * float(g.abs().max()))
         assert torch.equal(b["grads"][step], c["grads"][step])  # all-reduced: the same on both ranks
-    torch.testing.assert_close(b["params"], a["params"], rtol=0, atol=1e-6)
     for ma, mb in zip(a["history"], b["history"]):  # logged loss/reward are global-batch values
         assert ma["reward"] == mb["reward"] and ma["accuracy"] == mb["accuracy"]
+        assert ma["num_tokens"] == mb["num_tokens"]
         assert ma["loss"] == pytest.approx(mb["loss"], rel=1e-4, abs=1e-7)
+
+
+def test_two_process_data_parallel_matches_one_process(toy_model, one_process, tmp_path):
+    """2 CPU processes (gloo, torchrun + accelerate) vs 1 process on the same global batch of 4 prompts, 2 GARL
+    steps. Rollouts must be identical token for token (a prompt's samples depend on (seed, step, global index)
+    only); gradients and parameters agree to float32 round-off. The only numerical difference is the scored
+    forward (2 prompts per rank vs 4 padded together) and the all-reduce's summation order: ~1e-7 relative, so
+    we allow 1e-5 of the largest gradient entry, and 1e-6 absolute on the parameters after 2 AdamW steps
+    (lr 1e-3; a flipped update of a near-zero gradient entry would show up as ~1e-3)."""
+    a = one_process
+    b, c = _torchrun(toy_model, tmp_path / "two", "ddp")
+    _same_steps(a, b, c, grad_tol=1e-5)
+    for name, p in a["params"].items():
+        torch.testing.assert_close(b["params"][name], p, rtol=0, atol=1e-6)
+
+
+def test_two_process_fsdp_matches_one_process_and_resumes_sharded(toy_model, one_process, tmp_path):
+    """FSDP2 (`fsdp: true`, torch fully_shard over gloo, 2 CPU processes) takes the 1-process run's GARL steps:
+    same rollouts, gradients within 1e-5 of the largest entry (measured ~2e-7: reduce-scatter vs one batch),
+    parameters within 1e-6 after 2 AdamW steps (measured ~1e-8), as for DDP. The sharded checkpoint of step 1
+    (one torch.distributed.checkpoint file per rank) resumes exactly: step 2 redone from it gives bit-identical
+    parameters and logged metrics."""
+    a = one_process
+    b, c = _torchrun(toy_model, tmp_path / "fsdp", "fsdp")
+    assert (a["param_type"], b["param_type"]) == ("Parameter", "DTensor")  # sharded, not replicated
+    _same_steps(a, b, c, grad_tol=1e-5)
+    assert sorted(b["params"]) == sorted(a["params"])
+    for name, p in a["params"].items():
+        torch.testing.assert_close(b["params"][name], p, rtol=0, atol=1e-6)
+    sharded = tmp_path / "fsdp" / "checkpoints" / "checkpoint-1" / "sharded"
+    assert sorted(p.name for p in sharded.iterdir() if p.suffix == ".distcp") == [
+        "__0_0.distcp", "__1_0.distcp"]
+    for name, p in b["params"].items():
+        assert torch.equal(b["resumed_params"][name], p)
+    volatile = ("step_time", "tokens_per_s", "time/rollout", "time/update")
+    strip = lambda m: {k: v for k, v in m.items() if k not in volatile}  # noqa: E731
+    assert [strip(m) for m in b["resumed_history"]] == [strip(b["history"][1])]
 
 
 # ---------------------------------------------------------------------------------- paper config, eval

@@ -12,7 +12,7 @@ import torch
 from tests.llm.helpers import train_and_capture_grads
 from tsallis.llm.config import TrainConfig, load_config
 from tsallis.llm.example import Example
-from tsallis.llm.rollout import build_scored_batch
+from tsallis.llm.rollout import build_scored_batch, token_logps
 from tsallis.llm.toy import ToyTask, build_tokenizer, make_examples, tiny_random_model
 from tsallis.llm.trainer import NonFiniteError, Trainer
 
@@ -73,7 +73,7 @@ def test_nan_guard_stops_and_keeps_last_good_checkpoint(model_path, tmp_path):
     real_step = tr.step
 
     def poisoned_step():
-        if tr.loop["step"] == 2:
+        if tr.state.step == 2:
             with torch.no_grad():
                 next(tr.unwrapped.parameters()).fill_(float("nan"))
         return real_step()
@@ -200,7 +200,7 @@ def test_q_schedule_and_tensorboard(model_path, tmp_path):
     res = Trainer(_cfg(model_path, tmp_path, q=1.0, q_schedule="step", q_end=0.0, q_switch_at=2, max_steps=4,
                        save_every=0, report_to="tensorboard")).train()
     assert [m["q"] for m in res.history] == [1.0, 1.0, 0.0, 0.0]
-    assert any((tmp_path / "tensorboard").iterdir())
+    assert list((tmp_path / "logs").rglob("events.out.tfevents.*"))
 
 
 def test_pretrain_toy_saves_reloadable_model_and_measure_p0(tmp_path):
@@ -258,3 +258,112 @@ def test_optimizer_and_clip_values_are_checked():
         TrainConfig(optimizer="adam")
     with pytest.raises(ValueError, match="max_grad_norm"):
         TrainConfig(max_grad_norm=-1.0)
+
+
+# ------------------------------------------------------------------------------ loop, state, reference, logging
+
+
+def test_train_callbacks_and_stop(model_path, tmp_path):
+    """Callbacks see each step's metrics after `state` advanced and may add logged keys; `stop` ends the run early
+    with a final checkpoint, which resumes."""
+    seen = []
+
+    def note(trainer, m):
+        seen.append((trainer.state.step, m["step"]))
+        m["custom/value"] = 2.0 * m["step"]
+
+    tr = Trainer(_cfg(model_path, tmp_path, max_steps=5, save_every=0))
+    res = tr.train(callbacks=[note], stop=lambda trainer, m: m["step"] == 2)
+    assert res.step == 2 and seen == [(1, 1), (2, 2)] and res.last_checkpoint.endswith("checkpoint-2")
+    assert [m["custom/value"] for m in _metrics(tmp_path)] == [2.0, 4.0]
+    resumed = Trainer(_cfg(model_path, tmp_path, max_steps=3, save_every=0), resume_from=res.last_checkpoint)
+    assert resumed.state.step == 2 and resumed.train().step == 3
+
+
+def test_loop_state_round_trips_through_json():
+    from tsallis.llm.trainer import LoopState
+
+    st = LoopState(step=3, epoch=1, pos=2, switched=True, running_success=0.25, best_metric=0.5,
+                   last_checkpoint="a/checkpoint-3", num_tokens=99)
+    assert LoopState.from_dict(json.loads(json.dumps(st.to_dict()))) == st
+    assert LoopState.from_dict({"step": 4}) == LoopState(step=4)  # fields an older checkpoint lacks: defaults
+    with pytest.raises(ValueError, match="unknown fields"):
+        LoopState.from_dict({"stepp": 1})
+
+
+def test_num_tokens_is_cumulative_as_in_trl(model_path, tmp_path):
+    """SFT samples nothing, so a step's tokens are its scored tokens; num_tokens is their running sum."""
+    res = Trainer(_cfg(model_path, tmp_path, method="sft", max_steps=3, save_every=0)).train()
+    per_step = [m["step_tokens"] for m in res.history]
+    assert [m["num_tokens"] for m in res.history] == [sum(per_step[:i + 1]) for i in range(3)]
+    assert all(n > 0 for n in per_step)
+
+
+def test_greedy_answers_ignore_the_seed_and_sampled_ones_do_not(model_path, tmp_path):
+    """`answers(temperature=0)` is greedy (not the config's temperature), evaluation samples are row-keyed."""
+    a, b = (Trainer(_cfg(model_path, tmp_path / str(s), seed=s)) for s in (0, 1))
+    ex = a.eval_examples
+    assert a.answers(ex, temperature=0.0, num_samples=2) == b.answers(ex, temperature=0.0, num_samples=2)
+    assert a.answers(ex, num_samples=3) != b.answers(ex, num_samples=3)
+    assert a.answers(ex, num_samples=3, batch_size=1) == a.answers(ex, num_samples=3, batch_size=4)
+    torch.testing.assert_close(torch.as_tensor(a.estimate_log_p(ex, num_samples=3, batch_size=1)),
+                               torch.as_tensor(a.estimate_log_p(ex, num_samples=3, batch_size=4)), rtol=1e-5, atol=1e-6)
+
+
+def test_lora_kl_reference_is_the_adapter_disabled_model(model_path, tmp_path):
+    """GRPO with beta > 0 and LoRA loads no second model: the reference log-probs are the policy's with the
+    adapter disabled, i.e. the base model's, while the adapted policy's differ."""
+    from transformers import AutoModelForCausalLM
+
+    tr = Trainer(_cfg(model_path, tmp_path, method="grpo", beta=0.1, lora_r=2))
+    assert tr.ref_model is None and tr.method.needs_reference
+    with torch.no_grad():
+        for n, p in tr.unwrapped.named_parameters():
+            if "lora_B" in n:
+                p.normal_(0, 0.5, generator=torch.Generator().manual_seed(0))
+    exs = tr.train_examples[:2]
+    batch = tr.scored_batch(exs, tr.rollout(exs, num_samples=3, sample_answers=True), gold=False)
+    ref = tr.reference_logps(batch)
+    base = AutoModelForCausalLM.from_pretrained(model_path, local_files_only=True).eval()
+    with torch.no_grad():
+        base_lp, _ = token_logps(base, batch)
+        policy_lp, _ = token_logps(tr.unwrapped, batch)
+    mask = batch.rationale_mask | batch.answer_mask
+    torch.testing.assert_close(ref[mask], base_lp[mask], rtol=1e-5, atol=1e-6)
+    assert float((policy_lp - base_lp)[mask].abs().max()) > 1e-3
+    m = tr.step()
+    assert m["kl"] > 0  # the adapted policy is away from the reference
+
+
+def test_loggers_are_checked_at_the_door(model_path, tmp_path):
+    from tsallis.errors import InputError
+
+    with pytest.raises(InputError, match="report_to"):
+        TrainConfig(report_to="tensorboard,bogus")
+    assert TrainConfig(report_to="none").trackers == [] and TrainConfig(report_to=["tensorboard"]).trackers == [
+        "tensorboard"]
+    import importlib.util
+
+    missing = [n for n in ("wandb", "trackio", "mlflow") if importlib.util.find_spec(n) is None]
+    if missing:
+        with pytest.raises(InputError, match=f"{missing[0]!r} package is not installed"):
+            Trainer(_cfg(model_path, tmp_path, report_to=missing[0]))
+    with pytest.raises(InputError, match="fsdp=True needs a distributed launch"):
+        Trainer(_cfg(model_path, tmp_path, fsdp=True))
+
+
+def test_training_and_dataset_evaluation_share_one_engine(model_path, tmp_path):
+    """`Trainer.rollout` (training, `answers`) and `evaluate.generate_completions` (the dataset hook, `tsallis llm
+    eval`) sample the same completions for the same prompts and seed: one engine, one budget rule, one stream."""
+    from tsallis.llm.evaluate import generate_completions
+
+    tr = Trainer(_cfg(model_path, tmp_path, seed=3))
+    exs = tr.eval_examples
+    ro = tr.rollout(exs, num_samples=3, sample_answers=True)
+    tok, stops = tr.tokenizer, set(tr.stop_ids)
+    ours = [tok.decode(z + tr.delimiter_ids + (a[:-1] if a and a[-1] in stops else a))
+            for z, a in zip(ro.rationale_ids, ro.answer_ids)]
+    comps = generate_completions(tr.unwrapped, tok, [ex.prompt for ex in exs], k=3, max_rationale_tokens=6,
+                                 max_answer_tokens=4, delimiter=">", seed=3, batch_size=3)
+    assert [c.text for row in comps for c in row] == ours
+    assert [c.forced for row in comps for c in row] == ro.forced

@@ -1,8 +1,10 @@
-"""Atomic checkpoints: model (or LoRA adapter), tokenizer, optimizer, scheduler, RNG states and loop state.
+"""Atomic checkpoints: model (or LoRA adapter), tokenizer, optimizer, scheduler, RNG states, the method's state
+(PAFT's resampling generator) and the loop state.
 
 A checkpoint is written into `<dir>.tmp-*` and moved into place with `os.replace`, so a crash mid-write never
 leaves a half checkpoint under the final name; `latest` (a text file, also replaced atomically) names the
-newest complete one.
+newest complete one. With FSDP the model and optimizer state are also written sharded (`sharded/`, one file
+per rank, torch.distributed.checkpoint), and the model's full weights are gathered for `save_pretrained`.
 """
 
 from __future__ import annotations
@@ -36,18 +38,28 @@ def set_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def save_checkpoint(path: Path, *, model, tokenizer, optimizer, scheduler, loop_state: dict[str, Any],
-                    paft_generator: torch.Generator) -> Path:
-    """Write a complete checkpoint to `path` atomically; returns `path`."""
+def begin_checkpoint(path: Path) -> Path:
+    """A fresh temporary directory beside `path` to write a checkpoint into (main process)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
+    return Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
+
+
+def write_checkpoint(tmp: Path, *, model, tokenizer, optimizer, scheduler, loop_state: dict[str, Any],
+                     method_state: dict[str, Any], state_dict: dict[str, Any] | None = None) -> None:
+    """Write model (`state_dict`: a gathered full state dict of a sharded model), tokenizer and trainer state into
+    `tmp`; `optimizer` None when its state is in the sharded part (`save_sharded`)."""
+    model.save_pretrained(tmp, state_dict=state_dict)
+    tokenizer.save_pretrained(tmp)
+    torch.save({"optimizer": None if optimizer is None else optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                "rng": rng_state(), "method": method_state, "loop": loop_state}, tmp / STATE_FILE)
+    (tmp / "loop_state.json").write_text(json.dumps(loop_state, indent=2, default=str))
+
+
+def commit_checkpoint(tmp: Path, path: Path) -> Path:
+    """Move a written checkpoint into place (`os.replace`) and point `latest` at it (atomically too)."""
+    path = Path(path)
     try:
-        model.save_pretrained(tmp)
-        tokenizer.save_pretrained(tmp)
-        torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "rng": rng_state(),
-                    "paft_generator": paft_generator.get_state(), "loop": loop_state}, tmp / STATE_FILE)
-        (tmp / "loop_state.json").write_text(json.dumps(loop_state, indent=2, default=str))
         if path.exists():
             shutil.rmtree(path)
         os.replace(tmp, path)
@@ -58,6 +70,50 @@ def save_checkpoint(path: Path, *, model, tokenizer, optimizer, scheduler, loop_
     latest_tmp.write_text(path.name)
     os.replace(latest_tmp, path.parent / "latest")
     return path
+
+
+def save_checkpoint(path: Path, *, model, tokenizer, optimizer, scheduler, loop_state: dict[str, Any],
+                    method_state: dict[str, Any]) -> Path:
+    """Write a complete (unsharded) checkpoint to `path` atomically; returns `path`."""
+    tmp = begin_checkpoint(path)
+    try:
+        write_checkpoint(tmp, model=model, tokenizer=tokenizer, optimizer=optimizer, scheduler=scheduler,
+                         loop_state=loop_state, method_state=method_state)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return commit_checkpoint(tmp, path)
+
+
+SHARDED_DIR = "sharded"
+
+
+def full_state_dict(model) -> dict[str, Any]:
+    """The full (gathered, CPU) state dict of an FSDP2 model on the main process; collective: every rank calls."""
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
+
+    return get_model_state_dict(model, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+
+
+def save_sharded(tmp: Path, model, optimizer) -> None:
+    """Each rank writes its shards of the model and optimizer state (torch.distributed.checkpoint) to
+    tmp/sharded; collective."""
+    import torch.distributed.checkpoint as dcp
+    from torch.distributed.checkpoint.state_dict import get_state_dict
+
+    model_sd, optim_sd = get_state_dict(model, optimizer)
+    dcp.save({"model": model_sd, "optimizer": optim_sd}, checkpoint_id=str(Path(tmp) / SHARDED_DIR))
+
+
+def load_sharded(path: Path, model, optimizer) -> None:
+    """Load `save_sharded`'s shards into an FSDP2 model and its optimizer (any rank count); collective."""
+    import torch.distributed.checkpoint as dcp
+    from torch.distributed.checkpoint.state_dict import get_state_dict, set_state_dict
+
+    model_sd, optim_sd = get_state_dict(model, optimizer)
+    state = {"model": model_sd, "optimizer": optim_sd}
+    dcp.load(state, checkpoint_id=str(Path(path) / SHARDED_DIR))
+    set_state_dict(model, optimizer, model_state_dict=state["model"], optim_state_dict=state["optimizer"])
 
 
 def load_trainer_state(path: Path) -> dict[str, Any]:

@@ -52,11 +52,12 @@ def _cmd_train(args: argparse.Namespace) -> int:
     except (ValueError, FileNotFoundError) as err:
         print(f"tsallis llm train: error: {err}", file=sys.stderr)
         return 2
-    from tsallis.llm.trainer import NonFiniteError, Trainer
+    from tsallis.errors import InputError, NonFiniteError
+    from tsallis.llm.trainer import Trainer
 
     try:
         result = Trainer(cfg, resume_from=args.resume, cache_dir=args.cache_dir).train()
-    except FileNotFoundError as err:
+    except (FileNotFoundError, InputError) as err:
         print(f"tsallis llm train: error: {err}", file=sys.stderr)
         return 2
     except NonFiniteError as err:
@@ -161,7 +162,7 @@ def _replace(cfg, **kw):
 def _load_eval_model(target, cfg, cache_dir):
     import torch
 
-    from tsallis.llm.trainer import load_model_and_tokenizer, resolve_model_path
+    from tsallis.llm.loading import load_model_and_tokenizer, resolve_model_path
 
     on_cuda = torch.cuda.is_available()
     plain = _replace(cfg, lora_r=0, gradient_checkpointing=False)
@@ -193,7 +194,7 @@ def _eval_examples(cfg, split: str):
 
         return load_split(cfg.task, Path(cfg.data_dir).expanduser(), split, seed=cfg.data_seed,
                           style=cfg.prompt_style, template=cfg.prompt_template, delimiter=cfg.resolved_delimiter)
-    from tsallis.llm.trainer import load_examples
+    from tsallis.llm.data import load_examples
 
     return load_examples(cfg)[0]
 

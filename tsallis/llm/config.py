@@ -13,9 +13,12 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from tsallis.errors import InputError
+
 METHODS = ("grpo", "garl", "paft", "sft")
 LOSS_TYPES = ("grpo", "bnpo", "dr_grpo", "dapo")
 DATASETS = ("finqa", "hotpotqa", "musique")
+TRACKERS = ("tensorboard", "wandb", "trackio", "mlflow")
 
 
 @dataclass
@@ -196,7 +199,12 @@ class TrainConfig:
     eval_batch_size: int = 8
     """Dataset evaluation: prompts per `generate` call (each with eval_samples rows). (ours)"""
     report_to: str = "none"
-    """"none" or "tensorboard". (ours)"""
+    """Loggers besides metrics.jsonl (always written): "none", or a comma-separated list of accelerate trackers
+    among "tensorboard", "wandb" (offline mode), "trackio", "mlflow" (each needs its package installed); they write
+    under output_dir/logs. (TRL's report_to)"""
+    fsdp: bool = False
+    """Shard parameters, gradients and optimizer state over the processes with FSDP2 (torch `fully_shard` of each
+    decoder layer and the root; CPU/gloo or GPU/NCCL), instead of replicating them (DDP). Not with LoRA. (ours)"""
     progress_bar: bool = True
     """Show a tqdm bar with the main diagnostics. (ours)"""
 
@@ -217,7 +225,11 @@ class TrainConfig:
         _one_of("lr_scheduler", self.lr_scheduler, ("constant", "linear", "cosine"))
         _one_of("dtype", self.dtype, ("auto", "float32", "bfloat16", "float16"))
         _one_of("mixed_precision", self.mixed_precision, ("no", "bf16", "fp16"))
-        _one_of("report_to", self.report_to, ("none", "tensorboard"))
+        for name in self.trackers:
+            _one_of("report_to", name, TRACKERS)
+        if self.fsdp and self.lora_r > 0:
+            raise InputError("fsdp=True with lora_r > 0 is not supported: shard the full model (lora_r 0) or "
+                             "train the LoRA adapter without fsdp")
         _one_of("toy_style", self.toy_style, ("warm", "cold"))
         _one_of("prompt_style", self.prompt_style, ("warm", "cold"))
         _one_of("eval_split", self.eval_split, ("train", "validation", "test"))
@@ -258,6 +270,14 @@ class TrainConfig:
         return ">" if self.task == "toy" else "</think>"
 
     @property
+    def trackers(self) -> list[str]:
+        """`report_to` as a list of tracker names ([] for "none")."""
+        value = self.report_to
+        names = value if isinstance(value, (list, tuple)) else str(value).split(",")
+        names = [str(n).strip() for n in names if str(n).strip()]
+        return [] if names == ["none"] else names
+
+    @property
     def resolved_paft_k(self) -> int:
         return self.paft_k if self.paft_k is not None else self.num_generations
 
@@ -267,7 +287,7 @@ class TrainConfig:
 
 def _one_of(name: str, value: Any, allowed: tuple) -> None:
     if value not in allowed:
-        raise ValueError(f"{name} must be one of {allowed}; got {value!r}")
+        raise InputError(f"{name} must be one of {allowed}; got {value!r}")
 
 
 def field_names() -> list[str]:

@@ -28,6 +28,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from tsallis.errors import InputError
 from tsallis.llm.example import Example
 from tsallis.llm.rewards import DEFAULT_DELIMITER
 
@@ -44,7 +45,7 @@ PAPER_SPLIT_SIZES: dict[str, dict[str, int]] = {
 """Subset sizes of the paper (§7, dataset table)."""
 
 
-class DataFormatError(ValueError):
+class DataFormatError(InputError):
     """A dataset file is missing or malformed; the message names the file, line/record, field and the fix."""
 
 
@@ -417,3 +418,49 @@ def load_split(task: str, data_dir: str | Path, split: Split, **kwargs: Any) -> 
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
     return load_splits(task, data_dir, **kwargs)[split]
+
+
+# ------------------------------------------------------------------------------------------ the trainer's
+
+
+def read_jsonl_examples(path: str | Path) -> list[Example]:
+    """One Example per non-empty line of a JSONL file: {"prompt", "answer"} and optional "id", "aliases",
+    "rationale", "task", "meta"."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"task file {str(path)!r} does not exist")
+    out = []
+    for i, line in enumerate(path.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            d = json.loads(line)
+            out.append(Example(id=str(d.get("id", i)), prompt=d["prompt"], answer=d["answer"],
+                               aliases=tuple(d.get("aliases", ())), rationale=d.get("rationale"),
+                               task=d.get("task", "jsonl"), meta=d.get("meta", {})))
+        except (json.JSONDecodeError, KeyError, TypeError) as err:
+            raise DataFormatError(f"{path}, line {i}: bad example ({err!r}); each line needs a JSON object with "
+                                  "'prompt' and 'answer'") from err
+    return out
+
+
+def load_examples(cfg: Any) -> tuple[list[Example], list[Example]]:
+    """(train, eval) Examples of a `TrainConfig`'s task: a paper dataset (train split and `eval_split`), the toy
+    task, or "jsonl:PATH" (no eval split)."""
+    if cfg.task in TASKS:
+        if not cfg.data_dir or not Path(cfg.data_dir).expanduser().is_dir():
+            raise FileNotFoundError(
+                f"data_dir {cfg.data_dir!r} (task {cfg.task!r}) is not a directory: set `data_dir:` in the config or "
+                f"pass --data-dir PATH, the folder holding the official {cfg.task} files (layout: docs/datasets.md)")
+        splits = load_splits(cfg.task, Path(cfg.data_dir).expanduser(), seed=cfg.data_seed, style=cfg.prompt_style,
+                             template=cfg.prompt_template, delimiter=cfg.resolved_delimiter)
+        return splits["train"], splits[cfg.eval_split]
+    if cfg.task == "toy":
+        from tsallis.llm.toy import ToyTask, make_examples
+
+        task = ToyTask(n_steps=cfg.toy_n_steps, length=cfg.toy_length, width=cfg.toy_width, style=cfg.toy_style,
+                       eps=cfg.toy_eps, n_train=cfg.toy_n_train, n_eval=cfg.toy_n_eval)
+        return make_examples(task, "train"), make_examples(task, "eval")
+    if cfg.task.startswith("jsonl:"):
+        return read_jsonl_examples(cfg.task[len("jsonl:"):]), []
+    raise ValueError(f"unknown task {cfg.task!r}: use 'toy' or 'jsonl:PATH', or pass examples to Trainer(...)")

@@ -11,15 +11,22 @@ gradients; the weights come from `tsallis.core` on detached float64 copies (stop
 
 Autograd of L_b is the estimator: d/dtheta[-sg(c) log p] = -c grad log p. GRPO follows TRL's `_compute_loss`
 (clipped ratio, k3 KL, aggregation by `loss_type`).
+
+The second half holds the trainer's view of each method, one small object per estimator id (`ESTIMATORS`):
+where its rationales and answers come from, what it needs before the losses (`prepare`), its loss on one
+scored micro-batch, and the metric that drives q schedules. The trainer has no method branches.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal, Protocol
 
 import torch
 
 from tsallis.core import weights as W
+from tsallis.errors import NonFiniteError
 
 
 @dataclass(frozen=True)
@@ -140,5 +147,198 @@ def grpo_loss(logps: torch.Tensor, old_logps: torch.Tensor, advantages: torch.Te
     return LossOut(loss, stats)
 
 
-# The estimator ids the trainer dispatches on (STYLE.md Sec. 4: one dict literal).
-ESTIMATORS = {"grpo": grpo_loss, "garl": garl_loss, "paft": paft_loss, "sft": sft_loss}
+# ------------------------------------------------------------------------------------------- methods
+
+
+@dataclass(frozen=True)
+class Scored:
+    """One micro-batch after the teacher-forced forward: what a method's loss sees.
+
+    `batch` is a `rollout.ScoredBatch` (masks (N, C), `forced` (N,)); `logps` (N, C) carry gradients;
+    `ref_logps` (N, C) come from the reference model (no grad) when the method asks for them; `extra` is the
+    method's own `prepare` output for this micro-batch.
+    """
+
+    batch: Any
+    logps: torch.Tensor
+    group_size: int
+    ref_logps: torch.Tensor | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def sequence_logps(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(B, M) log p(z|x), (B, M) log w = log p(y*|x, z), (B, M) scored-token counts."""
+        rmask, amask, M = self.batch.rationale_mask, self.batch.answer_mask, self.group_size
+        lp_rat = (self.logps * rmask).sum(-1).view(-1, M)
+        lp_ans = (self.logps * amask).sum(-1).view(-1, M)
+        if not bool(torch.isfinite(lp_ans.detach()).all()):
+            raise NonFiniteError("non-finite teacher-forced log p(y*|x, z)")
+        return lp_rat, lp_ans, (rmask | amask).sum(-1).view(-1, M)
+
+
+class Method(Protocol):
+    """What the trainer needs from an estimator. `loss` returns the loss of one micro-batch as if it were the
+    whole batch; the trainer divides by the number of micro-batches (the one place of accumulation scaling)."""
+
+    name: ClassVar[str]
+    rationales: ClassVar[Literal["sampled", "gold"]]  # sampled from the model, or the examples' gold rationales
+    answers: ClassVar[Literal["sampled", "gold"]]  # the answer teacher-forced after the rationale
+    success_metric: ClassVar[str]  # the logged metric whose EMA drives step/adaptive q schedules
+    group_size: int  # M rows per prompt
+    needs_reference: bool  # the loss wants reference log-probs (KL)
+
+    def prepare(self, rewards: Sequence[torch.Tensor | None], batches: Sequence[Any],
+                mean_over_processes: Callable[[float], float]) -> list[dict[str, Any]]: ...
+
+    def loss(self, scored: Scored, *, q: float) -> LossOut: ...
+
+    def state_dict(self) -> dict[str, Any]: ...
+
+    def load_state_dict(self, state: dict[str, Any]) -> None: ...
+
+
+class _Base:
+    """Defaults of the protocol: nothing to prepare, no state to checkpoint."""
+
+    def prepare(self, rewards: Sequence[torch.Tensor | None], batches: Sequence[Any],
+                mean_over_processes: Callable[[float], float]) -> list[dict[str, Any]]:
+        return [{} for _ in batches]
+
+    def state_dict(self) -> dict[str, Any]:
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        pass
+
+
+@dataclass
+class GRPO(_Base):
+    """TRL's GRPO: group-normalised advantages of the sampled answers' rewards, clipped ratio, k3 KL."""
+
+    group_size: int
+    loss_type: str = "dapo"
+    scale_rewards: str = "group"
+    epsilon_low: float = 0.2
+    epsilon_high: float = 0.2
+    beta: float = 0.0
+    kl_ratio_correction: bool = False
+    mask_truncated: bool = False
+    max_completion_length: int | None = None
+    name: ClassVar[str] = "grpo"
+    rationales: ClassVar[str] = "sampled"
+    answers: ClassVar[str] = "sampled"
+    success_metric: ClassVar[str] = "reward"
+
+    @classmethod
+    def from_config(cls, cfg, *, delimiter_len: int, process_index: int = 0) -> GRPO:
+        return cls(cfg.num_generations, cfg.loss_type, cfg.scale_rewards, cfg.epsilon,
+                   cfg.epsilon if cfg.epsilon_high is None else cfg.epsilon_high, cfg.beta, cfg.kl_ratio_correction,
+                   cfg.mask_truncated_completions, cfg.max_rationale_tokens + delimiter_len + cfg.max_answer_tokens)
+
+    @property
+    def needs_reference(self) -> bool:
+        return self.beta != 0.0
+
+    def _mask(self, batch) -> torch.Tensor:
+        mask = (batch.rationale_mask | batch.answer_mask).float()  # (N, C)
+        return mask * (~batch.forced).float().unsqueeze(-1) if self.mask_truncated else mask
+
+    def prepare(self, rewards, batches, mean_over_processes):
+        """Advantages over the local batch (all micro-batches), and dapo's normaliser: the active tokens of the
+        accumulated batch per process (TRL's num_items_in_batch), per micro-batch (the trainer's 1/gas)."""
+        adv = W.grpo_advantages(torch.cat(list(rewards)).to(torch.float32), self.scale_rewards)  # (B_local, M)
+        num_items = mean_over_processes(float(sum(self._mask(b).sum() for b in batches))) / len(batches)
+        sizes = [len(r) for r in rewards]
+        return [{"advantages": a.reshape(-1), "num_items": num_items} for a in adv.split(sizes)]
+
+    def loss(self, scored: Scored, *, q: float) -> LossOut:
+        logps = scored.logps
+        return grpo_loss(logps, logps.detach(), scored.extra["advantages"].to(logps.device),
+                         self._mask(scored.batch), epsilon_low=self.epsilon_low, epsilon_high=self.epsilon_high,
+                         beta=self.beta, ref_logps=scored.ref_logps, loss_type=self.loss_type,
+                         max_completion_length=self.max_completion_length,
+                         num_items_in_batch=scored.extra["num_items"], kl_ratio_correction=self.kl_ratio_correction)
+
+
+@dataclass
+class GARL(_Base):
+    """GARL (Eqs. 9/12): sampled rationales, the gold answer teacher-forced; weights from log p(y*|x, z)."""
+
+    group_size: int
+    baseline: str = "rloo"
+    pathwise: bool = True
+    normalize: bool = True
+    length_norm: str = "sequence"
+    needs_reference: bool = False
+    name: ClassVar[str] = "garl"
+    rationales: ClassVar[str] = "sampled"
+    answers: ClassVar[str] = "gold"
+    success_metric: ClassVar[str] = "p_hat/mean"
+
+    @classmethod
+    def from_config(cls, cfg, *, delimiter_len: int = 1, process_index: int = 0) -> GARL:
+        return cls(cfg.num_generations, cfg.baseline, cfg.pathwise, cfg.normalize, cfg.length_norm)
+
+    def loss(self, scored: Scored, *, q: float) -> LossOut:
+        lp_rat, lp_ans, n_tok = scored.sequence_logps()
+        return garl_loss(lp_rat, lp_ans, q=q, baseline=self.baseline, pathwise=self.pathwise,
+                         normalize=self.normalize, n_tokens=n_tok, length_norm=self.length_norm)
+
+
+@dataclass
+class PAFT(_Base):
+    """PAFT (Eq. 14): SFT on K importance-resampled rationales of the pool; `generator` draws the resamples
+    (one per process, checkpointed through `state_dict`)."""
+
+    group_size: int
+    K: int
+    generator: torch.Generator
+    normalize: bool = True
+    length_norm: str = "sequence"
+    needs_reference: bool = False
+    name: ClassVar[str] = "paft"
+    rationales: ClassVar[str] = "sampled"
+    answers: ClassVar[str] = "gold"
+    success_metric: ClassVar[str] = "p_hat/mean"
+
+    @classmethod
+    def from_config(cls, cfg, *, delimiter_len: int = 1, process_index: int = 0) -> PAFT:
+        gen = torch.Generator().manual_seed(cfg.seed + 7919 * (1 + process_index))
+        return cls(cfg.num_generations, cfg.resolved_paft_k, gen, cfg.normalize, cfg.length_norm)
+
+    def loss(self, scored: Scored, *, q: float) -> LossOut:
+        lp_rat, lp_ans, n_tok = scored.sequence_logps()
+        return paft_loss(lp_rat, lp_ans, q=q, K=self.K, generator=self.generator, normalize=self.normalize,
+                         n_tokens=n_tok, length_norm=self.length_norm)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"generator": self.generator.get_state()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if state.get("generator") is None:
+            raise ValueError("the checkpoint holds no PAFT resampling generator state")
+        self.generator.set_state(state["generator"])
+
+
+@dataclass
+class SFT(_Base):
+    """SFT: the examples' gold rationale and answer, teacher-forced (one row per prompt)."""
+
+    length_norm: str = "sequence"
+    group_size: int = 1
+    needs_reference: bool = False
+    name: ClassVar[str] = "sft"
+    rationales: ClassVar[str] = "gold"
+    answers: ClassVar[str] = "gold"
+    success_metric: ClassVar[str] = "p_hat/mean"
+
+    @classmethod
+    def from_config(cls, cfg, *, delimiter_len: int = 1, process_index: int = 0) -> SFT:
+        return cls(cfg.length_norm)
+
+    def loss(self, scored: Scored, *, q: float) -> LossOut:
+        lp_rat, lp_ans, n_tok = scored.sequence_logps()
+        return sft_loss(lp_rat, lp_ans, n_tokens=n_tok, length_norm=self.length_norm)
+
+
+ESTIMATORS: dict[str, type] = {"grpo": GRPO, "garl": GARL, "paft": PAFT, "sft": SFT}
+"""The estimator ids of `TrainConfig.method` (STYLE.md Sec. 4: one dict literal); `ESTIMATORS[id].from_config`."""

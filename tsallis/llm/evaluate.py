@@ -2,10 +2,11 @@
 p@1, p@k and maj@k (paper §7: 16 samples, relaxed substring match, checkpoint chosen by validation maj@16).
 
 Two layers, so that scoring never needs a model:
-- `generate_completions(model, tokenizer, prompts, ...)`: HF `generate` in two phases. Phase 1 samples the
-  rationale up to `max_rationale_tokens`, stopping at the delimiter; budget forcing (Muennighoff et al.
-  2025, as in the paper) appends the delimiter when it did not appear (budget spent, or EOS first). Phase 2
-  samples the answer after the delimiter, up to `max_answer_tokens`, stopping at EOS.
+- `generate_completions(model, tokenizer, prompts, ...)`: the trainer's sampling engine
+  (`tsallis.llm.rollout.generate_rollout`, one `generate` call per batch): a rationale of at most
+  `max_rationale_tokens`, then the delimiter (sampled, or forced by budget forcing as in the paper:
+  Muennighoff et al. 2025), then an answer of at most `max_answer_tokens` ending at EOS; row-keyed seeds, so
+  the samples do not depend on `batch_size`.
 - `score_completions(examples, completions, ...)`: extract (text after the last delimiter), score with a
   `rewards.Scorer`, aggregate with `metrics`. Pure Python/NumPy.
 `evaluate` chains them. torch is imported inside functions only.
@@ -138,6 +139,7 @@ def evaluate(
     ties: Ties = "first",
     batch_size: int = 1,
     seed: int = 0,
+    synced_gpus: bool = False,
 ) -> EvalResult:
     """Sample `k` completions per example with budget forcing and score them (paper §7: k = 16, "relaxed").
 
@@ -147,13 +149,14 @@ def evaluate(
         k: samples per prompt. max_rationale_tokens / max_answer_tokens: the two budgets (paper: 4k/3k/2k - 128
             and 128). temperature (0 = greedy), top_p, top_k (0 = off): sampling (ours: 1.0, 1.0, 0).
         delimiter, scorer, ties: see `score_completions`. batch_size: prompts per `generate` call (each with
-            k sequences). seed: seeds torch's RNG inside a forked RNG state (the caller's state is untouched).
+            k sequences; it does not change the samples). seed: the evaluation seed (row-keyed sampling; the
+            global torch RNG is untouched). synced_gpus: keep every rank generating until all are done (FSDP).
     """
     prompts = [ex.prompt for ex in examples]
     completions = generate_completions(
         model, tokenizer, prompts, k=k, max_rationale_tokens=max_rationale_tokens,
         max_answer_tokens=max_answer_tokens, temperature=temperature, top_p=top_p, top_k=top_k,
-        delimiter=delimiter, batch_size=batch_size, seed=seed,
+        delimiter=delimiter, batch_size=batch_size, seed=seed, synced_gpus=synced_gpus,
     )
     settings = {"k": k, "max_rationale_tokens": max_rationale_tokens, "max_answer_tokens": max_answer_tokens,
                 "temperature": temperature, "top_p": top_p, "top_k": top_k, "delimiter": delimiter, "seed": seed}
@@ -169,7 +172,8 @@ def make_evaluate_fn(
     examples = list(examples)
 
     def evaluate_fn(trainer: Any) -> dict[str, float]:
-        result = evaluate(trainer.unwrapped, trainer.tokenizer, examples, **kwargs)
+        sync = {"synced_gpus": True} if getattr(trainer, "synced_gpus", False) else {}
+        result = evaluate(trainer.unwrapped, trainer.tokenizer, examples, **sync, **kwargs)
         return {prefix + name: value for name, value in result.metrics.items()}
 
     return evaluate_fn
@@ -189,99 +193,46 @@ def generate_completions(
     delimiter: str = DEFAULT_DELIMITER,
     batch_size: int = 1,
     seed: int = 0,
+    synced_gpus: bool = False,
 ) -> list[list[Completion]]:
-    """k completions per prompt, (N, k), each rationale + delimiter + answer, with budget forcing."""
+    """k completions per prompt, (N, k), each rationale + delimiter + answer, from the one sampling engine
+    (`tsallis.llm.rollout.generate_rollout`: its budget rule, budget forcing and row-keyed seeds).
+
+    Prompt i's samples are keyed by (seed, i) on the evaluation stream, so they do not depend on `batch_size`
+    or on the global torch RNG (which is left untouched). The model's train/eval mode is restored.
+    """
     import torch
+
+    from tsallis.llm.rollout import EVAL_STREAM, generate_rollout, prompt_seeds, stop_ids
 
     if k < 1 or batch_size < 1 or max_rationale_tokens < 1 or max_answer_tokens < 1:
         raise ValueError("k, batch_size, max_rationale_tokens and max_answer_tokens must all be >= 1")
     delim_ids = tokenizer.encode(delimiter, add_special_tokens=False)
     if not delim_ids:
         raise ValueError(f"delimiter {delimiter!r} encodes to no tokens")
-    eos_ids = _eos_ids(tokenizer.eos_token_id, getattr(getattr(model, "generation_config", None), "eos_token_id", None))
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (eos_ids or [0])[0]
-    sampling = {"do_sample": temperature > 0, "pad_token_id": pad}
-    if temperature > 0:
-        sampling.update(temperature=temperature, top_p=top_p, top_k=top_k)
-    was_training, side = model.training, tokenizer.padding_side
+    stops = stop_ids(tokenizer, model)
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else stops[0]
+    seeds = prompt_seeds(seed, EVAL_STREAM, len(prompts))
+    was_training = model.training
     model.eval()
-    tokenizer.padding_side = "left"
-    devices = [model.device] if model.device.type == "cuda" else []
     out: list[list[Completion]] = []
     try:
-        with torch.random.fork_rng(devices=devices), torch.no_grad():
-            torch.manual_seed(seed)
-            for start in range(0, len(prompts), batch_size):
-                batch = list(prompts[start:start + batch_size])
-                out.extend(_generate_batch(model, tokenizer, batch, k, max_rationale_tokens, max_answer_tokens,
-                                           delim_ids, eos_ids, pad, sampling))
+        for start in range(0, len(prompts), batch_size):
+            batch = list(prompts[start:start + batch_size])
+            # the prompt is the full model input (as in the trainer): no BOS/EOS added by the tokenizer
+            ids = [tokenizer(p, add_special_tokens=False)["input_ids"] for p in batch]
+            with torch.no_grad():
+                ro = generate_rollout(model, ids, num_samples=k, prompt_seeds=seeds[start:start + batch_size],
+                                      delimiter_ids=delim_ids, stop_ids=stops, pad_id=pad,
+                                      max_rationale_tokens=max_rationale_tokens, max_answer_tokens=max_answer_tokens,
+                                      temperature=temperature, top_p=top_p, top_k=top_k, synced_gpus=synced_gpus,
+                                      inference_mode=not synced_gpus)
+            rows = []
+            for z, forced, a in zip(ro.rationale_ids, ro.forced, ro.answer_ids):
+                a = a[:-1] if a and a[-1] in stops else a  # a sampled stop token ends the answer; not text
+                text = tokenizer.decode(z + delim_ids + a, skip_special_tokens=False)
+                rows.append(Completion(text, forced, len(z) + len(delim_ids) + len(a)))
+            out.extend(rows[i:i + k] for i in range(0, len(rows), k))
     finally:
         model.train(was_training)
-        tokenizer.padding_side = side
     return out
-
-
-def _eos_ids(*sources: int | list[int] | None) -> list[int]:
-    """The union of the tokenizer's and the generation config's EOS ids (Qwen3 lists two: <|im_end|> and
-    <|endoftext|>), in order of first appearance."""
-    out: list[int] = []
-    for src in sources:
-        for tok in [] if src is None else ([src] if isinstance(src, int) else src):
-            if tok not in out:
-                out.append(int(tok))
-    return out
-
-
-def _ends_with(delim_ids: list[int]):
-    """A `StoppingCriteria` that stops each row once its last tokens are `delim_ids` (token-level match; works
-    for any tokenizer, unlike `stop_strings`, which needs a tokenizer with a decoder)."""
-    import torch
-    from transformers import StoppingCriteria
-
-    class EndsWith(StoppingCriteria):
-        def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor, **kwargs: Any) -> torch.Tensor:
-            n = len(delim_ids)
-            if input_ids.shape[1] < n:
-                return torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
-            tail = torch.tensor(delim_ids, device=input_ids.device)
-            return (input_ids[:, -n:] == tail).all(dim=1)  # (rows,)
-
-    return EndsWith()
-
-
-def _generate_batch(model, tokenizer, prompts, k, max_rationale, max_answer, delim_ids, eos_ids, pad,
-                    sampling) -> list[list[Completion]]:
-    import torch
-    from transformers import StoppingCriteriaList
-
-    # the prompt is the full model input (as in the trainer): no BOS/EOS added by the tokenizer
-    enc = tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False).to(model.device)
-    gen = model.generate(**enc, max_new_tokens=max_rationale, num_return_sequences=k, eos_token_id=eos_ids or None,
-                         stopping_criteria=StoppingCriteriaList([_ends_with(delim_ids)]), **sampling)
-    gen = gen[:, enc["input_ids"].shape[1]:].tolist()  # (B*k, T1); row r belongs to prompt r // k
-    prompt_ids = [ids[mask.bool()].tolist() for ids, mask in zip(enc["input_ids"], enc["attention_mask"])]
-    ends, n = set(eos_ids) | {pad}, len(delim_ids)
-    prefixes, forced = [], []
-    for row in gen:
-        rationale, found = row, False
-        for i, tok in enumerate(row):
-            if row[i:i + n] == delim_ids:
-                rationale, found = row[:i + n], True
-                break
-            if tok in ends:
-                rationale = row[:i]
-                break
-        prefixes.append(rationale if found else rationale + delim_ids)  # budget forcing
-        forced.append(not found)
-    inputs = [prompt_ids[r // k] + prefix for r, prefix in enumerate(prefixes)]
-    width = max(len(x) for x in inputs)
-    ids = torch.tensor([[pad] * (width - len(x)) + x for x in inputs], device=model.device)  # (B*k, T) left-padded
-    mask = torch.tensor([[0] * (width - len(x)) + [1] * len(x) for x in inputs], device=model.device)
-    answer_gen = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=max_answer,
-                                eos_token_id=eos_ids or None, **sampling)
-    completions = []
-    for prefix, was_forced, row in zip(prefixes, forced, answer_gen[:, width:].tolist()):
-        cut = next((i for i, tok in enumerate(row) if tok in ends), len(row))
-        text = tokenizer.decode(prefix + row[:cut], skip_special_tokens=False)
-        completions.append(Completion(text, was_forced, len(prefix) + cut))
-    return [completions[i:i + k] for i in range(0, len(completions), k)]

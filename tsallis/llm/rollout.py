@@ -1,22 +1,45 @@
-"""Rollouts: sample rationales (and answers) with HF `generate`, then score them in ONE teacher-forced forward.
+"""The one sampling engine (training, the toy evaluation and dataset evaluation) and the teacher-forced scoring.
 
-Layout of every scored row (N = B*M rows, P prompt columns left-padded, C completion columns right-padded):
+Sampling (`generate_rollout`): ONE `model.generate` call per batch of prompts samples M completions per prompt,
+each laid out as
 
-    [pad.. prompt | z_1 .. z_t  delim  a_1 .. a_k  <pad>..]
-                    \\_ rationale _/      \\_ answer _/
+    [prompt | z_1 .. z_t  delim  a_1 .. a_k  (stop)]
+              \\_ rationale _/      \\_ answer _/
 
-The answer is the gold y* (+EOS) for GARL/PAFT/SFT and the sampled answer for GRPO, so each method needs exactly
-one forward pass with gradients; `rationale_mask` and `answer_mask` split its per-token log-probs into
-log p(z|x) and log w = log p(y*|x, z) (sums). Budget forcing (paper Sec. 7): a rationale that reaches
-`max_rationale_tokens` (or ends with EOS) without the delimiter is cut there and the delimiter is forced; a
-forced delimiter was not sampled, so it is scored in neither mask.
+The budget rule, the same everywhere: a rationale has at most `max_rationale_tokens` tokens; the delimiter comes
+after it (outside that budget); the answer has at most `max_answer_tokens` tokens, a sampled stop token
+included. Budget forcing (paper Sec. 7, Muennighoff et al. 2025) happens inside that one call: `BudgetForcing`,
+the logits processor that also does the sampling, emits the delimiter itself when a row would exceed the
+rationale budget or samples a stop token (EOS) before the delimiter; a delimiter that a row had begun to sample
+is completed. Such a row is `forced`; its answer is then sampled after the forced delimiter in the same call.
+
+Randomness is row-keyed everywhere: the draw of row r (prompt b, sample m) at generated position t is a hash of
+(seed of prompt b, m, t), so a row's completion does not depend on the other rows of the batch, the batch size,
+the process that runs it or the global torch RNG. Prompt seeds come from `prompt_seeds(seed, stream, ...)`:
+training uses the step as the stream, evaluation a fixed stream, so an evaluation does not depend on its batch
+size and repeats across checkpoints with common random numbers. Temperature 0 is greedy.
+
+Scoring (`build_scored_batch`, `token_logps`): the rows above (answer = gold y* (+EOS) for GARL/PAFT/SFT, the
+sampled answer for GRPO) in ONE teacher-forced forward; `rationale_mask` and `answer_mask` split its per-token
+log-probs into log p(z|x) and log w = log p(y*|x, z). A forced delimiter was not sampled, so it is scored in
+neither mask.
 """
 
 from __future__ import annotations
 
+import inspect
+from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import torch
+
+from tsallis.errors import NonFiniteError
+
+EVAL_STREAM = 2**40
+"""The seed stream of evaluation samples (training streams are the step numbers, far below it)."""
+LOG_P_STREAM = 2**40 + 1
+"""The seed stream of `Trainer.estimate_log_p`'s rationales."""
 
 
 @dataclass
@@ -25,20 +48,195 @@ class Rollout:
 
     prompt_ids: list[list[int]]  # (B) token lists
     rationale_ids: list[list[int]]  # (N) without the delimiter
-    forced: list[bool]  # (N) the delimiter was forced (budget hit or EOS before it)
-    answer_ids: list[list[int]] | None  # (N) sampled answer tokens incl. EOS when emitted; None: not sampled
-    answer_text: list[str] | None  # (N) decoded sampled answers, stripped
-    num_generated_tokens: int  # tokens produced by generate (throughput)
-    advantages: torch.Tensor | None = None  # (N,) GRPO advantages, set by the trainer
+    forced: list[bool]  # (N) the delimiter was forced (budget hit, or a stop token before it)
+    answer_ids: list[list[int]] | None  # (N) sampled answer tokens incl. a sampled stop token; None: not sampled
+    answer_text: list[str | None] | None = None  # (N) decoded answers, stripped (set by the caller)
+    num_generated_tokens: int = 0  # rationale + delimiter + answer tokens of all rows
 
 
-def _find(seq: list[int], pattern: list[int], limit: int) -> int:
-    """Index of the first occurrence of `pattern` in seq that starts before `limit`, else -1."""
-    n = len(pattern)
-    for i in range(min(limit, len(seq) - n + 1)):
-        if seq[i:i + n] == pattern:
-            return i
-    return -1
+# ----------------------------------------------------------------------------------------------- seeds
+
+
+def prompt_seeds(seed: int, stream: int, count: int, start: int = 0) -> list[int]:
+    """One 32-bit seed per prompt, position start..start+count-1 of `stream`: SeedSequence([seed, stream, i])."""
+    return [int(np.random.SeedSequence([int(seed), int(stream), i]).generate_state(1)[0])
+            for i in range(start, start + count)]
+
+
+def row_seeds(seeds: Sequence[int], num_samples: int) -> list[int]:
+    """One 32-bit seed per sampled row (prompt b, sample m) from the prompt's seed (numpy SeedSequence)."""
+    return [int(np.random.SeedSequence([int(s), m]).generate_state(1)[0]) for s in seeds for m in range(num_samples)]
+
+
+def stop_ids(tokenizer, model=None) -> list[int]:
+    """The union of the tokenizer's and the generation config's EOS ids, in order of first appearance (Qwen3
+    ends turns with <|im_end|> or <|endoftext|>); any of them ends a sampled answer."""
+    out: list[int] = []
+    gen_eos = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
+    for src in (tokenizer.eos_token_id, gen_eos):
+        for tok in [] if src is None else ([src] if isinstance(src, int) else src):
+            if int(tok) not in out:
+                out.append(int(tok))
+    return out
+
+
+# -------------------------------------------------------------------------------------------- sampling
+
+_M32 = 0xFFFFFFFF
+
+
+def _mix32(x: torch.Tensor) -> torch.Tensor:
+    """A 32-bit integer hash (xorshift-multiply) on int64 tensors holding values in [0, 2^32); no overflow."""
+    for _ in range(2):
+        x = x ^ (x >> 16)
+        x = (x * 0x45D9F3B) & _M32
+    return x ^ (x >> 16)
+
+
+class RowSeededSampler:
+    """Samples each row from its own counter-based random stream (inverse CDF); as a logits processor it returns
+    scores that are 0 at the sampled token and -inf elsewhere, so `generate(do_sample=False)` picks the sample.
+
+    The uniform of row r at generated position t is a hash of (seed_r, t): it does not depend on the other rows,
+    their padding, the process or the global torch RNG. Temperature, top-k and top-p follow HF's warpers (top-p
+    keeps the smallest prefix of the sorted distribution whose mass reaches top_p, at least one token);
+    temperature 0 is greedy (argmax, lowest index on ties). 48 random bits per draw (float64 CDF). Non-finite
+    scores are accumulated in `check` without a host sync per token; `nonfinite()` tells at the end.
+    """
+
+    CHUNK = 64  # positions of uniforms hashed at once
+
+    def __init__(self, seeds: Sequence[int], start: int, *, temperature: float, top_p: float = 1.0, top_k: int = 0):
+        self.seeds, self.start = list(seeds), start
+        self.temperature, self.top_p, self.top_k = temperature, top_p, top_k
+        self._table: torch.Tensor | None = None  # (N, T) uniforms of positions 0..T-1
+        self.check: torch.Tensor | None = None  # (N,) running sum of a finite-iff-ok statistic of the scores
+
+    def uniform(self, t: int, device) -> torch.Tensor:
+        """(N,) uniforms in (0, 1) of position t (hashed CHUNK positions at a time)."""
+        if self._table is None or self._table.device != device or t >= self._table.shape[1]:
+            n = (t // self.CHUNK + 1) * self.CHUNK
+            seeds = torch.tensor(self.seeds, dtype=torch.long, device=device).unsqueeze(-1)
+            pos = torch.arange(n, dtype=torch.long, device=device)
+            x = (seeds + 0x9E3779B9 * (2 * pos + 1)) & _M32  # (N, n)
+            h1 = _mix32(x)
+            h2 = _mix32(h1 ^ 0x68E31DA4)
+            self._table = ((h1 >> 8).double() * 2.0 ** 24 + (h2 >> 8).double() + 0.5) / 2.0 ** 48
+        return self._table[:, t]
+
+    def _watch(self, stat: torch.Tensor) -> None:
+        self.check = stat if self.check is None else self.check + stat
+
+    def nonfinite(self) -> bool:
+        """Whether any sampled position had NaN/inf scores (or no finite score at all)."""
+        return self.check is not None and not bool(torch.isfinite(self.check).all())
+
+    def sample(self, scores: torch.Tensor, t: int) -> torch.Tensor:
+        """(N,) token ids drawn from softmax(scores / T) (with top-k/top-p) with the uniforms of position t."""
+        if self.temperature == 0:
+            self._watch(scores.amax(-1))
+            return scores.argmax(-1)
+        if self.top_k > 0:
+            kth = scores.topk(min(self.top_k, scores.shape[-1]), dim=-1).values[:, -1:]
+            scores = scores.masked_fill(scores < kth, float("-inf"))
+        lg = scores.double() if self.temperature == 1 else scores.double() / self.temperature
+        probs = torch.softmax(lg, dim=-1)  # (N, V)
+        if self.top_p < 1.0:
+            sp, si = probs.sort(dim=-1, descending=True)
+            drop = (sp.cumsum(-1) - sp) >= self.top_p  # mass before the token already reaches top_p
+            drop[:, 0] = False
+            probs = probs.scatter(1, si, sp.masked_fill(drop, 0.0))
+        cdf = probs.cumsum_(-1)
+        total = cdf[:, -1]
+        self._watch(total)  # NaN/inf scores make it NaN
+        u = (self.uniform(t, scores.device) * total).unsqueeze(-1)
+        return torch.searchsorted(cdf, u).view(-1).clamp_(max=scores.shape[-1] - 1)
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        tok = self.sample(scores, input_ids.shape[1] - self.start)
+        return torch.full_like(scores, float("-inf")).scatter_(1, tok.unsqueeze(-1), 0.0)
+
+
+def delimiter_automaton(delimiter_ids: list[int]) -> list[dict[int, int]]:
+    """The KMP automaton of the delimiter: state k = the length of the longest delimiter prefix the sequence ends
+    with; `table[k][token]` is the next state (a token not listed leads to 0)."""
+    D = len(delimiter_ids)
+    table: list[dict[int, int]] = []
+    for k in range(D):
+        row = {}
+        for tok in set(delimiter_ids):
+            s = delimiter_ids[:k] + [tok]
+            row[tok] = next(n for n in range(min(len(s), D), -1, -1) if s[len(s) - n:] == delimiter_ids[:n])
+        table.append(row)
+    return table
+
+
+RATIONALE, FORCING, ANSWER, DONE = 0, 1, 2, 3
+
+
+class BudgetForcing(RowSeededSampler):
+    """The logits processor of `generate_rollout`: row-keyed sampling plus budget forcing, so a rollout is ONE
+    `generate` call. Per row it tracks a phase (RATIONALE, FORCING the rest of the delimiter, ANSWER, DONE), the
+    rationale length `z_len`, the delimiter prefix matched so far and the answer length `a_len`; the token it
+    returns is the sampled candidate, a forced delimiter token, or a forced stop token that ends the row (not part
+    of the answer). The sampling is vectorised; the per-row rule is plain Python on ints, which on CPU and GPU
+    costs less than the ~30 tiny tensor ops it would take vectorised (the step is one sync either way).
+    """
+
+    def __init__(self, seeds: Sequence[int], start: int, *, delimiter_ids: list[int], stop_ids: list[int],
+                 max_rationale_tokens: int, max_answer_tokens: int, sample_answers: bool, temperature: float,
+                 top_p: float = 1.0, top_k: int = 0):
+        super().__init__(seeds, start, temperature=temperature, top_p=top_p, top_k=top_k)
+        n = len(self.seeds)
+        self.R, self.A, self.sample_answers = max_rationale_tokens, max_answer_tokens, sample_answers
+        self.delim, self.stops, self.table = list(delimiter_ids), set(stop_ids), delimiter_automaton(delimiter_ids)
+        self.stop0 = int(stop_ids[0])
+        self.phase, self.match, self.z_len, self.a_len = [RATIONALE] * n, [0] * n, [0] * n, [0] * n
+        self.forced = [False] * n
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        x = self.sample(scores, input_ids.shape[1] - self.start)  # (N,) the sampled candidates
+        choice = [self._next(i, tok) for i, tok in enumerate(x.tolist())]
+        choice_t = torch.tensor(choice, dtype=torch.long, device=scores.device).unsqueeze(-1)
+        return scores.fill_(float("-inf")).scatter_(1, choice_t, 0.0)
+
+    def _next(self, i: int, x: int) -> int:
+        """The token row i emits, given its sampled candidate x; advances the row's state."""
+        phase, D = self.phase[i], len(self.delim)
+        if phase == RATIONALE:
+            k = self.match[i]
+            k_new = self.table[k].get(x, 0)
+            if k_new == D:  # the delimiter, sampled
+                self.match[i], self.phase[i] = D, ANSWER
+                return x
+            confirmed = self.z_len[i] + k + 1 - k_new  # the rationale's length if x is kept
+            if x in self.stops or confirmed > self.R:  # budget forcing, completing a partial delimiter
+                self.forced[i] = True
+                return self._force(i)
+            self.z_len[i], self.match[i] = confirmed, k_new
+            return x
+        if phase == FORCING:
+            return self._force(i)
+        if phase == ANSWER:
+            if not self.sample_answers or self.a_len[i] >= self.A:
+                self.phase[i] = DONE
+                return self.stop0  # forced: ends the row, not part of the answer
+            self.a_len[i] += 1
+            if x in self.stops:
+                self.phase[i] = DONE
+        return x  # (DONE rows: generate pads them)
+
+    def _force(self, i: int) -> int:
+        k = self.match[i]
+        self.match[i] = k + 1
+        self.phase[i] = ANSWER if k + 1 == len(self.delim) else FORCING
+        return self.delim[k]
+
+
+# HF's LogitsProcessorList calls inspect.signature(processor.__call__) at every decoding step; a precomputed
+# __signature__ makes that lookup cheap (measured ~2% of a CPU training step of the tiny benchmark model).
+BudgetForcing.__call__.__signature__ = inspect.signature(BudgetForcing.__call__)
+RowSeededSampler.__call__.__signature__ = inspect.signature(RowSeededSampler.__call__)
 
 
 def _left_pad(rows: list[list[int]], pad_id: int, device) -> tuple[torch.Tensor, torch.Tensor]:
@@ -52,125 +250,55 @@ def _left_pad(rows: list[list[int]], pad_id: int, device) -> tuple[torch.Tensor,
     return ids.to(device), att.to(device)
 
 
-_M32 = 0xFFFFFFFF
+def generate_rollout(model, prompt_ids: list[list[int]], *, num_samples: int, prompt_seeds: Sequence[int],
+                     delimiter_ids: list[int], stop_ids: list[int], pad_id: int, max_rationale_tokens: int,
+                     max_answer_tokens: int, temperature: float = 1.0, top_p: float = 1.0, top_k: int = 0,
+                     sample_answers: bool = True, synced_gpus: bool = False, inference_mode: bool = True) -> Rollout:
+    """Sample `num_samples` completions per prompt in ONE batched `generate` call (KV cache) with budget forcing.
 
-
-def _mix32(x: torch.Tensor) -> torch.Tensor:
-    """A 32-bit integer hash (xorshift-multiply) on int64 tensors holding values in [0, 2^32); no overflow."""
-    for _ in range(2):
-        x = x ^ (x >> 16)
-        x = (x * 0x45D9F3B) & _M32
-    return x ^ (x >> 16)
-
-
-def row_seeds(prompt_seeds: list[int], num_samples: int) -> list[int]:
-    """One 32-bit seed per sampled row (prompt b, sample m) from the prompt's seed (numpy SeedSequence)."""
-    import numpy as np
-
-    return [int(np.random.SeedSequence([int(s), m]).generate_state(1)[0]) for s in prompt_seeds
-            for m in range(num_samples)]
-
-
-class RowSeededSampler:
-    """A logits processor that samples each row from its own counter-based random stream (inverse CDF).
-
-    The uniform of row r at generated position t is a hash of (seed_r, phase, t): the sample of a row does not
-    depend on which other rows share the batch, their padding, the process that runs it, or the global torch
-    RNG. With `generate(do_sample=False)` the returned scores (0 at the sampled token, -inf elsewhere) make the
-    greedy pick the sample. Temperature and top-p follow HF's warpers (top-p keeps the smallest prefix of the
-    sorted distribution whose mass reaches top_p, at least one token). 48 random bits per draw (float64 CDF).
+    Args:
+        model: a HF causal LM (unwrapped; an FSDP2 model with `synced_gpus=True` on every rank).
+        prompt_ids: (B) prompt token lists. prompt_seeds: (B) one seed per prompt (`prompt_seeds`).
+        delimiter_ids: the rationale/answer delimiter. stop_ids: tokens that end an answer (non-empty).
+        max_rationale_tokens, max_answer_tokens: the budgets (module docstring). temperature (0 = greedy), top_p,
+            top_k (0 = off): sampling. sample_answers: False stops each row after its delimiter.
+        synced_gpus: every rank keeps running forwards until all are done (FSDP). inference_mode: generate under
+            `torch.inference_mode` (cheaper per op than no_grad); False for FSDP, whose lazily built buffers
+            must stay usable by the training forward.
+    Raises:
+        NonFiniteError: the model produced NaN/inf scores.
     """
-
-    def __init__(self, seeds: list[int], start: int, *, temperature: float, top_p: float, phase: int = 0):
-        self.seeds, self.start, self.temperature, self.top_p, self.phase = seeds, start, temperature, top_p, phase
-        self._dev_seeds = None
-
-    def uniform(self, t: int, device) -> torch.Tensor:
-        if self._dev_seeds is None or self._dev_seeds.device != device:
-            self._dev_seeds = torch.tensor(self.seeds, dtype=torch.long, device=device)
-        x = (self._dev_seeds + 0x9E3779B9 * (2 * t + self.phase + 1)) & _M32
-        h1 = _mix32(x)
-        h2 = _mix32(h1 ^ 0x68E31DA4)
-        return ((h1 >> 8).double() * 2.0 ** 24 + (h2 >> 8).double() + 0.5) / 2.0 ** 48  # (N,) in (0, 1)
-
-    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
-        t = input_ids.shape[1] - self.start
-        probs = torch.softmax(scores.double() / self.temperature, dim=-1)  # (N, V)
-        if self.top_p < 1.0:
-            sp, si = probs.sort(dim=-1, descending=True)
-            drop = (sp.cumsum(-1) - sp) >= self.top_p  # mass before the token already reaches top_p
-            drop[:, 0] = False
-            probs = probs.scatter(1, si, sp.masked_fill(drop, 0.0))
-        cdf = probs.cumsum(-1)
-        u = self.uniform(t, scores.device) * cdf[:, -1]
-        idx = torch.searchsorted(cdf, u.unsqueeze(-1)).clamp(max=scores.shape[-1] - 1)  # (N, 1)
-        return torch.full_like(scores, float("-inf")).scatter_(1, idx, 0.0)
-
-
-def _sampling_kwargs(seeds, start, temperature, top_p, phase):
-    if seeds is None:
-        return dict(do_sample=True, temperature=temperature, top_p=top_p, top_k=0)
-    from transformers import LogitsProcessorList
-
-    proc = RowSeededSampler(seeds, start, temperature=temperature, top_p=top_p, phase=phase)
-    return dict(do_sample=False, temperature=None, top_p=None, top_k=None, logits_processor=LogitsProcessorList([proc]))
-
-
-@torch.no_grad()
-def generate_rollout(model, prompt_ids: list[list[int]], *, num_samples: int, delimiter_ids: list[int],
-                     eos_id: int | list[int], pad_id: int, max_rationale_tokens: int, max_answer_tokens: int,
-                     temperature: float = 1.0, top_p: float = 1.0, sample_answers: bool = True,
-                     prompt_seeds: list[int] | None = None) -> Rollout:
-    """Sample M rationales per prompt (batched, KV cache) with budget forcing; optionally sample the answers.
-
-    `eos_id` may list several ids (Qwen3 ends turns with <|im_end|> or <|endoftext|>); the first one found ends
-    the sequence. `prompt_seeds` (one int per prompt): sample every row from its own stream
-    (`RowSeededSampler`), so a prompt's M samples are the same whatever the batch and process; None: HF's
-    sampling from the global torch RNG.
-    """
-    eos_ids = [eos_id] if isinstance(eos_id, int) else list(eos_id)
+    if not stop_ids or not delimiter_ids or len(prompt_seeds) != len(prompt_ids):
+        raise ValueError("generate_rollout needs stop ids, delimiter ids and one seed per prompt")
+    if set(stop_ids) & set(delimiter_ids):
+        raise ValueError(f"the delimiter tokens {delimiter_ids} include a stop token ({stop_ids}): choose another "
+                         "delimiter")
     device = next(model.parameters()).device
     rows = [p for p in prompt_ids for _ in range(num_samples)]
-    seeds = row_seeds(prompt_seeds, num_samples) if prompt_seeds is not None else None
     ids, att = _left_pad(rows, pad_id, device)  # (N, P)
-    single_delim = len(delimiter_ids) == 1
-    stop = eos_ids if sample_answers or not single_delim else [*eos_ids, delimiter_ids[0]]
+    proc = BudgetForcing(row_seeds(prompt_seeds, num_samples), ids.shape[1], delimiter_ids=delimiter_ids,
+                         stop_ids=stop_ids, max_rationale_tokens=max_rationale_tokens,
+                         max_answer_tokens=max_answer_tokens, sample_answers=sample_answers,
+                         temperature=temperature, top_p=top_p, top_k=top_k)
+    from transformers import LogitsProcessorList
+
     budget = max_rationale_tokens + len(delimiter_ids) + (max_answer_tokens if sample_answers else 0)
-    gen_kwargs = dict(pad_token_id=pad_id, eos_token_id=stop, use_cache=True)
-    out = model.generate(input_ids=ids, attention_mask=att, max_new_tokens=budget, **gen_kwargs,
-                         **_sampling_kwargs(seeds, ids.shape[1], temperature, top_p, 0))
+    with torch.inference_mode(inference_mode), torch.no_grad():
+        out = model.generate(input_ids=ids, attention_mask=att, max_new_tokens=budget, pad_token_id=pad_id,
+                             eos_token_id=stop_ids, use_cache=True, do_sample=False, temperature=None, top_p=None,
+                             top_k=None, logits_processor=LogitsProcessorList([proc]), synced_gpus=synced_gpus)
+    if proc.nonfinite():
+        raise NonFiniteError("sampling met non-finite logits (NaN/inf scores from the model)")
     gen = out[:, ids.shape[1]:].tolist()
-    n_generated = int((out[:, ids.shape[1]:] != pad_id).sum())
-    rationale, forced, answers, need = [], [], [], []
-    for i, seq in enumerate(gen):
-        end = next((k for k, t in enumerate(seq) if t in eos_ids), len(seq))
-        seq = seq[:end + 1] if end < len(seq) else seq
-        j = _find(seq[:end], delimiter_ids, max_rationale_tokens + 1)
-        if j >= 0:
-            rationale.append(seq[:j])
-            forced.append(False)
-            answers.append(seq[j + len(delimiter_ids):][:max_answer_tokens])
-        else:
-            rationale.append(seq[:min(end, max_rationale_tokens)])
-            forced.append(True)
-            answers.append([])
-            need.append(i)
-    if sample_answers and need:
-        # Budget forcing: continue [prompt, z, delim] to sample the answer of the rows whose delimiter was forced.
-        ctx = [rows[i] + rationale[i] + delimiter_ids for i in need]
-        ids2, att2 = _left_pad(ctx, pad_id, device)
-        out2 = model.generate(input_ids=ids2, attention_mask=att2, max_new_tokens=max_answer_tokens,
-                              **{**gen_kwargs, "eos_token_id": eos_ids},
-                              **_sampling_kwargs(None if seeds is None else [seeds[i] for i in need], ids2.shape[1],
-                                                 temperature, top_p, 1))
-        n_generated += int((out2[:, ids2.shape[1]:] != pad_id).sum())
-        for k, i in enumerate(need):
-            seq = out2[k, ids2.shape[1]:].tolist()
-            end = next((k for k, t in enumerate(seq) if t in eos_ids), len(seq) - 1)
-            answers[i] = seq[:end + 1]
-    if not sample_answers:
-        return Rollout(prompt_ids, rationale, forced, None, None, n_generated)
-    return Rollout(prompt_ids, rationale, forced, answers, None, n_generated)
+    z_len, a_len, D = proc.z_len, proc.a_len, len(delimiter_ids)
+    rationale = [seq[:z] for seq, z in zip(gen, z_len)]
+    answers = [seq[z + D:z + D + a] for seq, z, a in zip(gen, z_len, a_len)]
+    n_generated = sum(z_len) + D * len(gen) + sum(a_len)
+    return Rollout(prompt_ids, rationale, proc.forced, answers if sample_answers else None, None,
+                   n_generated)
+
+
+# --------------------------------------------------------------------------------------------- scoring
 
 
 @dataclass
@@ -183,12 +311,13 @@ class ScoredBatch:
     completion_ids: torch.Tensor  # (N, C)
     rationale_mask: torch.Tensor  # (N, C) z tokens and a sampled delimiter
     answer_mask: torch.Tensor  # (N, C) answer tokens (gold y* [+EOS] or sampled)
+    forced: torch.Tensor  # (N,) the delimiter was forced
     completion_length: int  # C
 
     def to(self, device) -> ScoredBatch:
-        return ScoredBatch(*(t.to(device) if torch.is_tensor(t) else t for t in (
+        return ScoredBatch(*(t.to(device) for t in (
             self.input_ids, self.attention_mask, self.position_ids, self.completion_ids, self.rationale_mask,
-            self.answer_mask)), self.completion_length)
+            self.answer_mask, self.forced)), self.completion_length)
 
 
 def build_scored_batch(prompt_rows: list[list[int]], rationales: list[list[int]], forced: list[bool],
@@ -210,7 +339,7 @@ def build_scored_batch(prompt_rows: list[list[int]], rationales: list[list[int]]
         rmask[i, :len(z) + (0 if forced[i] else len(delimiter_ids))] = True
         amask[i, len(z) + len(delimiter_ids):len(c)] = True
     pos = (att.cumsum(-1) - 1).clamp(min=0)
-    return ScoredBatch(ids, att, pos, ids[:, P:], rmask, amask, C)
+    return ScoredBatch(ids, att, pos, ids[:, P:], rmask, amask, torch.tensor(forced, dtype=torch.bool), C)
 
 
 def token_logps(model, batch: ScoredBatch, *, entropy: bool = False, chunk: int = 64):

@@ -1,0 +1,125 @@
+"""Model, tokenizer, optimizer and schedule for the trainer: local Hugging Face directories only, optional LoRA,
+an optional full reference copy (KL without LoRA), and FSDP2 sharding (`torch.distributed.fsdp.fully_shard`).
+
+Why `fully_shard` and not accelerate's FSDP plugin: accelerate 1.x switches to FSDP only on accelerator devices
+(on CPU with gloo it silently falls back to DDP), while `fully_shard` runs on CPU with gloo as on GPUs with NCCL,
+so one code path is tested on CPU and used on GPUs.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+from tsallis.llm.config import TrainConfig
+
+
+def resolve_model_path(model: str, cache_dir: str | None = None) -> Path:
+    """`model` as a directory: "toy" -> the cached pretrained toy model; else a local path that must exist."""
+    if model == "toy":
+        from tsallis.llm.toy import pretrained_toy_model
+
+        return pretrained_toy_model(cache_dir=cache_dir)
+    path = Path(model).expanduser()
+    if not path.is_dir():
+        raise FileNotFoundError(
+            f"model path {str(path)!r} does not exist. Pass --model PATH to a local Hugging Face model directory "
+            "(config.json + weights + tokenizer, e.g. from `huggingface-cli download` or save_pretrained), or "
+            "use --model toy / `tsallis llm pretrain-toy --out DIR` for the CPU testbed model.")
+    if not (path / "config.json").exists():
+        raise FileNotFoundError(f"model path {str(path)!r} has no config.json: it is not a Hugging Face model "
+                                "directory (write one with model.save_pretrained and tokenizer.save_pretrained)")
+    return path
+
+
+def load_model_and_tokenizer(path: str | Path, cfg: TrainConfig, *, on_cuda: bool = False):
+    """Load a causal LM and its tokenizer from a local directory (local_files_only), with optional LoRA."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    dtype = {"auto": torch.bfloat16 if on_cuda else torch.float32, "float32": torch.float32,
+             "bfloat16": torch.bfloat16, "float16": torch.float16}[cfg.dtype]
+    model = AutoModelForCausalLM.from_pretrained(path, local_files_only=True, dtype=dtype)
+    tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    if cfg.disable_dropout:
+        for mod in model.modules():
+            if isinstance(mod, torch.nn.Dropout):
+                mod.p = 0.0
+    if cfg.gradient_checkpointing:
+        model.gradient_checkpointing_enable()
+    if cfg.lora_r > 0:
+        from peft import LoraConfig, get_peft_model
+
+        targets = cfg.lora_target_modules
+        targets = targets if targets == "all-linear" else [t.strip() for t in targets.split(",")]
+        model = get_peft_model(model, LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha,
+                                                 lora_dropout=cfg.lora_dropout, target_modules=targets,
+                                                 task_type="CAUSAL_LM"))
+    return model, tokenizer
+
+
+def load_policy(cfg: TrainConfig, resume_path: Path | None, *, cache_dir: str | None = None, on_cuda: bool = False):
+    """(model, tokenizer, base model path): the base model, or a checkpoint's weights (full fine-tuning) or the
+    base plus a checkpoint's LoRA adapter."""
+    base = resolve_model_path(cfg.model, cache_dir)
+    if resume_path is not None and cfg.lora_r == 0:
+        model, tok = load_model_and_tokenizer(resume_path, cfg, on_cuda=on_cuda)
+        return model, tok, base
+    model, tok = load_model_and_tokenizer(base, cfg, on_cuda=on_cuda)
+    if resume_path is not None:
+        from peft import set_peft_model_state_dict
+        from safetensors.torch import load_file
+
+        set_peft_model_state_dict(model, load_file(resume_path / "adapter_model.safetensors"))
+    return model, tok, base
+
+
+def load_reference(base: Path, cfg: TrainConfig, device, *, on_cuda: bool = False):
+    """A frozen full copy of the initial model, the KL reference when there is no LoRA adapter to switch off."""
+    import dataclasses
+
+    ref, _ = load_model_and_tokenizer(base, dataclasses.replace(cfg, lora_r=0, gradient_checkpointing=False),
+                                      on_cuda=on_cuda)
+    return ref.requires_grad_(False).eval().to(device)
+
+
+def build_optimizer(model, cfg: TrainConfig) -> torch.optim.Optimizer:
+    """AdamW (TRL/transformers default) or plain SGD over the trainable parameters."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=cfg.learning_rate, momentum=0.0, weight_decay=cfg.weight_decay)
+    return torch.optim.AdamW(params, lr=cfg.learning_rate, betas=(cfg.adam_beta1, cfg.adam_beta2),
+                             weight_decay=cfg.weight_decay)
+
+
+def lr_lambda(cfg: TrainConfig) -> Callable[[int], float]:
+    """The LR multiplier per scheduler step: linear warmup, then constant, linear or cosine decay."""
+    def f(step: int) -> float:
+        if step < cfg.warmup_steps:
+            return (step + 1) / cfg.warmup_steps
+        frac = (step - cfg.warmup_steps) / max(1, cfg.max_steps - cfg.warmup_steps)
+        if cfg.lr_scheduler == "linear":
+            return max(0.0, 1.0 - frac)
+        if cfg.lr_scheduler == "cosine":
+            return 0.5 * (1.0 + math.cos(math.pi * min(frac, 1.0)))
+        return 1.0
+    return f
+
+
+def shard_model(model) -> torch.nn.Module:
+    """FSDP2 in place: `fully_shard` each decoder layer (the model's `_no_split_modules` classes), then the root.
+    Parameters become DTensors sharded over the default process group; forwards all-gather them."""
+    from torch.distributed.fsdp import fully_shard
+
+    layer_names = set(getattr(model, "_no_split_modules", None) or [])
+    layers = [m for m in model.modules() if type(m).__name__ in layer_names]
+    if not layers:
+        raise ValueError(f"fsdp: {type(model).__name__} names no decoder-layer class (_no_split_modules)")
+    for layer in layers:
+        fully_shard(layer)
+    fully_shard(model)
+    return model

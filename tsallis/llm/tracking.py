@@ -1,0 +1,82 @@
+"""Where a run's metrics go: output_dir/metrics.jsonl always (one JSON line per step, flushed, continued exactly
+on resume), and accelerate's trackers for `report_to` (tensorboard, wandb in offline mode, trackio, mlflow)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+from typing import Any
+
+from tsallis.errors import InputError
+
+PACKAGES = {"tensorboard": "tensorboard", "wandb": "wandb", "trackio": "trackio", "mlflow": "mlflow"}
+PROJECT = "tsallis"
+"""The project name given to every tracker (tensorboard writes output_dir/logs/tsallis/)."""
+
+
+def check_trackers(names: list[str]) -> None:
+    """Raise InputError naming a `report_to` tracker whose package is not installed."""
+    for name in names:
+        if importlib.util.find_spec(PACKAGES[name]) is None:
+            raise InputError(f"report_to includes {name!r} but the {PACKAGES[name]!r} package is not installed: "
+                             f"pip install {PACKAGES[name]}, or drop it from report_to")
+
+
+class RunLog:
+    """metrics.jsonl and the trackers of one training run; only the main process writes.
+
+    Args:
+        accelerator: the run's Accelerator, created with `log_with=names` and `project_dir`.
+        output_dir: the run directory. config: written to config.json and given to the trackers.
+        resume_step: lines past this step are dropped from an existing metrics.jsonl (exact continuation).
+        trackers: the `report_to` names.
+    """
+
+    def __init__(self, accelerator, output_dir: Path, *, config: dict[str, Any], resume_step: int,
+                 trackers: list[str]):
+        self.acc, self.dir, self.config, self.resume_step, self.trackers = (
+            accelerator, Path(output_dir), config, resume_step, trackers)
+        self.main = accelerator.is_main_process
+        self._fh = None
+
+    def __enter__(self) -> RunLog:
+        if self.main:
+            self.dir.mkdir(parents=True, exist_ok=True)
+            (self.dir / "config.json").write_text(json.dumps(self.config, indent=2))
+            path = self.dir / "metrics.jsonl"
+            if path.exists():  # on resume, drop lines past the checkpoint's step so the file continues exactly
+                keep = [ln for ln in path.read_text().splitlines()
+                        if ln.strip() and json.loads(ln).get("step", 0) <= self.resume_step]
+                path.write_text("".join(k + "\n" for k in keep))
+            self._fh = open(path, "a")
+        if self.trackers:
+            kwargs = {"wandb": {"mode": "offline", "dir": str(self.dir / "logs")}}
+            self.acc.init_trackers(PROJECT, config=_flat(self.config), init_kwargs=kwargs)
+        return self
+
+    def write(self, metrics: dict[str, Any]) -> None:
+        """One line (flushed) and one tracker log at `metrics["step"]`."""
+        if self.main:
+            self._fh.write(json.dumps(metrics) + "\n")
+            self._fh.flush()
+        if self.trackers:
+            scalars = {k: v for k, v in metrics.items() if isinstance(v, (int, float)) and k != "step"}
+            self.acc.log(scalars, step=int(metrics["step"]))
+
+    def error(self, step: int, message: str) -> None:
+        """An error line {"step", "error"} in metrics.jsonl (flushed), before the error propagates."""
+        if self.main:
+            self._fh.write(json.dumps({"step": step, "error": message}) + "\n")
+            self._fh.flush()
+
+    def __exit__(self, *exc) -> None:
+        if self._fh is not None:
+            self._fh.close()
+        if self.trackers:
+            self.acc.end_training()
+
+
+def _flat(config: dict[str, Any]) -> dict[str, Any]:
+    """Tracker-friendly hyperparameters: None -> "None" (tensorboard's hparams take scalars and strings only)."""
+    return {k: (v if isinstance(v, (int, float, str, bool)) else str(v)) for k, v in config.items()}
