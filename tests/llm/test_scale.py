@@ -67,7 +67,7 @@ def test_gradient_accumulation_equals_full_batch_garl(toy_model, tmp_path):
     for gas in (1, 2):
         tr = Trainer(TrainConfig(model=toy_model, output_dir=str(tmp_path / str(gas)), method="garl", q=0.5,
                                  prompts_per_step=4, gradient_accumulation_steps=gas, num_generations=3, max_steps=1,
-                                 toy_n_steps=1, toy_length=2, toy_n_train=8, toy_n_eval=0, max_rationale_tokens=6,
+                                 toy_n_steps=1, toy_width=3, toy_n_train=8, toy_n_eval=0, max_rationale_tokens=6,
                                  max_answer_tokens=3, max_grad_norm=1e9, progress_bar=False, save_every=0))
         train_and_capture_grads(tr, grads)
     torch.testing.assert_close(grads[0], grads[1], rtol=1e-5, atol=1e-5 * float(grads[0].abs().max()))
