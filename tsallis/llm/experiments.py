@@ -56,8 +56,9 @@ this level (ours; the theory's delta, chosen before any run)."""
 ADAMW_LR = 1e-3
 """One AdamW rate for every method (Adam divides out gradient scale; the old testbed's value, not tuned)."""
 
-SGD_LRS = (0.01, 0.1, 1.0, 10.0, 100.0)
-"""The SGD sweep grid (ours): GRPO's per-token loss has ~100x smaller gradients than GARL's sequence sums."""
+SGD_LRS = (0.1, 1.0, 10.0, 100.0, 1000.0)
+"""The SGD sweep grid (ours): GRPO's per-token loss has ~100x smaller gradients than GARL's sequence sums, and
+GARL q = 0's gradient carries the factor P ~ 1e-2 itself."""
 
 
 def method_by_label(label: str) -> Method:
@@ -309,7 +310,7 @@ def _sweep_score(run: dict[str, Any]) -> float:
 
 
 def run_lr_sweep(methods=ESCAPE_METHODS, lrs=SGD_LRS, *, level: int = DEFAULT_LEVELS[0], seed: int = 100,
-                 max_steps: int = 60, eval_every: int = 20, workers: int = 2, out_dir: str = "runs/lr_sweep",
+                 max_steps: int = 30, eval_every: int = 10, workers: int = 2, out_dir: str = "runs/lr_sweep",
                  model: str = "toy", cache_dir: str | None = None, log: str | None = None, **kw) -> LRSweepResult:
     """Choose each method's SGD learning rate: one short run per rate on the easiest level (a seed the grid does
     not use); the score is the held-out accuracy at the end (an escaped run scores 1 + 1/escape step, a
@@ -371,7 +372,8 @@ def run_escape(methods=ESCAPE_METHODS, levels=DEFAULT_LEVELS, seeds=(0, 1, 2), o
     """Experiment (1): steps until held-out accuracy reaches ESCAPE_ACCURACY, for every method x optimizer x
     level x seed, with the same rollout budget (M x prompts per step) and step budget for all; runs that do
     not escape within max_steps are kept as censored. `sgd_lrs` (label -> rate, e.g. `run_lr_sweep(...).chosen`)
-    is required when "sgd" is among the optimizers; AdamW uses ADAMW_LR for every method."""
+    is required when "sgd" is among the optimizers; AdamW uses ADAMW_LR for every method. `seeds` may map an
+    optimizer to its own seeds."""
     from tsallis.llm.testbed import measure_testbed
 
     if "sgd" in optimizers and not sgd_lrs:
@@ -380,13 +382,15 @@ def run_escape(methods=ESCAPE_METHODS, levels=DEFAULT_LEVELS, seeds=(0, 1, 2), o
     model = _toy_model_path(model, cache_dir)
     tb = testbed or measure_testbed(model, levels, verbose=False)
     lrs = {opt: {m.label: (ADAMW_LR if opt == "adamw" else sgd_lrs[m.label]) for m in methods} for opt in optimizers}
+    per_opt = seeds if isinstance(seeds, dict) else {opt: seeds for opt in optimizers}
     jobs = [_job(m, n, s, opt, lrs[opt][m.label], out_dir=out_dir, model=model, max_steps=max_steps,
                  eval_every=eval_every, escape_accuracy=ESCAPE_ACCURACY, cache_dir=cache_dir, **kw)
-            for opt in optimizers for n in levels for m in methods for s in seeds]
+            for opt in optimizers for n in levels for m in methods for s in per_opt[opt]]
     runs = _run_many(jobs, workers, "escape runs", log)
     p0 = {str(x["difficulty"]): x for x in tb.levels}
     settings = {"max_steps": max_steps, "eval_every": eval_every, "escape_accuracy": ESCAPE_ACCURACY,
-                "seeds": list(seeds), "model": model, "M": kw.get("M", 8),
+                "seeds": sorted({s for v in per_opt.values() for s in v}),
+                "seeds_per_optimizer": {o: list(v) for o, v in per_opt.items()}, "model": model, "M": kw.get("M", 8),
                 "prompts_per_step": kw.get("prompts_per_step", 8), "n_eval": kw.get("n_eval", 64),
                 "eval_samples": kw.get("eval_samples", 2)}
     return EscapeResult(list(levels), p0, runs, lrs, settings)
@@ -577,68 +581,75 @@ def _end(result: LabelNoiseResult, arm: str, metric: str, last: int = 2) -> tupl
     return float(v.mean()), float(v.std(ddof=1) / math.sqrt(len(v))) if len(v) > 1 else float("nan")
 
 
-def noise_verdict(result: LabelNoiseResult, *, min_rise: float = 0.1, k: float = 2.0, max_growth: float = 2.0):
+def noise_verdict(result: LabelNoiseResult, *, min_rise: float = 0.1, min_contamination: float | None = None,
+                  k: float = 2.0, max_growth: float = 2.0):
     """noise-llm: "q = 1 memorises label noise, q = 0 resists it (in training)" (Abstract; Prop. C.2).
 
     Contamination = mean P-hat of the noisy label on the noisy training examples, at the end (last two
     evaluations, mean over seeds). Not testable unless some arm's clean training accuracy rose by >= min_rise
-    (the model fits its labels); holds if q=1's contamination exceeds q=0's by more than k standard errors
-    and q=0's ends at most `max_growth` times its start (or within k standard errors of it); does not hold
-    otherwise."""
+    (the model fits its labels) and some arm's contamination reached `min_contamination` (default eps / 100:
+    noise fitted measurably within the budget); holds if q=1's contamination exceeds q=0's by more than k
+    standard errors and q=0's ends at most `max_growth` times its start (or within k standard errors of it);
+    does not hold otherwise."""
     from tsallis.verdict import FAILS, HOLDS, UNTESTABLE, Verdict
 
+    floor = result.eps / 100 if min_contamination is None else min_contamination
     rise = {a: _end(result, a, "train/clean_accuracy")[0] - float(np.mean([r[0] for r in
                                                                          result.curves[a]["train/clean_accuracy"]]))
             for a in result.arms}
-    c1, s1 = _end(result, "garl q=1", "train/noisy_p_hat")
-    c0, s0 = _end(result, "garl q=0", "train/noisy_p_hat")
+    cont = {a: _end(result, a, "train/noisy_p_hat") for a in result.arms}
+    (c1, s1), (c0, s0) = cont["garl q=1"], cont["garl q=0"]
     c0_start = float(np.mean([r[0] for r in result.curves["garl q=0"]["train/noisy_p_hat"]]))
     se = math.hypot(s1, s0) if math.isfinite(s1) and math.isfinite(s0) else 0.0
     crit = (f"contamination (mean P-hat of the noisy labels, eps={result.eps}) at the end: q=1 > q=0 by > {k:g} SE, "
             f"and q=0 at most {max_growth:g}x its start (or within {k:g} SE of it); testable only if some arm's clean "
-            f"training accuracy rose by >= {min_rise}")
-    ev = (f"contamination q=1 {c1:.2e} +- {s1:.1e}, q=0 {c0:.2e} +- {s0:.1e} (start {c0_start:.2e}); clean-train "
-          "accuracy rise " + ", ".join(f"{a} {v:+.2f}" for a, v in rise.items()))
-    if max(rise.values()) < min_rise:
+            f"training accuracy rose by >= {min_rise} and some arm's contamination reached {floor:.0e}")
+    ev = ("end contamination " + ", ".join(f"{a} {c:.1e} +- {e:.1e}" for a, (c, e) in cont.items())
+          + f" (q=0 start {c0_start:.1e}); noisy labels reproduced when sampled (end): "
+          + ", ".join(f"{a} {_end(result, a, 'train/memorized_noisy')[0]:.2f}" for a in result.arms)
+          + "; clean-train accuracy rise " + ", ".join(f"{a} {v:+.2f}" for a, v in rise.items()))
+    if max(rise.values()) < min_rise or max(c for c, _ in cont.values()) < floor:
         outcome = UNTESTABLE
     elif c1 - c0 > k * se and c0 <= max(max_growth * c0_start, c0_start + k * (s0 if math.isfinite(s0) else 0.0)):
         outcome = HOLDS
     else:
         outcome = FAILS
     return Verdict("noise-llm", outcome, crit, ev, regime=f"toy LM, n={result.level}, {len(result.seeds)} seeds, "
-                   f"{result.settings.get('n_train')} training examples", data={
-                       "contamination": {"q=1": [c1, s1], "q=0": [c0, s0], "q=0 start": c0_start},
-                       "clean_rise": rise, "min_rise": min_rise, "k": k, "max_growth": max_growth})
+                   f"{result.settings.get('n_train')} training examples, {result.settings.get('max_steps')} steps",
+                   data={"contamination": cont, "q=0 start": c0_start, "clean_rise": rise, "min_rise": min_rise,
+                         "min_contamination": floor, "k": k, "max_growth": max_growth})
 
 
-def schedule_verdict(result: LabelNoiseResult, *, slack: float = 1.25, k: float = 2.0):
+def schedule_verdict(result: LabelNoiseResult, *, slack: float = 1.25, min_contamination: float | None = None):
     """schedule-llm: "the step q = 1 -> 0 escapes like q = 1 and ends like q = 0 under noise" (v2 abstract; the
     simulation's schedule study asks the same).
 
     Escape = first evaluation with held-out accuracy >= ESCAPE_ACCURACY (never: max_steps, a lower bound).
     Holds if the schedule's mean escape step is <= slack x q=1's + one evaluation interval AND its end
-    contamination is <= q=0's + k SE; does not hold otherwise; not testable if q=1 never escapes or q=1's and
-    q=0's contamination are within k SE (nothing to tell apart)."""
+    contamination is closer to q=0's than to q=1's in log10; does not hold otherwise. Not testable if q=1
+    never escapes, or q=1's contamination stays below `min_contamination` (default eps / 100: there is no
+    memorisation to resist)."""
     from tsallis.verdict import FAILS, HOLDS, UNTESTABLE, Verdict
 
+    arms = ("garl q=1", "garl q=0", "schedule q=1->0")
     T = {a: float(np.mean([s if s is not None else result.settings["max_steps"] for s in result.first_reach(a)]))
-         for a in ("garl q=1", "garl q=0", "schedule q=1->0")}
-    c = {a: _end(result, a, "train/noisy_p_hat") for a in ("garl q=1", "garl q=0", "schedule q=1->0")}
-    se = lambda *xs: math.sqrt(sum(x ** 2 for x in xs if math.isfinite(x)))  # noqa: E731
-    crit = (f"schedule escape <= {slack:g} x q=1's + {result.settings.get('eval_every')} steps, and end "
-            f"contamination <= q=0's + {k:g} SE; testable if q=1 escapes and the q=1, q=0 contamination differ by "
-            f"> {k:g} SE")
-    ev = (f"mean escape step (held-out acc >= {ESCAPE_ACCURACY}): schedule {T['schedule q=1->0']:.0f}, q=1 "
-          f"{T['garl q=1']:.0f}, q=0 {T['garl q=0']:.0f}; end contamination schedule {c['schedule q=1->0'][0]:.2e}, "
-          f"q=1 {c['garl q=1'][0]:.2e}, q=0 {c['garl q=0'][0]:.2e}")
-    q1_escapes = any(s is not None for s in result.first_reach("garl q=1"))
-    apart = c["garl q=1"][0] - c["garl q=0"][0] > k * se(c["garl q=1"][1], c["garl q=0"][1])
-    if not q1_escapes or not apart:
+         for a in arms}
+    c = {a: _end(result, a, "train/noisy_p_hat")[0] for a in arms}
+    floor = result.eps / 100 if min_contamination is None else min_contamination
+    lg = {a: math.log10(max(v, 1e-300)) for a, v in c.items()}
+    crit = (f"schedule escape <= {slack:g} x q=1's + {result.settings.get('eval_every')} steps, and end contamination "
+            f"closer to q=0's than to q=1's (log10); testable if q=1 escapes and q=1's contamination reaches "
+            f"{floor:.0e}")
+    ev = (f"mean escape step (held-out acc >= {ESCAPE_ACCURACY}; never = {result.settings['max_steps']}): "
+          + ", ".join(f"{a} {T[a]:.0f}" for a in arms) + "; end contamination "
+          + ", ".join(f"{a} {c[a]:.1e}" for a in arms))
+    if not any(s is not None for s in result.first_reach("garl q=1")) or c["garl q=1"] < floor:
         outcome = UNTESTABLE
     elif (T["schedule q=1->0"] <= slack * T["garl q=1"] + result.settings.get("eval_every", 0)
-          and c["schedule q=1->0"][0] <= c["garl q=0"][0] + k * se(c["schedule q=1->0"][1], c["garl q=0"][1])):
+          and abs(lg["schedule q=1->0"] - lg["garl q=0"]) < abs(lg["schedule q=1->0"] - lg["garl q=1"])):
         outcome = HOLDS
     else:
         outcome = FAILS
     return Verdict("schedule-llm", outcome, crit, ev, regime=f"toy LM, n={result.level}, eps={result.eps}, "
-                   f"{len(result.seeds)} seeds", data={"escape_step": T, "contamination": c, "slack": slack, "k": k})
+                   f"{len(result.seeds)} seeds, {result.settings.get('max_steps')} steps",
+                   data={"escape_step": T, "contamination": c, "slack": slack, "min_contamination": floor})

@@ -81,22 +81,35 @@ def plot_escape_diagnostics(result, optimizer: str, level: int, axes=None):
 
 
 def plot_label_noise(result, axes=None):
-    """Four panels per arm (mean +- one standard error over seeds): contamination (P-hat of noisy labels),
-    memorised noisy labels (sampled), clean training accuracy, held-out accuracy."""
+    """Two rows per arm (mean +- one standard error over seeds). Top: contamination (P-hat of the noisy
+    labels), noisy labels reproduced when sampled, clean training accuracy, held-out accuracy. Bottom, the
+    diagnostics: answer-copy rate, rationale entropy (evaluations), weight ESS and the fraction of groups with
+    no reward variance (per training step)."""
     import matplotlib.pyplot as plt
 
-    axes = axes if axes is not None else plt.subplots(1, 4, figsize=(16, 3.6))[1]
+    axes = axes if axes is not None else plt.subplots(2, 4, figsize=(16, 7))[1]
+    axes = np.asarray(axes).reshape(-1)
     panels = (("train/noisy_p_hat", "contamination: P-hat(noisy label)"),
               ("train/memorized_noisy", "noisy labels reproduced (sampled)"),
-              ("train/clean_accuracy", "clean training accuracy"), ("eval/accuracy", "held-out accuracy"))
+              ("train/clean_accuracy", "clean training accuracy"), ("eval/accuracy", "held-out accuracy"),
+              ("eval/answer_copy_rate", "answer-copy rate (1 = no hedging)"),
+              ("eval/rationale_entropy", "rationale entropy (nats/token)"))
     for arm in result.arms:
+        kw = dict(color=method_color(arm), ls=method_style(arm))
         for ax, (key, title) in zip(axes, panels):
             a = np.asarray(result.curves[arm][key], dtype=float)
             m = np.nanmean(a, 0)
             se = np.nanstd(a, 0, ddof=1) / math.sqrt(len(a)) if len(a) > 1 else np.zeros_like(m)
-            ax.plot(result.eval_steps, m, color=method_color(arm), ls=method_style(arm), label=arm)
-            ax.fill_between(result.eval_steps, m - se, m + se, color=method_color(arm), alpha=0.2)
+            ax.plot(result.eval_steps, m, label=arm, **kw)
+            ax.fill_between(result.eval_steps, m - se, m + se, color=kw["color"], alpha=0.2)
             ax.set_title(title, fontsize=9)
+        for ax, key in zip(axes[6:], ("weights/ess", "frac_reward_zero_std")):
+            runs = result.steps.get(arm, [])
+            if runs:
+                v = np.nanmean([[m.get(key, np.nan) for m in r] for r in runs], 0)
+                ax.plot([m["step"] for m in runs[0]], v, alpha=0.8, **kw)
+    axes[6].set_title("weight ESS of M", fontsize=9)
+    axes[7].set_title("groups with equal rewards (all wrong: no signal; or all right)", fontsize=9)
     axes[0].set_yscale("log")
     for ax in axes:
         ax.set_xlabel("optimizer step")

@@ -21,13 +21,19 @@ SIZES: dict[str, dict[str, Any]] = {
                 "seeds": (0,), "max_steps": 80, "eval_every": 10, "n_eval": 32,
                 "noise_arms": ("garl q=0", "garl q=1", "schedule q=1->0"), "noise_steps": 80,
                 "noise_eval_every": 20, "n_prompts": 32, "num_samples": 8},
+    "cpu": {"levels": (8, 11, 14, 17), "labels": ("grpo", "garl q=0", "garl q=0.5", "garl q=1",
+                                                 "garl q=1 pathwise off"), "optimizers": ("adamw", "sgd"),
+            "seeds": {"adamw": (0, 1, 2), "sgd": (0, 1)}, "max_steps": 60, "eval_every": 10, "n_eval": 32,
+            "sweep_lrs": (0.3, 3.0, 30.0, 300.0), "sweep_steps": 20, "noise_arms": None, "noise_steps": 100,
+            "noise_eval_every": 20, "n_prompts": 64, "num_samples": 16},
     "full": {"levels": (8, 11, 14, 17), "labels": None, "optimizers": ("adamw", "sgd"), "seeds": (0, 1, 2),
              "max_steps": 200, "eval_every": 10, "n_eval": 64, "noise_arms": None, "noise_steps": 200,
              "noise_eval_every": 20, "n_prompts": 64, "num_samples": 16},
 }
 """Study sizes (ours). "default" is what `tsallis reproduce` runs (~10 CPU minutes with pretraining): two
 levels, GRPO / GARL q=0 / GARL q=1 under AdamW, one seed; "full" is the issue's whole grid; "quick" is a smoke
-test on a 300-step pretrained model (no skill: its numbers mean nothing)."""
+test on a 300-step pretrained model (no skill: its numbers mean nothing); "cpu" is the part of the full grid
+that fits a few hours of 2 shared cores (six methods, 80 steps; docs/llm.md quotes it)."""
 
 
 def study_model(size: str, cache_dir: str | None = None) -> str:
@@ -87,6 +93,7 @@ def escape_study(out: Path, *, size: str = "full", workers: int = 2, cache_dir: 
     matplotlib.use("Agg")
     from tsallis.llm.experiments import (
         ESCAPE_METHODS,
+        SGD_LRS,
         cold_start_verdict,
         escape_slopes,
         run_escape,
@@ -100,7 +107,8 @@ def escape_study(out: Path, *, size: str = "full", workers: int = 2, cache_dir: 
     common = dict(workers=workers, cache_dir=cache_dir, log=log, n_eval=sz["n_eval"],
                   model=study_model(size, cache_dir))
     if "sgd" in sz["optimizers"] and sgd_lrs is None:
-        sweep = run_lr_sweep(methods, level=min(sz["levels"]), out_dir=str(out / "runs" / "lr_sweep"), **common)
+        sweep = run_lr_sweep(methods, sz.get("sweep_lrs", SGD_LRS), level=min(sz["levels"]),
+                             max_steps=sz.get("sweep_steps", 30), out_dir=str(out / "runs" / "lr_sweep"), **common)
         sweep.save(out)
         sgd_lrs = sweep.chosen
     r = run_escape(methods, sz["levels"], sz["seeds"], sz["optimizers"], sgd_lrs=sgd_lrs, max_steps=sz["max_steps"],
@@ -132,7 +140,8 @@ def noise_study(out: Path, *, size: str = "full", workers: int = 2, cache_dir: s
     from tsallis.llm.plots import plot_label_noise
 
     sz, out = _size(size), Path(out)
-    r = run_label_noise(sz["noise_arms"] or NOISE_ARMS, sz["seeds"], level=min(sz["levels"]),
+    seeds = sz["seeds"]["adamw"] if isinstance(sz["seeds"], dict) else sz["seeds"]
+    r = run_label_noise(sz["noise_arms"] or NOISE_ARMS, seeds, level=min(sz["levels"]),
                         max_steps=sz["noise_steps"], eval_every=sz["noise_eval_every"], workers=workers,
                         out_dir=str(out / "runs" / "label_noise"), cache_dir=cache_dir, log=log, n_eval=sz["n_eval"],
                         model=study_model(size, cache_dir))
