@@ -41,17 +41,17 @@ def test_escape_slopes_recover_a_power_law_with_and_without_censoring():
     r = _escape_result(lambda lab, opt, p0, s: int(round(0.5 * p0 ** -0.5 * noise[(next(
         k for k, v in P0.items() if v == p0), s)])), seeds=range(6), labels=("garl q=0.5",), optimizers=("sgd",),
         max_steps=10 ** 6)
-    fit = escape_slopes(r)[0]
+    fit = escape_slopes(r, n_boot=40)[0]
     assert fit["n_censored"] == 0 and abs(fit["slope"] - 0.5) < 0.05 and fit["lo"] < 0.5 < fit["hi"]
     # the same runs censored at a budget below the two hardest levels' times: the censored fit stays near 0.5,
     # while dropping the censored runs (or counting them at the budget) would flatten the slope
     budget = 30
     cen = EscapeResult(r.levels, r.p0, [{**x, "max_steps": budget, "escape_step": x["escape_step"]
                                          if x["escape_step"] <= budget else None} for x in r.runs], {}, r.settings)
-    fit_c = escape_slopes(cen)[0]
+    fit_c = escape_slopes(cen, n_boot=40)[0]
     assert fit_c["n_censored"] > 0 and abs(fit_c["slope"] - 0.5) < 0.15
     all_cen = EscapeResult(r.levels, r.p0, [{**x, "escape_step": None} for x in r.runs], {}, r.settings)
-    assert escape_slopes(all_cen)[0]["slope"] is None
+    assert escape_slopes(all_cen, n_boot=40)[0]["slope"] is None
 
 
 def test_law_slope_is_one_minus_q_far_below_delta_and_small_at_q1():

@@ -163,3 +163,14 @@ def test_testbed_cli_refuses_bad_input_and_writes_its_json(tmp_path, capsys):
     assert [x["difficulty"] for x in d["levels"]] == [1, 2] and d["floor"] == 1e-3
     assert {"p0", "p0_stderr", "median_log_p", "per_step_accuracy", "expected_hits_per_step"} <= set(d["levels"][0])
     assert d["irreducible_loss"] == irreducible_loss(spec) and d["pretrain_cpu_seconds"] > 0
+
+
+def test_study_cli_refuses_a_used_folder_and_bad_sizes(tmp_path, capsys):
+    from tsallis.cli import main
+
+    (tmp_path / "old.txt").write_text("a user's earlier result")
+    assert main(["llm", "study", "noise", "--out", str(tmp_path)]) == 2
+    assert "--overwrite" in capsys.readouterr().err and (tmp_path / "old.txt").exists()
+    assert main(["llm", "study", "noise", "--out", str(tmp_path / "new"), "--workers", "0"]) == 2
+    with pytest.raises(SystemExit):
+        main(["llm", "study", "noise", "--out", str(tmp_path / "new"), "--size", "huge"])

@@ -13,6 +13,8 @@ from typing import Any
 
 from tsallis.errors import InputError
 
+SGD_LRS_CPU = (0.01, 0.03, 0.1, 0.3)
+
 SIZES: dict[str, dict[str, Any]] = {
     "quick": {"levels": (8, 11), "labels": ("grpo", "garl q=1"), "optimizers": ("adamw",), "seeds": (0,),
               "max_steps": 10, "eval_every": 5, "n_eval": 8, "noise_arms": ("garl q=0", "garl q=1", "schedule q=1->0"),
@@ -24,8 +26,13 @@ SIZES: dict[str, dict[str, Any]] = {
     "cpu": {"levels": (8, 11, 14, 17), "labels": ("grpo", "garl q=0", "garl q=0.5", "garl q=1",
                                                  "garl q=1 pathwise off"), "optimizers": ("adamw", "sgd"),
             "seeds": {"adamw": (0, 1, 2), "sgd": (0, 1)}, "max_steps": 60, "eval_every": 10, "n_eval": 32,
-            "sweep_lrs": (0.3, 3.0, 30.0, 300.0), "sweep_steps": 20, "noise_arms": None, "noise_steps": 100,
+            "sweep_lrs": SGD_LRS_CPU, "sweep_steps": 30, "noise_arms": None, "noise_steps": 100,
             "noise_eval_every": 20, "n_prompts": 64, "num_samples": 16},
+    "cpu_rest": {"levels": (8, 11, 14, 17), "labels": ("garl q=0 pathwise off", "garl q=0.5 pathwise off",
+                                                      "garl q=0.75", "garl q=0.75 pathwise off", "paft q=0.75"),
+                 "optimizers": ("adamw", "sgd"), "seeds": {"adamw": (0, 1, 2), "sgd": (0, 1)}, "max_steps": 60,
+                 "eval_every": 10, "n_eval": 32, "sweep_lrs": SGD_LRS_CPU, "sweep_steps": 30, "noise_arms": None,
+                 "noise_steps": 100, "noise_eval_every": 20, "n_prompts": 64, "num_samples": 16},
     "full": {"levels": (8, 11, 14, 17), "labels": None, "optimizers": ("adamw", "sgd"), "seeds": (0, 1, 2),
              "max_steps": 200, "eval_every": 10, "n_eval": 64, "noise_arms": None, "noise_steps": 200,
              "noise_eval_every": 20, "n_prompts": 64, "num_samples": 16},
@@ -33,7 +40,8 @@ SIZES: dict[str, dict[str, Any]] = {
 """Study sizes (ours). "default" is what `tsallis reproduce` runs (~10 CPU minutes with pretraining): two
 levels, GRPO / GARL q=0 / GARL q=1 under AdamW, one seed; "full" is the issue's whole grid; "quick" is a smoke
 test on a 300-step pretrained model (no skill: its numbers mean nothing); "cpu" is the part of the full grid
-that fits a few hours of 2 shared cores (six methods, 80 steps; docs/llm.md quotes it)."""
+that fits a few hours of 2 shared cores (five methods, 60 steps, 3 AdamW and 2 SGD seeds) and "cpu_rest" the
+grid's other five methods at the same sizes (docs/llm.md quotes both)."""
 
 
 def study_model(size: str, cache_dir: str | None = None) -> str:
@@ -74,10 +82,19 @@ def _savefig(ax_or_axes, path: Path) -> None:
 
 def testbed_study(out: Path, *, size: str = "full", cache_dir: str | None = None, verbose: bool = False):
     """Measure the testbed at the study's levels; write testbed.json; return the report."""
-    from tsallis.llm.testbed import DEFAULT_LEVELS, measure_testbed
+    from tsallis.llm.testbed import DEFAULT_LEVELS, TestbedReport, measure_testbed
 
     sz = _size(size)
     levels = sorted(set(DEFAULT_LEVELS) | set(sz["levels"]))
+    saved = Path(out) / "testbed.json"
+    if saved.exists():  # a rerun into the same folder (--overwrite): the same model, measured already
+        d = json.loads(saved.read_text())
+        d.pop("criteria", None)
+        tb = TestbedReport(**d)
+        if ([x["difficulty"] for x in tb.levels] == levels and tb.settings.get("n_prompts") == sz["n_prompts"]
+                and tb.settings.get("num_samples") == sz["num_samples"]
+                and tb.model == study_model(size, cache_dir)):
+            return tb
     tb = measure_testbed(study_model(size, cache_dir), levels, n_prompts=sz["n_prompts"], num_samples=sz["num_samples"],
                          cache_dir=cache_dir, verbose=verbose)
     out.mkdir(parents=True, exist_ok=True)
