@@ -158,7 +158,7 @@ def test_eval_cli_on_a_model_dir_and_the_toy_task(qwen_model, toy_model, tmp_pat
     assert {"em/p@1", "em/maj@2", "f1/mean_score", "p@2"} <= set(m)
     out = tmp_path / "t.json"
     assert cli(["llm", "eval", toy_model, "--task", "toy", "--toy-n-eval", "3", "--toy-n-steps", "1",
-                "--toy-length", "2", "--max-rationale-tokens", "4", "--max-answer-tokens", "3", "--k", "2",
+                "--toy-width", "3", "--max-rationale-tokens", "4", "--max-answer-tokens", "3", "--k", "2",
                 "--out", str(out)]) == 0
     res = json.loads(out.read_text())
     assert res["scorer"] == "exact" and len(res["records"]) == 3 and res["settings"]["delimiter"] == ">"

@@ -440,7 +440,7 @@ def escape_slopes(result: EscapeResult, *, n_boot: int = 200, seed: int = 0) -> 
                    "q": None if lab == "grpo" else method_by_label(lab).q}
             row["law_slope"] = None if row["q"] is None else law_slope(row["q"], [result.p0[str(n)]["p0"]
                                                                              for n in result.levels])
-            if cen.all() or len(set(x[~cen])) < 1 or len(set(x)) < 2:
+            if len(set(x[~cen])) < 2:  # escapes at fewer than two levels: the slope is not identified
                 out.append({**row, "slope": None, "lo": None, "hi": None})
                 continue
             slope = _tobit_fit(x, y, cen)[1]
@@ -459,13 +459,17 @@ def escape_slopes(result: EscapeResult, *, n_boot: int = 200, seed: int = 0) -> 
 
 
 NOISE_ARMS = ("garl q=0", "garl q=0.5", "garl q=1", "schedule q=1->0")
-"""Experiment (2)-(3): GARL at fixed q, and the step schedule q = 1 -> 0 (SFT-then-RLVR on the J_Q family)."""
+"""Experiment (2)-(3): GARL at fixed q, and the step schedule q = 1 -> 0 (SFT-then-RLVR on the J_Q family). An
+arm "<arm> clean" is its control: the same training examples with the true answers (eps = 0)."""
 
 NOISE_METRICS = ("train/memorized_noisy", "train/noisy_p_hat", "train/true_on_noisy", "train/clean_accuracy",
                  "eval/accuracy", "eval/answer_copy_rate", "eval/rationale_entropy", "eval/p_hat")
 
 
 def _arm_job(arm: str, level: int, seed: int, *, out_dir: str, model: str, **kw) -> dict[str, Any]:
+    if arm.endswith(" clean"):  # the control: the same arm on the same examples without label noise
+        job = _arm_job(arm[:-len(" clean")], level, seed, out_dir=out_dir, model=model, **{**kw, "eps": 0.0})
+        return {**job, "label": arm, "out_dir": job["out_dir"] + "-clean"}
     if arm.startswith("schedule"):
         method = Method("garl", 1.0)
         extra = {"q_schedule": "step", "q_end": 0.0, "q_switch_p": ESCAPE_ACCURACY}
@@ -549,18 +553,19 @@ def cold_start_verdict(result: EscapeResult, *, stall_at_least: float = 2 / 3, e
     per_opt, data = {}, {}
     for opt in result.optimizers():
         cold = [n for n in result.levels if 1 - _escaped_frac(result.select("grpo", opt, n)) >= stall_at_least]
-        esc = {n: {lab: _escaped_frac(result.select(lab, opt, n)) for lab in HIGH_Q} for n in cold}
-        ok = [n for n in cold if max(esc[n].values()) >= escape_at_least]
+        high = [lab for lab in HIGH_Q if result.select(lab, opt)]
+        esc = {n: {lab: _escaped_frac(result.select(lab, opt, n)) for lab in high} for n in cold}
+        ok = [n for n in cold if high and max(esc[n].values()) >= escape_at_least]
         per_opt[opt] = None if not cold else len(ok) == len(cold)
         data[opt] = {"cold_levels": cold, "high_q_escape_fraction": {str(n): v for n, v in esc.items()}}
     tested = {o: v for o, v in per_opt.items() if v is not None}
     crit = (f"per optimizer: levels where GRPO escapes in < {1 - stall_at_least:.2f} of seeds are cold starts; the "
             f"claim holds there if GARL q=0.75 or q=1 escapes (held-out accuracy >= {ESCAPE_ACCURACY}) in >= "
             f"{escape_at_least:.2f} of seeds within {result.settings.get('max_steps')} steps")
-    ev = "; ".join(f"{o}: GRPO stalls at n={data[o]['cold_levels']}, high-q escape fractions "
-                   + ", ".join(f"n={n}: " + "/".join(f"{v:.2f}" for v in d.values())
+    ev = "; ".join(f"{o}: GRPO stalls at n={data[o]['cold_levels']}; escaped fraction there "
+                   + ", ".join(f"n={n}: " + ", ".join(f"{lab} {v:.2f}" for lab, v in d.items())
                                for n, d in data[o]["high_q_escape_fraction"].items()) for o in per_opt)
-    if not tested:
+    if not tested or not any(result.select(lab, o) for lab in HIGH_Q for o in per_opt):
         outcome, assumption = UNTESTABLE, ""
     elif all(tested.values()) and len(tested) == len(per_opt) and len(per_opt) > 1:
         outcome, assumption = HOLDS, ""
@@ -599,10 +604,11 @@ def noise_verdict(result: LabelNoiseResult, *, min_rise: float = 0.1, min_contam
     from tsallis.verdict import FAILS, HOLDS, UNTESTABLE, Verdict
 
     floor = result.eps / 100 if min_contamination is None else min_contamination
+    noisy_arms = [a for a in result.arms if not a.endswith(" clean")]  # controls have no noisy labels
     rise = {a: _end(result, a, "train/clean_accuracy")[0] - float(np.mean([r[0] for r in
                                                                          result.curves[a]["train/clean_accuracy"]]))
-            for a in result.arms}
-    cont = {a: _end(result, a, "train/noisy_p_hat") for a in result.arms}
+            for a in noisy_arms}
+    cont = {a: _end(result, a, "train/noisy_p_hat") for a in noisy_arms}
     (c1, s1), (c0, s0) = cont["garl q=1"], cont["garl q=0"]
     c0_start = float(np.mean([r[0] for r in result.curves["garl q=0"]["train/noisy_p_hat"]]))
     se = math.hypot(s1, s0) if math.isfinite(s1) and math.isfinite(s0) else 0.0
@@ -611,7 +617,7 @@ def noise_verdict(result: LabelNoiseResult, *, min_rise: float = 0.1, min_contam
             f"training accuracy rose by >= {min_rise} and some arm's contamination reached {floor:.0e}")
     ev = ("end contamination " + ", ".join(f"{a} {c:.1e} +- {e:.1e}" for a, (c, e) in cont.items())
           + f" (q=0 start {c0_start:.1e}); noisy labels reproduced when sampled (end): "
-          + ", ".join(f"{a} {_end(result, a, 'train/memorized_noisy')[0]:.2f}" for a in result.arms)
+          + ", ".join(f"{a} {_end(result, a, 'train/memorized_noisy')[0]:.2f}" for a in noisy_arms)
           + "; clean-train accuracy rise " + ", ".join(f"{a} {v:+.2f}" for a, v in rise.items()))
     if max(rise.values()) < min_rise or max(c for c, _ in cont.values()) < floor:
         outcome = UNTESTABLE

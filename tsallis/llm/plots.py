@@ -17,7 +17,7 @@ def plot_escape(result, slopes: list[dict], optimizer: str, ax=None):
     censored runs as an up-arrow at the budget; fitted slope [90% interval] and the law's slope in the legend."""
     import matplotlib.pyplot as plt
 
-    ax = ax or plt.subplots(figsize=(6, 4.5))[1]
+    ax = ax or plt.subplots(figsize=(6.5, 6))[1]
     fit = {s["method"]: s for s in slopes if s["optimizer"] == optimizer}
     for k, lab in enumerate(result.labels()):
         x, med = [], []
@@ -43,11 +43,14 @@ def plot_escape(result, slopes: list[dict], optimizer: str, ax=None):
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.axhline(result.settings["max_steps"], color="grey", lw=0.8, ls=":")
+    ax.set_ylim(top=result.settings["max_steps"] * 1.6)
     ax.set_xlabel("1 / p0 (measured at the start)")
     ax.set_ylabel(f"steps to held-out accuracy >= {result.settings['escape_accuracy']}")
-    ax.set_title(f"{optimizer}: escape time vs p0 ({len(result.settings['seeds'])} seeds; open = censored)",
-                 fontsize=9)
-    ax.legend(fontsize=6, loc="upper left")
+    n_seeds = len(result.settings.get("seeds_per_optimizer", {}).get(optimizer, result.settings["seeds"]))
+    ax.set_title(f"{optimizer}: escape time vs p0 ({n_seeds} seeds; line: median, open + arrow: censored "
+                 f"at the budget)", fontsize=8)
+    ax.legend(fontsize=6, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2, title="slope [90% CI], law",
+              title_fontsize=6)
     return ax
 
 
