@@ -355,6 +355,15 @@ class EscapeResult:
     def load(cls, path: str | os.PathLike) -> EscapeResult:
         return cls(**json.loads(Path(path).read_text()))
 
+    @classmethod
+    def merge(cls, *results: EscapeResult) -> EscapeResult:
+        """One result from studies of other methods on the same testbed (levels and p0 must agree)."""
+        first = results[0]
+        if any(r.levels != first.levels or r.p0 != first.p0 for r in results):
+            raise InputError("EscapeResult.merge needs the same levels and measured p0 in every result")
+        lrs = {o: {k: v for r in results for k, v in r.lrs.get(o, {}).items()} for o in first.lrs}
+        return cls(first.levels, first.p0, [x for r in results for x in r.runs], lrs, first.settings)
+
 
 STEP1_KEYS = ("accuracy", "frac_reward_zero_std", "log_p_hat/mean", "weights/ess")
 """What the estimator sees at step 1: the mean correctness of the M x prompts sampled answers, the fraction of

@@ -37,7 +37,7 @@ def plot_escape(result, slopes: list[dict], optimizer: str, ax=None):
             x.append(inv)
             med.append(float(np.median(T)))
         s = fit.get(lab, {})
-        txt = "censored" if s.get("slope") is None else f"{s['slope']:.2f} [{s['lo']:.2f}, {s['hi']:.2f}]"
+        txt = "not identified" if s.get("slope") is None else f"{s['slope']:.2f} [{s['lo']:.2f}, {s['hi']:.2f}]"
         law = "" if s.get("law_slope") is None else f", law {s['law_slope']:.2f}"
         ax.plot(x, med, color=method_color(lab), ls=method_style(lab), lw=1.4, label=f"{lab}: {txt}{law}")
     ax.set_xscale("log")
