@@ -184,13 +184,15 @@ def _run_one(job: dict[str, Any]) -> dict[str, Any]:
     cfg, t0 = _config(job), time.perf_counter()
     if Path(cfg.output_dir).exists():
         shutil.rmtree(cfg.output_dir)  # our own scratch folder of this run, from an earlier interrupted grid
-    tr = Trainer(cfg, cache_dir=job.get("cache_dir"))
+    from tsallis.llm.toy import make_examples, toy_task
+
+    task = toy_task(cfg)
+    train, held_out = make_examples(task, "train"), make_examples(task, "eval")
     records: list[dict] = []
-    noisy = tr.train_examples if job.get("eps", 0.0) > 0 else None
-    hook = chain_evaluate_fn(tr.eval_examples, num_samples=job.get("eval_samples", 2), seed=job["seed"],
-                             noisy_train=noisy, escape_accuracy=job.get("escape_accuracy"), records=records,
-                             every=cfg.eval_every)
-    tr.evaluate_fn = hook
+    hook = chain_evaluate_fn(held_out, num_samples=job.get("eval_samples", 2), seed=job["seed"],
+                             noisy_train=train if task.eps > 0 else None, escape_accuracy=job.get("escape_accuracy"),
+                             records=records, every=cfg.eval_every)
+    tr = Trainer(cfg, train, held_out, evaluate_fn=hook, cache_dir=job.get("cache_dir"))
     status = "censored"
     try:
         hook(tr)  # step 0
