@@ -5,18 +5,17 @@
 #     GPU_SESSION_TINY=1 OUT=/tmp/o bash benchmarks/gpu_session.sh   # CPU smoke mode, < 3 minutes on 2 cores
 #
 # (a) benchmarks/bench_llm_gpu.py (~110M-param bf16 model: step time, tokens/s, peak memory for grpo/garl/paft),
-#     bounded by `timeout`; (b) benchmarks/gpu_cold_start.py: stronger toy pretraining on the GPU, p0 measurement
-#     and automatic difficulty choice, then GRPO / GARL q-grid / PAFT (3 seeds) + label noise (eps 0.2) as parallel
-#     processes on the one GPU, every phase with a wall-clock deadline counted from this script's start.
-# Files in $OUT: gpu_session.log, gpu_bench.json, gpu_cold_start.json, gpu_cold_start.png, gpu_label_noise.json,
-# gpu_label_noise.png, gpu_runs.json (raw per-run curves).
+#     bounded by `timeout`; (b) benchmarks/gpu_cold_start.py: `tsallis llm study all --size full` (the CPU
+#     studies, same code) with GPU_SESSION_WORKERS parallel processes, bounded by the time left.
+# Files in $OUT: gpu_session.log, gpu_bench.json, study/ (testbed.json, escape*.{json,csv,png}, label_noise.*,
+# verdicts.json, runs.log).
 set -u
 export OUT="${OUT:-runs/gpu_session}"
 mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 export GPU_SESSION_T0="$(date +%s)"
 TINY="${GPU_SESSION_TINY:-0}"
-if [ "$TINY" = "1" ]; then BENCH_TIMEOUT=60; BENCH_ARGS="--tiny"; TOTAL=175; else BENCH_TIMEOUT=150; BENCH_ARGS=""; TOTAL=480; fi
+if [ "$TINY" = "1" ]; then BENCH_TIMEOUT=60; BENCH_ARGS="--tiny"; TOTAL=175; export GPU_SESSION_SIZE=quick; else BENCH_TIMEOUT=150; BENCH_ARGS=""; TOTAL=480; fi
 # a shorter session when less device time is left: GPU_SESSION_BUDGET (s, whole script), GPU_SESSION_BENCH_TIMEOUT,
 # GPU_SESSION_BENCH_STEPS (timed steps per method); the driver scales its phases to the budget
 TOTAL="${GPU_SESSION_BUDGET:-$TOTAL}"

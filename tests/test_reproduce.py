@@ -105,7 +105,7 @@ def test_reproduce_quick_end_to_end(tmp_path, monkeypatch):
     md = (out / "report.md").read_text()
     results = [json.loads(p.read_text()) for p in out.glob("*/result.json")]
     assert {r["name"] for r in results} >= {"theory", "escape", "noise", "schedules", "estimators", "train",
-                                            "llm_cold_start", "llm_label_noise"}
+                                            "llm_cold_start", "llm_label_noise", "llm_schedule"}
     for r in results:
         for f in r["figures"] + r["data"]:
             assert (out / f).exists(), f

@@ -18,7 +18,7 @@ from tsallis.llm.trainer import Trainer
 
 def _config(model: str, out: str, fsdp: bool) -> TrainConfig:
     return TrainConfig(model=model, output_dir=out, method="garl", q=0.5, max_steps=2, num_generations=3,
-                       prompts_per_step=4, toy_n_steps=1, toy_length=2, toy_n_train=8, toy_n_eval=4,
+                       prompts_per_step=4, toy_n_steps=1, toy_width=3, toy_n_train=8, toy_n_eval=4,
                        max_rationale_tokens=6, max_answer_tokens=3, learning_rate=1e-3, max_grad_norm=1e9,
                        progress_bar=False, save_every=1 if fsdp else 0, fsdp=fsdp)
 

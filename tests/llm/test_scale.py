@@ -67,7 +67,7 @@ def test_gradient_accumulation_equals_full_batch_garl(toy_model, tmp_path):
     for gas in (1, 2):
         tr = Trainer(TrainConfig(model=toy_model, output_dir=str(tmp_path / str(gas)), method="garl", q=0.5,
                                  prompts_per_step=4, gradient_accumulation_steps=gas, num_generations=3, max_steps=1,
-                                 toy_n_steps=1, toy_length=2, toy_n_train=8, toy_n_eval=0, max_rationale_tokens=6,
+                                 toy_n_steps=1, toy_width=3, toy_n_train=8, toy_n_eval=0, max_rationale_tokens=6,
                                  max_answer_tokens=3, max_grad_norm=1e9, progress_bar=False, save_every=0))
         train_and_capture_grads(tr, grads)
     torch.testing.assert_close(grads[0], grads[1], rtol=1e-5, atol=1e-5 * float(grads[0].abs().max()))
@@ -205,7 +205,7 @@ def test_eval_cli_on_a_model_dir_and_the_toy_task(qwen_model, toy_model, tmp_pat
     assert {"em/p@1", "em/maj@2", "f1/mean_score", "p@2"} <= set(m)
     out = tmp_path / "t.json"
     assert cli(["llm", "eval", toy_model, "--task", "toy", "--toy-n-eval", "3", "--toy-n-steps", "1",
-                "--toy-length", "2", "--max-rationale-tokens", "4", "--max-answer-tokens", "3", "--k", "2",
+                "--toy-width", "3", "--max-rationale-tokens", "4", "--max-answer-tokens", "3", "--k", "2",
                 "--out", str(out)]) == 0
     res = json.loads(out.read_text())
     assert res["scorer"] == "exact" and len(res["records"]) == 3 and res["settings"]["delimiter"] == ">"

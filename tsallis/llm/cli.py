@@ -1,5 +1,5 @@
 """`tsallis llm ...`: train (GRPO/GARL/PAFT/SFT), eval (p@1/p@k/maj@k of a checkpoint), pretrain-toy,
-make-tiny-model, measure-p0.
+make-tiny-model, measure-p0, testbed (can the toy model test the paper?).
 
 No torch at import time: the heavy modules load inside each command. To add a sub-subcommand, write a
 `register_<name>(subparsers)` function and append it to SUBCOMMANDS (the `eval` command of the data/metrics
@@ -83,6 +83,7 @@ def register_train(sub) -> None:
 def _cmd_pretrain_toy(args: argparse.Namespace) -> int:
     from tsallis.llm.toy import ToyModelSpec, pretrain_toy_model, pretrained_toy_model
 
+    _check_int("--train-steps", args.train_steps, 1)
     spec = ToyModelSpec(train_steps=args.train_steps, sloppiness=args.sloppiness, seed=args.seed)
     path = pretrain_toy_model(spec, args.out) if args.out else pretrained_toy_model(spec, args.cache_dir)
     print(path)
@@ -90,18 +91,40 @@ def _cmd_pretrain_toy(args: argparse.Namespace) -> int:
 
 
 def register_pretrain_toy(sub) -> None:
+    from tsallis.llm.toy import ToyModelSpec
+
+    d = ToyModelSpec()
     p = sub.add_parser("pretrain-toy", help="pretrain the tiny CPU testbed model (cached) and print its path")
     p.add_argument("--out", help="save here (default: the cache, reused when present)")
     p.add_argument("--cache-dir", help="cache root (default ~/.cache/tsallis/toy, or $TSALLIS_CACHE/toy)")
-    p.add_argument("--train-steps", type=int, default=1500)
-    p.add_argument("--sloppiness", type=float, default=0.75, help="per-step error rate of pretraining rationales")
+    p.add_argument("--train-steps", type=int, default=d.train_steps)
+    p.add_argument("--sloppiness", type=float, default=d.sloppiness,
+                   help="probability that a pretraining step writes a random digit")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=_cmd_pretrain_toy)
+
+
+def _check_int(name: str, value: int, lo: int, hi: int | None = None) -> None:
+    from tsallis.errors import InputError
+
+    if value < lo or (hi is not None and value > hi):
+        raise InputError(f"{name} must be an integer in [{lo}, {hi if hi is not None else 'inf'}); got {value}")
+
+
+def _check_levels(levels: list[int]) -> None:
+    from tsallis.errors import InputError
+    from tsallis.llm.toy import MAX_CHAIN
+
+    if len(levels) < 1 or any(not 1 <= n <= MAX_CHAIN for n in levels):
+        raise InputError(f"--levels must be chain lengths in [1, {MAX_CHAIN}]; got {levels}")
 
 
 def _cmd_measure_p0(args: argparse.Namespace) -> int:
     from tsallis.llm.experiments import measure_p0
 
+    _check_levels(args.n_steps)
+    _check_int("--num-samples", args.num_samples, 1)
+    _check_int("--n-prompts", args.n_prompts, 2)
     res = measure_p0(model=args.model, n_steps=args.n_steps, style=args.style, num_samples=args.num_samples,
                      n_prompts=args.n_prompts, seed=args.seed, cache_dir=args.cache_dir)
     print(json.dumps(res, indent=2))
@@ -111,13 +134,103 @@ def _cmd_measure_p0(args: argparse.Namespace) -> int:
 def register_measure_p0(sub) -> None:
     p = sub.add_parser("measure-p0", help="Monte Carlo p0 = mean_x P(y*|x) of a model on the toy task")
     p.add_argument("--model", default="toy")
-    p.add_argument("--n-steps", type=int, nargs="+", default=[0, 2, 4, 6])
+    p.add_argument("--n-steps", type=int, nargs="+", default=[8, 11, 14, 17], help="chain lengths")
     p.add_argument("--style", default="warm", choices=["warm", "cold"])
-    p.add_argument("--num-samples", type=int, default=64)
+    p.add_argument("--num-samples", type=int, default=16)
     p.add_argument("--n-prompts", type=int, default=32)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--cache-dir")
     p.set_defaults(func=_cmd_measure_p0)
+
+
+def _cmd_testbed(args: argparse.Namespace) -> int:
+    from tsallis.errors import InputError
+
+    _check_levels(args.levels)
+    _check_int("--num-samples", args.num_samples, 1)
+    _check_int("--n-prompts", args.n_prompts, 2)
+    if args.json:
+        parent = Path(args.json).expanduser().resolve().parent
+        if not parent.is_dir():
+            raise InputError(f"--json {args.json!r}: folder {str(parent)!r} does not exist")
+    from tsallis.llm.testbed import measure_testbed
+
+    report = measure_testbed(args.model, args.levels, n_prompts=args.n_prompts, num_samples=args.num_samples,
+                             seed=args.seed, cache_dir=args.cache_dir, verbose=not args.quiet)
+    d = report.to_dict()
+    print(f"model {report.model}: pretraining loss {report.final_pretrain_loss:.4f} (irreducible "
+          f"{report.irreducible_loss:.4f}), {report.pretrain_cpu_seconds:.0f} CPU s; floor {report.floor:.0e}")
+    print(f"{'n':>3} {'p0':>9} {'+-se':>8} {'median logP':>11} {'step acc':>8} {'copy':>5} {'hits/step':>9}")
+    for x in report.levels:
+        print(f"{x['difficulty']:>3} {x['p0']:>9.2e} {x['p0_stderr']:>8.1e} {x['median_log_p']:>11.2f} "
+              f"{x['per_step_accuracy']:>8.3f} {x['answer_copy_rate']:>5.2f} {x['expected_hits_per_step']:>9.3f}")
+    for c in d["criteria"]:
+        print(f"[{'pass' if c['passed'] else 'FAIL'}] {c['criterion']}: {c['value']:.4g}")
+    if args.json:
+        path = Path(args.json)
+        tmp = path.with_suffix(path.suffix + ".tmp")
+        tmp.write_text(json.dumps(d, indent=2))
+        tmp.replace(path)
+    return 0 if all(c["passed"] for c in d["criteria"]) else 1
+
+
+def register_testbed(sub) -> None:
+    p = sub.add_parser("testbed", help="build/load the toy starting model and measure whether it can test the paper",
+                       description="Per difficulty level (chain length n): p0 with its standard error, median log P, "
+                                   "sampled per-step accuracy, expected correct samples per step; the uniform-answer "
+                                   "floor, the exact irreducible and the final pretraining loss, the pretraining CPU "
+                                   "time; and the four testbed criteria. Exit 0 when all pass, 1 otherwise.")
+    p.add_argument("--json", help="write the report (levels, floor, losses, criteria) here")
+    p.add_argument("--model", default="toy", help="'toy' (the cached default) or a folder from pretrain-toy")
+    p.add_argument("--levels", type=int, nargs="+", default=[8, 11, 14, 17], help="chain lengths to measure")
+    p.add_argument("--n-prompts", type=int, default=64, help="held-out prompts per level (default 64)")
+    p.add_argument("--num-samples", type=int, default=16, help="sampled rationales per prompt (default 16)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--cache-dir", help="cache root of the toy model")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=_cmd_testbed)
+
+
+def _cmd_study(args: argparse.Namespace) -> int:
+    from tsallis.errors import InputError
+
+    _check_int("--workers", args.workers, 1, 64)
+    out = Path(args.out)
+    if out.exists() and any(out.iterdir()) and not args.overwrite:
+        raise InputError(f"--out {str(out)!r} exists and is not empty: pass another folder, or --overwrite")
+    out.mkdir(parents=True, exist_ok=True)
+    from tsallis.llm.study import escape_study, noise_study, testbed_study, write_verdicts
+
+    log = str(out / "runs.log")
+    tb = testbed_study(out, size=args.size, cache_dir=args.cache_dir, verbose=True)
+    outputs = []
+    if args.which in ("escape", "all"):
+        outputs.append(escape_study(out, size=args.size, workers=args.workers, cache_dir=args.cache_dir, log=log,
+                                    testbed=tb))
+    if args.which in ("noise", "all"):
+        outputs.append(noise_study(out, size=args.size, workers=args.workers, cache_dir=args.cache_dir, log=log))
+    path = write_verdicts(out, outputs)
+    for o in outputs:
+        for v in o.verdicts:
+            print(f"{v.claim}: {v.outcome}\n  criterion: {v.criterion}\n  evidence: {v.evidence}")
+    print(f"verdicts: {path}")
+    return 0
+
+
+def register_study(sub) -> None:
+    p = sub.add_parser("study", help="the toy-LM cold-start studies: escape time vs p0, label noise, schedule",
+                       description="Runs the testbed measurement, then experiment (1) escape time against p0 "
+                                   "(SGD learning-rate sweep, AdamW and SGD runs, censored-regression slopes) and/or "
+                                   "(2)-(3) label noise with the q=1->0 schedule, writing JSON/CSV/PNG and "
+                                   "verdicts.json into --out; progress per run in OUT/runs.log. --size full is the "
+                                   "whole grid (hours on 2 cores); default is the reproduce subset.")
+    p.add_argument("which", choices=["escape", "noise", "all"])
+    p.add_argument("--out", required=True, help="output folder (must be new or empty, unless --overwrite)")
+    p.add_argument("--size", default="full", choices=["quick", "default", "cpu", "cpu_rest", "full"])
+    p.add_argument("--workers", type=int, default=2, help="parallel training processes (one torch thread each)")
+    p.add_argument("--cache-dir", help="cache root of the toy model")
+    p.add_argument("--overwrite", action="store_true", help="write into a non-empty --out")
+    p.set_defaults(func=_cmd_study)
 
 
 # ------------------------------------------------------------------------------------------------------- eval
@@ -184,11 +297,9 @@ def _eval_examples(cfg, split: str):
     from tsallis.llm.config import DATASETS
 
     if cfg.task == "toy":
-        from tsallis.llm.toy import ToyTask, make_examples
+        from tsallis.llm.toy import make_examples, toy_task
 
-        task = ToyTask(n_steps=cfg.toy_n_steps, length=cfg.toy_length, width=cfg.toy_width, style=cfg.toy_style,
-                       eps=cfg.toy_eps, n_train=cfg.toy_n_train, n_eval=cfg.toy_n_eval)
-        return make_examples(task, "train" if split == "train" else "eval")
+        return make_examples(toy_task(cfg), "train" if split == "train" else "eval")
     if cfg.task in DATASETS:
         from tsallis.llm.data import load_split
 
@@ -288,7 +399,8 @@ def register_make_tiny_model(sub) -> None:
     p.set_defaults(func=_cmd_make_tiny_model)
 
 
-SUBCOMMANDS = [register_train, register_eval, register_pretrain_toy, register_make_tiny_model, register_measure_p0]
+SUBCOMMANDS = [register_train, register_eval, register_pretrain_toy, register_make_tiny_model, register_measure_p0,
+               register_testbed, register_study]
 
 
 def register(subparsers) -> None:

@@ -69,12 +69,10 @@ class TrainConfig:
     {delimiter}); None -> tsallis.llm.data.WARM_TEMPLATE / COLD_TEMPLATE. (ours)"""
     data_seed: int = 0
     """Seed of the deterministic train/validation/test subset carving (paper sizes; rule ours, docs/datasets.md)."""
-    toy_n_steps: int = 6
-    """Toy difficulty knob: nonzero instructions per problem (p0 ~ a^n), 0..toy_length. (ours)"""
-    toy_length: int = 6
-    """Toy instructions per problem (n_steps of them nonzero). (ours)"""
-    toy_width: int = 3
-    """Toy register width = answer length in tokens. (ours)"""
+    toy_n_steps: int = 11
+    """Toy difficulty knob: the chain length n, 1..99 (p0 ~ a^n; tsallis.llm.toy). (ours)"""
+    toy_width: int = 7
+    """Toy register width = answer length in tokens; a uniform answer has likelihood 10^-width. (ours)"""
     toy_style: str = "warm"
     """Toy prompt style: "warm" or "cold". (ours)"""
     toy_eps: float = 0.0

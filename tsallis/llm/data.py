@@ -456,10 +456,9 @@ def load_examples(cfg: Any) -> tuple[list[Example], list[Example]]:
                              template=cfg.prompt_template, delimiter=cfg.resolved_delimiter)
         return splits["train"], splits[cfg.eval_split]
     if cfg.task == "toy":
-        from tsallis.llm.toy import ToyTask, make_examples
+        from tsallis.llm.toy import make_examples, toy_task
 
-        task = ToyTask(n_steps=cfg.toy_n_steps, length=cfg.toy_length, width=cfg.toy_width, style=cfg.toy_style,
-                       eps=cfg.toy_eps, n_train=cfg.toy_n_train, n_eval=cfg.toy_n_eval)
+        task = toy_task(cfg)
         return make_examples(task, "train"), make_examples(task, "eval")
     if cfg.task.startswith("jsonl:"):
         return read_jsonl_examples(cfg.task[len("jsonl:"):]), []

@@ -1,27 +1,33 @@
-"""The CPU cold-start testbed: a register-machine arithmetic task, a character tokenizer and a tiny causal LM.
+"""The CPU cold-start testbed: a digit-chain task, a character tokenizer and a tiny causal LM.
 
-Task (ours). A register holds `width` digits (default 3). The prompt gives its initial value and `length`
-(default 6) instructions "<slot><digit>" (slot a, b, c, ...), each adding the digit mod 10 to one slot;
-`n_steps` of them are nonzero, the others are no-ops. The gold rationale writes the whole register after each
-instruction (the partial results); the answer y* is the final register, a multi-token string (3 characters),
-teacher-forced after the delimiter ">":
+Task (ours). A register holds `width` W digits. Step k (k = 0 .. n-1) rewrites slot k mod W from its value d
+to 3 d + 1 mod 10 (a fixed permutation of the digits); the rationale writes each step's new digit, so the
+written sequence s = (initial register, d_0, d_1, ...) obeys one rule with a fixed offset, s_t = 3 s_{t-W} + 1
+mod 10. The prompt gives n (two digits) and the initial register; the answer y* is the final register read
+from the slot the next step would rewrite, i.e. the last W digits of s (W tokens + EOS), teacher-forced
+after ">":
 
-    warm prompt   R407;a3c9b1a0b0c0:    (the format the tiny model was pretrained on)
-    cold prompt   407 a3 c9 b1 a0 b0 c0 |   (bare linearized input, never seen in pretraining; paper Sec. 7)
-    rationale     707706716716716716
-    answer        >716<eos>
+    prompt      R03;4071359          (n = 3, initial register 4071359)
+    rationale   312                  (4 -> 3, 0 -> 1, 7 -> 2)
+    answer      >1359312<eos>
 
-The starting point is pretrained in-process on *sloppy* rationales: each nonzero step is computed wrongly
-with probability `sloppiness` (a random digit is added instead), and the error propagates, as in a careless
-reasoner; the answer always copies the last register. A model that learns this distribution reasons with a
-per-step accuracy of about a = 1 - 0.9 * sloppiness on nonzero steps, so p0 = P(y*|x) ~ a^n_steps: `n_steps`
-is the difficulty knob meant to move p0 from ~1e-1 to ~1e-3 (floor ~10^-width). p0 is always *measured*
-(`tsallis llm measure-p0`), since a tiny model learns this distribution only approximately.
-Label noise `eps` replaces the gold answer of a training
-example by a random other register (`meta["noisy"] = True`, `meta["clean_answer"]` keeps the truth).
+The starting point is pretrained on *sloppy* chains: each new digit is replaced by a uniformly random one with
+probability `sloppiness` s, and the error propagates (the slot keeps the wrong value, later rewrites map
+it), as in a careless reasoner; the answer always copies the last W digits. A model that has learnt this
+distribution computes a step correctly with probability a = 1 - 0.9 s, so p0 = P(y*|x) ~ a^n: the chain
+length n is the difficulty knob, and a uniformly guessed answer has likelihood 10^-W (the floor).
+`tsallis llm testbed` measures all of this.
 
-The tiny model (random-init GPT-2 config, 3 layers, d=64) is pretrained for a few CPU minutes, saved with
-`save_pretrained` and reloaded by path, and cached under `~/.cache/tsallis/toy` (or `cache_dir`).
+Why this task and this model (pilots of issue 13, 2400-3000 pretraining steps each): a two-digit sum (slot +
+its left neighbour) gives no signal from either digit alone and stayed on its loss plateau; a GPT-2 with
+learnt absolute positions copied "the digit W (+1) back" poorly at long chains; a Llama-architecture decoder
+(rotary positions, relative offsets) learns this one-digit rule to the irreducible loss in a few hundred steps.
+
+Label noise `eps` replaces the gold answer of a training example by a random other register
+(`meta["noisy"] = True`; `meta["clean_answer"]` keeps the truth).
+
+The tiny model (random-init Llama, 3 layers, d = 64, 4 heads) is pretrained in-process, saved with
+`save_pretrained`, reloaded by path, and cached under `$TSALLIS_CACHE/toy` (default `~/.cache/tsallis/toy`).
 """
 
 from __future__ import annotations
@@ -37,13 +43,17 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
+from tsallis.errors import InputError
 from tsallis.llm.example import Example
 
 DELIMITER = ">"
 EOS = "<eos>"
 PAD = "<pad>"
 CHARS = string.digits + string.ascii_letters + " ;:,=|>?!.-+*#()[]_/\n"
+MAX_CHAIN = 99
+"""The prompt writes n with two digits."""
 
 
 # ---------------------------------------------------------------------------------------------- the task
@@ -51,21 +61,19 @@ CHARS = string.digits + string.ascii_letters + " ;:,=|>?!.-+*#()[]_/\n"
 
 @dataclass(frozen=True)
 class ToyTask:
-    """Parameters of the register-machine task (all ours).
+    """Parameters of the chained-sum register task (all ours).
 
     Attributes:
-        n_steps: instructions that change the register (the rest add 0): the difficulty knob (p0 ~ a^n_steps).
-        length: instructions per problem (fixed, so every rationale has `length` steps).
-        width: register digits; the answer has `width` tokens and the guessing floor is ~10^-width.
-        style: "warm" (pretraining format) or "cold" (bare linearized input, unseen in pretraining).
+        n_steps: chain length n, the difficulty knob (p0 ~ a^n for per-step accuracy a), 1..99.
+        width: register digits W; the answer has W tokens and a uniform answer has likelihood 10^-W.
+        style: "warm" (the pretraining format) or "cold" (a bare format never seen in pretraining).
         eps: label-noise rate: the fraction of training answers replaced by a random wrong register.
         n_train, n_eval: sizes of the fixed training set and the clean held-out set.
         seed: the seed of the data (independent of the training seed).
     """
 
-    n_steps: int = 6
-    width: int = 3
-    length: int = 6
+    n_steps: int = 11
+    width: int = 7
     style: str = "warm"
     eps: float = 0.0
     n_train: int = 256
@@ -74,58 +82,78 @@ class ToyTask:
 
     def __post_init__(self):
         if self.style not in ("warm", "cold"):
-            raise ValueError(f"toy style must be 'warm' or 'cold'; got {self.style!r}")
-        if not 1 <= self.width <= 10 or not 0 <= self.n_steps <= self.length:
-            raise ValueError(f"toy task needs 1 <= width <= 10 and 0 <= n_steps <= length={self.length}; "
-                             f"got width={self.width}, n_steps={self.n_steps}")
+            raise InputError(f"toy style must be 'warm' or 'cold'; got {self.style!r}")
+        for name, lo, hi in (("n_steps", 1, MAX_CHAIN), ("width", 2, 10)):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
+                raise InputError(f"toy task {name} must be an integer in [{lo}, {hi}]; got {v!r}")
         if not 0.0 <= self.eps < 1.0:
-            raise ValueError(f"label noise eps must lie in [0, 1); got {self.eps}")
+            raise InputError(f"label noise eps must lie in [0, 1); got {self.eps!r}")
+        for name in ("n_train", "n_eval"):
+            if isinstance(getattr(self, name), bool) or not isinstance(getattr(self, name), int) \
+                    or getattr(self, name) < 0:
+                raise InputError(f"toy task {name} must be an integer >= 0; got {getattr(self, name)!r}")
 
 
-def _slots(width: int) -> str:
-    return string.ascii_lowercase[:width]
+def toy_task(cfg: Any) -> ToyTask:
+    """The ToyTask of a TrainConfig's toy_* fields."""
+    return ToyTask(n_steps=cfg.toy_n_steps, width=cfg.toy_width, style=cfg.toy_style, eps=cfg.toy_eps,
+                   n_train=cfg.toy_n_train, n_eval=cfg.toy_n_eval)
 
 
-def sample_problem(rng: random.Random, n_steps: int, width: int, sloppiness: float = 0.0, length: int = 6):
-    """(init, instructions, rationale, answer): `length` instructions of which `n_steps` add a nonzero digit (the
-    others add 0: no-ops); each nonzero step is computed wrongly with probability `sloppiness` (0 = gold chain)."""
-    if not 0 <= n_steps <= length:
-        raise ValueError(f"n_steps must lie in [0, length={length}]; got {n_steps}")
-    reg = [rng.randrange(10) for _ in range(width)]
-    init = "".join(map(str, reg))
-    active = set(rng.sample(range(length), n_steps))
-    instr, parts = [], []
-    for k in range(length):
-        slot, d = rng.randrange(width), (rng.randrange(1, 10) if k in active else 0)
-        instr.append(f"{_slots(width)[slot]}{d}")
-        applied = rng.randrange(10) if d and rng.random() < sloppiness else d
-        reg[slot] = (reg[slot] + applied) % 10
-        parts.append("".join(map(str, reg)))
-    return init, instr, "".join(parts), "".join(map(str, reg))
+def step_digit(d: int) -> int:
+    """The gold step: a rewritten slot's new digit, 3 d + 1 mod 10 (d its old value)."""
+    return (3 * d + 1) % 10
 
 
-def format_prompt(init: str, instr: list[str], style: str) -> str:
+def next_digit(seq: list[int], width: int) -> int:
+    """The next gold digit of the written sequence seq (initial register, then one digit per step): step k
+    rewrites slot k mod W, whose value was written W places back."""
+    return step_digit(seq[-width])
+
+
+def sample_chain(rng: random.Random, n_steps: int, width: int, sloppiness: float = 0.0) -> tuple[str, str, str]:
+    """(initial register, rationale, answer) of one problem; with probability `sloppiness` each step's new
+    digit is replaced by a uniform random digit (0 = the gold chain) and later steps read it."""
+    seq = [rng.randrange(10) for _ in range(width)]
+    for _ in range(n_steps):
+        d = next_digit(seq, width)
+        seq.append(rng.randrange(10) if sloppiness and rng.random() < sloppiness else d)
+    digits = "".join(map(str, seq))
+    return digits[:width], digits[width:], digits[-width:]
+
+
+def format_prompt(init: str, n_steps: int, style: str) -> str:
+    """The prompt: warm "R{nn};{init}" (the rationale continues right after the register), cold "{init} x{nn} |"."""
     if style == "warm":
-        return f"R{init};{''.join(instr)}:"
-    return f"{init} {' '.join(instr)} |"
+        return f"R{n_steps:02d};{init}"
+    return f"{init} x{n_steps:02d} |"
+
+
+def gold_rationale(init: str, n_steps: int) -> str:
+    """The correct chain of new digits from `init` (for checking sampled rationales)."""
+    seq = [int(c) for c in init]
+    for _ in range(n_steps):
+        seq.append(next_digit(seq, len(init)))
+    return "".join(map(str, seq[len(init):]))
 
 
 def make_examples(task: ToyTask, split: str = "train") -> list[Example]:
     """The fixed training set (with label noise eps) or the clean evaluation set of `task`."""
     if split not in ("train", "eval"):
-        raise ValueError(f"split must be 'train' or 'eval'; got {split!r}")
-    rng = random.Random(f"{task.seed}-{split}")
+        raise InputError(f"split must be 'train' or 'eval'; got {split!r}")
+    rng = random.Random(f"{task.seed}-{task.width}-{task.n_steps}-{split}")
     n = task.n_train if split == "train" else task.n_eval
     out = []
     for i in range(n):
-        init, instr, rationale, answer = sample_problem(rng, task.n_steps, task.width, length=task.length)
+        init, rationale, answer = sample_chain(rng, task.n_steps, task.width)
         noisy = split == "train" and rng.random() < task.eps
         label = answer
         while noisy and label == answer:
             label = "".join(str(rng.randrange(10)) for _ in range(task.width))
-        out.append(Example(id=f"toy-{split}-{i}", prompt=format_prompt(init, instr, task.style), answer=label,
-                           rationale=rationale, task="toy",
-                           meta={"noisy": noisy, "clean_answer": answer, "n_steps": task.n_steps}))
+        out.append(Example(id=f"toy-{split}-{i}", prompt=format_prompt(init, task.n_steps, task.style),
+                           answer=label, rationale=rationale, task="toy",
+                           meta={"noisy": noisy, "clean_answer": answer, "n_steps": task.n_steps, "init": init}))
     return out
 
 
@@ -152,71 +180,154 @@ def build_tokenizer():
 
 @dataclass(frozen=True)
 class ToyModelSpec:
-    """Recipe of the tiny pretrained starting point (all ours)."""
+    """Recipe of the tiny pretrained starting point (all ours; issue 13's pilots, see the module docstring)."""
 
+    arch: str = "llama"
+    """decoder architecture: "llama" (rotary positions, the default) or "gpt2" (learnt absolute positions)."""
     n_layer: int = 3
     n_embd: int = 64
     n_head: int = 4
-    n_positions: int = 128
-    length: int = 6
-    """instructions per problem; pretraining draws n_steps uniformly from 0..length (every difficulty seen)."""
-    width: int = 3
-    sloppiness: float = 0.75
-    """probability that a pretraining rationale step is computed wrongly (sets the per-step accuracy)."""
+    n_positions: int = 64
+    width: int = 7
+    """register digits of the pretraining chains (the task's width must match)."""
+    max_chain: int = 18
+    """pretraining draws the chain length n uniformly from 1..max_chain (every difficulty level is seen)."""
+    sloppiness: float = 0.5
+    """probability s that a pretraining step writes a random digit: per-step accuracy a = 1 - 0.9 s."""
     train_steps: int = 1500
-    batch_size: int = 32
-    lr: float = 2e-3
+    batch_size: int = 16
+    lr: float = 3e-3
+    warmup_steps: int = 100
     seed: int = 0
+
+    def __post_init__(self):
+        if self.arch not in ("llama", "gpt2"):
+            raise InputError(f"arch must be 'llama' or 'gpt2'; got {self.arch!r}")
+        if not 0.0 <= self.sloppiness <= 1.0:
+            raise InputError(f"sloppiness must lie in [0, 1]; got {self.sloppiness!r}")
+        need = 4 + self.width + self.max_chain + 1 + self.width + 1
+        if self.n_positions < need:
+            raise InputError(f"n_positions={self.n_positions} is too short for chains of {self.max_chain} steps "
+                             f"on {self.width} digits: need >= {need}")
+        for name in ("train_steps", "batch_size", "max_chain"):
+            if int(getattr(self, name)) < 1:
+                raise InputError(f"{name} must be >= 1; got {getattr(self, name)!r}")
 
     def key(self) -> str:
         return hashlib.sha1(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:10]
 
 
-def _pretrain_text(rng: random.Random, spec: ToyModelSpec) -> str:
-    n = rng.randint(0, spec.length)
-    init, instr, rationale, answer = sample_problem(rng, n, spec.width, spec.sloppiness, spec.length)
-    return format_prompt(init, instr, "warm") + rationale + DELIMITER + answer
+def step_entropy(sloppiness: float) -> float:
+    """Entropy (nats) of one sloppy step's new digit: right w.p. 1 - 0.9 s, each wrong digit w.p. s/10."""
+    a, b = 1 - 0.9 * sloppiness, sloppiness / 10
+    return -(a * math.log(a) if a > 0 else 0.0) - (9 * b * math.log(b) if b > 0 else 0.0)
+
+
+def irreducible_loss(spec: ToyModelSpec) -> float:
+    """Exact pretraining loss floor (nats per scored token) of the sloppy-chain distribution.
+
+    The loss scores rationale, delimiter, answer and EOS (n + W + 2 tokens; the prompt is masked). Only the
+    n new digits are random, each with entropy `step_entropy(s)`; averaged over the batch's tokens as HF does,
+    the floor is H E[n] / (E[n] + W + 2) with n uniform on 1..max_chain."""
+    mean_n = (1 + spec.max_chain) / 2
+    return step_entropy(spec.sloppiness) * mean_n / (mean_n + spec.width + 2)
+
+
+def _pretrain_batch(rng: random.Random, spec: ToyModelSpec, tok, size: int):
+    prompts, texts = [], []
+    for _ in range(size):
+        n = rng.randint(1, spec.max_chain)
+        init, rationale, answer = sample_chain(rng, n, spec.width, spec.sloppiness)
+        prompts.append(format_prompt(init, n, "warm"))
+        texts.append(prompts[-1] + rationale + DELIMITER + answer + EOS)
+    enc = tok(texts, return_tensors="pt", padding=True, padding_side="right")
+    labels = enc["input_ids"].masked_fill(enc["attention_mask"] == 0, -100)
+    labels[:, :len(prompts[0])] = -100  # every warm prompt has the same length: score the completion only
+    return enc, labels
+
+
+def _new_model(tok, spec: ToyModelSpec):
+    """A random-init decoder. "llama": rotary positions, so copying "the digit W + 1 back" is one
+    relative-offset rule at every position (a GPT-2's absolute positions learnt it poorly in our pilots)."""
+    from transformers import AutoModelForCausalLM, GPT2Config, LlamaConfig
+
+    if spec.arch == "gpt2":
+        return AutoModelForCausalLM.from_config(GPT2Config(
+            vocab_size=len(tok), n_positions=spec.n_positions, n_embd=spec.n_embd, n_layer=spec.n_layer,
+            n_head=spec.n_head, resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0, bos_token_id=tok.eos_token_id,
+            eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id))
+    cfg = LlamaConfig(vocab_size=len(tok), hidden_size=spec.n_embd, intermediate_size=4 * spec.n_embd,
+                      num_hidden_layers=spec.n_layer, num_attention_heads=spec.n_head,
+                      num_key_value_heads=spec.n_head, max_position_embeddings=spec.n_positions,
+                      tie_word_embeddings=True, bos_token_id=tok.eos_token_id, eos_token_id=tok.eos_token_id,
+                      pad_token_id=tok.pad_token_id)
+    return AutoModelForCausalLM.from_config(cfg)
 
 
 def pretrain_toy_model(spec: ToyModelSpec = ToyModelSpec(), out_dir: str | os.PathLike | None = None,
-                       *, log_every: int = 250, verbose: bool = True) -> Path:
-    """Pretrain the tiny model on sloppy warm-format rationales and `save_pretrained` it to out_dir."""
+                       *, verbose: bool = True) -> Path:
+    """Pretrain the tiny model on sloppy chains (AdamW, warm-up then cosine) and `save_pretrained` it.
+
+    Writes toy_spec.json beside the weights with the final held-out loss, the exact irreducible loss and the
+    CPU seconds used. The folder appears atomically (written aside, then renamed)."""
     import torch
-    from transformers import AutoModelForCausalLM, GPT2Config
+    from tqdm.auto import tqdm
 
     torch.manual_seed(spec.seed)
-    rng = random.Random(spec.seed)
-    tok = build_tokenizer()
-    cfg = GPT2Config(vocab_size=len(tok), n_positions=spec.n_positions, n_embd=spec.n_embd, n_layer=spec.n_layer,
-                     n_head=spec.n_head, resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0,
-                     bos_token_id=tok.eos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
-    model = AutoModelForCausalLM.from_config(cfg)
+    rng, tok = random.Random(spec.seed), build_tokenizer()
+    model = _new_model(tok, spec)
     opt = torch.optim.AdamW(model.parameters(), lr=spec.lr, weight_decay=0.0)
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: min(1.0, (s + 1) / 100) * 0.5 * (1 + math.cos(math.pi * s / spec.train_steps)))
-    t0 = time.time()
+    warm = max(1, spec.warmup_steps)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / warm) * 0.5 * (
+        1 + math.cos(math.pi * min(1.0, s / spec.train_steps))))
+    cpu0, wall0 = time.process_time(), time.time()
     model.train()
-    for step in range(spec.train_steps):
-        texts = [_pretrain_text(rng, spec) + EOS for _ in range(spec.batch_size)]
-        enc = tok(texts, return_tensors="pt", padding=True, padding_side="right")
-        labels = enc["input_ids"].masked_fill(enc["attention_mask"] == 0, -100)
+    bar = tqdm(range(spec.train_steps), desc="pretrain toy", disable=not verbose, dynamic_ncols=True)
+    for _ in bar:
+        enc, labels = _pretrain_batch(rng, spec, tok, spec.batch_size)
         loss = model(**enc, labels=labels).loss
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         sched.step()
         opt.zero_grad(set_to_none=True)
-        if verbose and (step % log_every == 0 or step == spec.train_steps - 1):
-            print(f"pretrain-toy step {step:5d} loss {loss.item():.4f} ({time.time() - t0:.0f}s)", flush=True)
-    out = Path(out_dir) if out_dir is not None else default_cache_dir() / f"toy-{spec.key()}"
-    tmp = Path(tempfile.mkdtemp(prefix=".tmp-toy-", dir=out.parent if out.parent.exists() else None))
+        bar.set_postfix(loss=f"{loss.item():.3f}", refresh=False)
+    cpu_s, wall_s = time.process_time() - cpu0, time.time() - wall0
+    final = held_out_loss(model, tok, spec)
+    info = {**asdict(spec), "final_pretrain_loss": final, "irreducible_loss": irreducible_loss(spec),
+            "pretrain_cpu_seconds": cpu_s, "pretrain_wall_seconds": wall_s, "torch_threads": torch.get_num_threads()}
+    return _save_atomically(model, tok, info, Path(out_dir) if out_dir is not None
+                            else default_cache_dir() / f"toy-{spec.key()}")
+
+
+def held_out_loss(model, tok, spec: ToyModelSpec, *, n_batches: int = 8, batch_size: int = 64) -> float:
+    """Mean loss per scored token on fresh sloppy chains drawn with a seed pretraining never used."""
+    import torch
+
+    rng, nats, count = random.Random(f"held-out-{spec.seed}"), 0.0, 0
+    model.eval()
+    with torch.no_grad():
+        for _ in range(n_batches):
+            enc, labels = _pretrain_batch(rng, spec, tok, batch_size)
+            n = int((labels[:, 1:] != -100).sum())
+            nats += float(model(**enc, labels=labels).loss) * n
+            count += n
+    return nats / count
+
+
+def _save_atomically(model, tok, info: dict, out: Path) -> Path:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".tmp-toy-", dir=out.parent))
     model.save_pretrained(tmp)
     tok.save_pretrained(tmp)
-    (tmp / "toy_spec.json").write_text(json.dumps(asdict(spec), indent=2))
-    out.parent.mkdir(parents=True, exist_ok=True)
-    if out.exists():
-        shutil.rmtree(out)
-    os.replace(tmp, out)
+    (tmp / "toy_spec.json").write_text(json.dumps(info, indent=2))
+    if out.exists():  # an older copy of the same recipe: move it aside first, then swap
+        old = out.with_name(out.name + f".old-{os.getpid()}")
+        os.replace(out, old)
+        os.replace(tmp, out)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(tmp, out)
     return out
 
 
@@ -229,10 +340,15 @@ def pretrained_toy_model(spec: ToyModelSpec = ToyModelSpec(), cache_dir: str | o
     """Path of the cached pretrained toy model for `spec`, pretraining it first if the cache lacks it."""
     root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     path = root / f"toy-{spec.key()}"
-    if not (path / "config.json").exists():
-        root.mkdir(parents=True, exist_ok=True)
+    if not (path / "toy_spec.json").exists():
         pretrain_toy_model(spec, path, verbose=verbose)
     return path
+
+
+def model_info(path: str | os.PathLike) -> dict[str, Any]:
+    """The toy_spec.json a pretrained toy model carries ({} for other models)."""
+    p = Path(path) / "toy_spec.json"
+    return json.loads(p.read_text()) if p.exists() else {}
 
 
 def tiny_random_model(path: str | os.PathLike, *, n_layer: int = 2, n_embd: int = 32, seed: int = 0) -> Path:

@@ -34,6 +34,7 @@ CLAIMS: dict[str, tuple[str, str]] = {
     "schedule": ("Abstract (v2)", "SFT-then-RLVR (q: 1 -> 0) first escapes cold start fast, then resists label noise"),
     "cold-start-llm": ("Table 1, Fig. 3", "at cold start GRPO stalls while GARL at high q escapes"),
     "noise-llm": ("Abstract (v2)", "q=1 memorizes label noise, q=0 resists it (in training)"),
+    "schedule-llm": ("Abstract (v2)", "on an LM, the step q=1 -> 0 (SFT-then-RLVR) escapes cold start like q=1 and ends like q=0 under label noise"),
     "paper-tables": ("Tables 2-3", "Qwen3-0.6B on FinQA/HotpotQA/MuSiQue: cold-start GARL q=0.75 beats prompted GRPO; PAFT stable"),
     "garl-collapse": ("Sec. 7.3, Fig. 4", "warm-start GARL collapses on HotpotQA/MuSiQue while PAFT stays stable"),
 }

@@ -156,94 +156,46 @@ def train_stage(out: Path, quick: bool) -> StageResult:
                        ev[0].text + "; " + ev[1].text, f + fa, d + da + d1, ev)
 
 
-def _toy_model(quick: bool) -> str:
-    """The pretrained toy model (cached between runs): the default recipe, or a 300-step one for --quick."""
-    from tsallis.llm.toy import ToyModelSpec, pretrained_toy_model
-
-    spec = ToyModelSpec(train_steps=300) if quick else ToyModelSpec()
-    return str(pretrained_toy_model(spec, verbose=False))
-
-
-def _savefig(ax_or_axes, path: Path) -> None:
-    import numpy as np
-
-    fig = np.atleast_1d(ax_or_axes)[0].figure
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    import matplotlib.pyplot as plt
-
-    plt.close(fig)
+def _llm_stage(name: str, title: str, out: Path, study) -> StageResult:
+    """A toy-LLM study's verdicts as evidence (the study ran, saved and judged; this only formats)."""
+    link = f"{name}/{study.figures[0]}" if study.figures else ""
+    ev = [_ev(v, "toy LLM", link) for v in study.verdicts]
+    return StageResult(name, title, 0.0, study.summary, [f"{name}/{f}" for f in study.figures],
+                       [f"{name}/{f}" for f in study.data], ev)
 
 
 def llm_cold_start_stage(out: Path, quick: bool) -> StageResult:
-    import matplotlib
+    """Escape time against p0 (default: levels n=8, 14; GRPO, GARL q=0, q=1; AdamW; 1 seed; 80 steps)."""
+    from tsallis.llm.study import escape_study
 
-    matplotlib.use("Agg")
-    import numpy as np
-
-    from tsallis.llm.experiments import plot_cold_start, run_cold_start
-
-    model = _toy_model(quick)
-    r = run_cold_start(seeds=(0,) if quick else (0, 1, 2), n_steps=4, max_steps=10 if quick else 100,
-                       out_dir=str(out / "runs"), model=model, eval_every=5 if quick else 10,
-                       toy_n_eval=16 if quick else 64, p0_samples=16 if quick else 64)
-    r.save(out)
-    _savefig(plot_cold_start(r), out / "cold_start.png")
-    esc = {lab: sum(s is not None for s in r.escape_step[lab]) for lab in r.labels}
-    final = {lab: float(np.mean([a[-1] for a in r.accuracy[lab]])) for lab in r.labels}
-    zero = [m.get("frac_reward_zero_std") for run in r.train_metrics["grpo"] for m in run
-            if m.get("frac_reward_zero_std") is not None]
-    n = len(r.seeds)
-    high = [lab for lab in r.labels if lab in ("garl q=0.75", "garl q=1")]
-    grpo_stalls = esc["grpo"] == 0
-    high_escapes = any(esc[lab] * 2 > n for lab in high)
-    verdict = "holds" if grpo_stalls and high_escapes else "does not hold"
-    text = (f"toy LLM, n_steps=4, measured p0={r.p0['p0']:.1e}, {n} seed(s) x {r.settings['max_steps']} steps, "
-            f"escape = held-out accuracy >= {r.settings['escape_accuracy']}: escaped runs "
-            + ", ".join(f"{lab} {esc[lab]}/{n}" for lab in r.labels)
-            + "; final accuracy " + ", ".join(f"{lab} {final[lab]:.3f}" for lab in r.labels)
-            + (f"; GRPO zero-signal groups {np.mean(zero):.0%}" if zero else "")
-            + ("" if high_escapes else " (high-q GARL does not escape on this testbed within the step budget)"))
-    criterion = (f"GRPO escapes in 0/{n} seeds and GARL q=0.75 or q=1 escapes in more than half of the seeds "
-                 f"(escape = held-out accuracy >= {r.settings['escape_accuracy']})")
-    ev = [Evidence.from_verdict(Verdict("cold-start-llm", verdict, criterion, text), kind="toy LLM",
-                                link="llm_cold_start/cold_start.png")]
-    return StageResult("llm_cold_start", "Toy LLM: cold start (GRPO, GARL q-grid, PAFT)", 0.0, text,
-                       ["llm_cold_start/cold_start.png"], ["llm_cold_start/cold_start.json",
-                                                           "llm_cold_start/cold_start.csv"], ev)
+    study = escape_study(out, size="quick" if quick else "default", log=str(out / "runs.log"))
+    return _llm_stage("llm_cold_start", "Toy LLM: escape time against p0", out, study)
 
 
 def llm_label_noise_stage(out: Path, quick: bool) -> StageResult:
-    import matplotlib
+    """Label noise eps = 0.2 at n=8 (default: GARL q=0, q=1 and the q=1->0 step; 1 seed; 80 steps); it also
+    holds the schedule arm that `llm_schedule_stage` judges."""
+    from tsallis.llm.study import noise_study
 
-    matplotlib.use("Agg")
-    import numpy as np
+    study = noise_study(out, size="quick" if quick else "default", log=str(out / "runs.log"))
+    study.verdicts.pop()  # the schedule verdict belongs to the next stage
+    return _llm_stage("llm_label_noise", "Toy LLM: label noise", out, study)
 
-    from tsallis.llm.experiments import plot_label_noise, run_label_noise
 
-    model = _toy_model(quick)
-    r = run_label_noise(seeds=(0,) if quick else (0, 1, 2), eps=0.2, n_steps=1, max_steps=10 if quick else 100,
-                        out_dir=str(out / "runs"), model=model, eval_every=5 if quick else 10,
-                        toy_n_eval=16 if quick else 64)
-    r.save(out)
-    _savefig(plot_label_noise(r), out / "label_noise.png")
-    mem = {k: float(np.mean([row[-1] for row in v["train/memorized_noisy"]])) for k, v in r.curves.items()}
-    clean = {k: float(np.mean([row[-1] for row in v["eval/accuracy"]])) for k, v in r.curves.items()}
-    if max(mem.values()) < 0.05:
-        verdict = "not testable here"
+def llm_schedule_stage(out: Path, quick: bool) -> StageResult:
+    """The q = 1 -> 0 step, judged on the label-noise runs of the previous stage (rerun here if missing)."""
+    from tsallis.llm.experiments import LabelNoiseResult, schedule_verdict
+    from tsallis.llm.study import StudyOutput, noise_study
+
+    title, saved = "Toy LLM: the q=1->0 schedule under noise", out.parent / "llm_label_noise" / "label_noise.json"
+    if saved.exists():
+        v = schedule_verdict(LabelNoiseResult.load(saved))
+        study = StudyOutput([v], ["../llm_label_noise/label_noise.png"], ["../llm_label_noise/label_noise.json"],
+                            v.evidence)
     else:
-        verdict = "holds" if mem["q=1"] > mem["q=0"] else "does not hold"
-    text = (f"toy LLM, GARL, eps={r.eps}, {len(r.seeds)} seed(s) x {r.settings['max_steps']} steps: memorized noisy "
-            "labels at the end " + ", ".join(f"{k} {v:.2f}" for k, v in mem.items())
-            + "; held-out clean accuracy " + ", ".join(f"{k} {v:.3f}" for k, v in clean.items())
-            + (" (no q memorized: the test cannot separate them at this size)" if verdict == "not testable here"
-               else ""))
-    criterion = ("q=1 ends with more memorized noisy labels than q=0; not testable when no q memorizes 5% of "
-                 "them")
-    ev = [Evidence.from_verdict(Verdict("noise-llm", verdict, criterion, text), kind="toy LLM",
-                                link="llm_label_noise/label_noise.png")]
-    return StageResult("llm_label_noise", "Toy LLM: label noise", 0.0, text, ["llm_label_noise/label_noise.png"],
-                       ["llm_label_noise/label_noise.json", "llm_label_noise/label_noise.csv"], ev)
+        full = noise_study(out, size="quick" if quick else "default", log=str(out / "runs.log"))
+        study = StudyOutput(full.verdicts[1:], full.figures, full.data, full.verdicts[1].evidence)
+    return _llm_stage("llm_schedule", title, out, study)
 
 
 def not_testable_stage(out: Path, quick: bool) -> StageResult:
@@ -261,7 +213,8 @@ def all_stages() -> list[Stage]:
         Stage("schedules", "Simulation: q schedules", schedule_stage),
         Stage("estimators", "Simulation: estimator bias and variance", estimators_stage),
         Stage("train", "Simulation: stochastic training (SGD and Adam)", train_stage),
-        Stage("llm_cold_start", "Toy LLM: cold start (GRPO, GARL q-grid, PAFT)", llm_cold_start_stage),
+        Stage("llm_cold_start", "Toy LLM: escape time against p0", llm_cold_start_stage),
         Stage("llm_label_noise", "Toy LLM: label noise", llm_label_noise_stage),
+        Stage("llm_schedule", "Toy LLM: the q=1->0 schedule under noise", llm_schedule_stage),
         Stage("paper_scale", "Paper-scale LLM runs (not run here)", not_testable_stage),
     ]

@@ -1,0 +1,121 @@
+"""Figures of the toy-LM studies (`tsallis.llm.experiments`): reshaping and drawing only, no savefig.
+
+One colour per method in every panel (`tsallis.palette`), PAFT dashed, pathwise-off dotted.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from tsallis.palette import method_color, method_style
+
+
+def plot_escape(result, slopes: list[dict], optimizer: str, ax=None):
+    """Steps to escape against 1/p0 (log-log), one line per method: median over seeds, every run as a dot,
+    censored runs as an up-arrow at the budget; fitted slope [90% interval] and the law's slope in the legend."""
+    import matplotlib.pyplot as plt
+
+    ax = ax or plt.subplots(figsize=(6.5, 6))[1]
+    fit = {s["method"]: s for s in slopes if s["optimizer"] == optimizer}
+    for k, lab in enumerate(result.labels()):
+        x, med = [], []
+        for n in result.levels:
+            runs = result.select(lab, optimizer, n)
+            if not runs:
+                continue
+            inv = 1 / result.p0[str(n)]["p0"] * (1 + 0.03 * (k - 4))  # small offsets keep the dots apart
+            T = [r["escape_step"] or r["max_steps"] for r in runs]
+            cen = [r["escape_step"] is None for r in runs]
+            ax.scatter([inv] * len(T), T, color=method_color(lab), s=12, marker="o", alpha=0.6,
+                       facecolors=["none" if c else method_color(lab) for c in cen])
+            for t, c in zip(T, cen):
+                if c:
+                    ax.annotate("", (inv, t * 1.25), (inv, t), arrowprops=dict(arrowstyle="->", color=method_color(lab),
+                                                                              lw=0.8))
+            x.append(inv)
+            med.append(float(np.median(T)))
+        s = fit.get(lab, {})
+        txt = "not identified" if s.get("slope") is None else f"{s['slope']:.2f} [{s['lo']:.2f}, {s['hi']:.2f}]"
+        law = "" if s.get("law_slope") is None else f", law {s['law_slope']:.2f}"
+        ax.plot(x, med, color=method_color(lab), ls=method_style(lab), lw=1.4, label=f"{lab}: {txt}{law}")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.axhline(result.settings["max_steps"], color="grey", lw=0.8, ls=":")
+    ax.set_ylim(top=result.settings["max_steps"] * 1.6)
+    ax.set_xlabel("1 / p0 (measured at the start)")
+    ax.set_ylabel(f"steps to held-out accuracy >= {result.settings['escape_accuracy']}")
+    n_seeds = len(result.settings.get("seeds_per_optimizer", {}).get(optimizer, result.settings["seeds"]))
+    ax.set_title(f"{optimizer}: escape time vs p0 ({n_seeds} seeds; line: median, open + arrow: censored "
+                 f"at the budget)", fontsize=8)
+    ax.legend(fontsize=6, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2, title="slope [90% CI], law",
+              title_fontsize=6)
+    return ax
+
+
+def plot_escape_diagnostics(result, optimizer: str, level: int, axes=None):
+    """Four panels at one level: held-out accuracy, answer-copy rate, rationale entropy (from the evaluations)
+    and the weight ESS / GRPO's zero-signal fraction (per training step), mean over seeds."""
+    import matplotlib.pyplot as plt
+
+    axes = axes if axes is not None else plt.subplots(1, 4, figsize=(16, 3.6))[1]
+    panels = (("eval/accuracy", "held-out accuracy"), ("eval/answer_copy_rate", "answer-copy rate (1 = no hedging)"),
+              ("eval/rationale_entropy", "rationale entropy (nats/token)"))
+    for lab in result.labels():
+        runs = result.select(lab, optimizer, level)
+        kw = dict(color=method_color(lab), ls=method_style(lab), lw=1.2)
+        for ax, (key, _) in zip(axes, panels):
+            for i, r in enumerate(runs):
+                ax.plot([e["step"] for e in r["evals"]], [e.get(key, np.nan) for e in r["evals"]],
+                        label=lab if i == 0 else None, alpha=0.8, **kw)
+        key = "frac_reward_zero_std" if lab == "grpo" else "weights/ess"
+        for r in runs:
+            axes[3].plot([m["step"] for m in r["steps"]], [m.get(key, np.nan) for m in r["steps"]], alpha=0.6, **kw)
+    for ax, (_, title) in zip(axes, panels):
+        ax.set_title(title, fontsize=9)
+    axes[3].set_title("weight ESS of M (GARL/PAFT); GRPO: zero-signal fraction", fontsize=9)
+    p0 = result.p0[str(level)]["p0"]
+    for ax in axes:
+        ax.set_xlabel("optimizer step")
+    axes[0].set_ylabel(f"{optimizer}, n={level}, p0={p0:.1e}")
+    axes[0].legend(fontsize=6)
+    return axes
+
+
+def plot_label_noise(result, axes=None):
+    """Two rows per arm (mean +- one standard error over seeds). Top: contamination (P-hat of the noisy
+    labels), noisy labels reproduced when sampled, clean training accuracy, held-out accuracy. Bottom, the
+    diagnostics: answer-copy rate, rationale entropy (evaluations), weight ESS and the fraction of groups with
+    no reward variance (per training step)."""
+    import matplotlib.pyplot as plt
+
+    axes = axes if axes is not None else plt.subplots(2, 4, figsize=(16, 7))[1]
+    axes = np.asarray(axes).reshape(-1)
+    panels = (("train/noisy_p_hat", "contamination: P-hat(noisy label)"),
+              ("train/memorized_noisy", "noisy labels reproduced (sampled)"),
+              ("train/clean_accuracy", "clean training accuracy"), ("eval/accuracy", "held-out accuracy"),
+              ("eval/answer_copy_rate", "answer-copy rate (1 = no hedging)"),
+              ("eval/rationale_entropy", "rationale entropy (nats/token)"))
+    for arm in result.arms:
+        kw = dict(color=method_color(arm), ls=method_style(arm))
+        for ax, (key, title) in zip(axes, panels):
+            a = np.asarray(result.curves[arm][key], dtype=float)
+            m = np.nanmean(a, 0)
+            se = np.nanstd(a, 0, ddof=1) / math.sqrt(len(a)) if len(a) > 1 else np.zeros_like(m)
+            ax.plot(result.eval_steps, m, label=arm, **kw)
+            ax.fill_between(result.eval_steps, m - se, m + se, color=kw["color"], alpha=0.2)
+            ax.set_title(title, fontsize=9)
+        for ax, key in zip(axes[6:], ("weights/ess", "frac_reward_zero_std")):
+            runs = result.steps.get(arm, [])
+            if runs:
+                v = np.nanmean([[m.get(key, np.nan) for m in r] for r in runs], 0)
+                ax.plot([m["step"] for m in runs[0]], v, alpha=0.8, **kw)
+    axes[6].set_title("weight ESS of M", fontsize=9)
+    axes[7].set_title("groups with equal rewards (all wrong: no signal; or all right)", fontsize=9)
+    axes[0].set_yscale("log")
+    for ax in axes:
+        ax.set_xlabel("optimizer step")
+    axes[0].set_ylabel(f"n={result.level}, eps={result.eps}")
+    axes[0].legend(fontsize=7)
+    return axes

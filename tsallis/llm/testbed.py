@@ -1,0 +1,280 @@
+"""Is the toy testbed able to answer the cold-start question? Measure the starting model, per difficulty.
+
+A cold-start experiment means something only if (a) the starting model has the skill, unreliably; (b) one
+knob moves p0 = E_x P(y*|x) over decades; (c) a uniformly guessed answer is far less likely than the
+smallest p0 (else "hedging" the answer beats reasoning); (d) the model is cheap to build. `measure_testbed`
+measures each, `check_testbed` judges them with stated thresholds, and `tsallis llm testbed` prints both.
+
+p0 is estimated without the variance that kills plain Monte Carlo at p0 ~ 1e-4: P(y*|x) splits into the
+gold chain's term, computed exactly by teacher forcing, and the rest, sampled,
+
+    P(y*|x) = p(z*, y*|x) + E_{z ~ p(z|x)} [ w(z) 1(z != z*) ],   w(z) = p(y*|x, z),
+
+which is unbiased (the indicator removes exactly the term computed in closed form) and has small variance
+because z* carries nearly all of P on this task. Sampling here is plain HF `generate` on the model (no
+budget forcing: the pretrained model writes the delimiter itself; a sample that does not is scored with the
+delimiter appended, as the trainer does).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tsallis.errors import InputError
+from tsallis.llm.example import Example
+from tsallis.llm.toy import DELIMITER, EOS, ToyTask, make_examples, next_digit
+
+DEFAULT_LEVELS = (8, 11, 14, 17)
+"""Chain lengths of the cold-start grid (ours): p0 ~ 0.55^n = 8e-3 .. 4e-5 for the default model."""
+
+
+# ------------------------------------------------------------------------------------- sampling, scoring
+
+
+@dataclass(frozen=True)
+class Samples:
+    """num_samples sampled completions per example, parsed (row i*M + m is example i, sample m)."""
+
+    rationales: list[str]
+    answers: list[str | None]  # None: no delimiter was written
+    entropy: float  # mean per-token entropy (nats) of the sampled rationale tokens
+
+
+def _budget(ex: Example, width: int) -> int:
+    return len(ex.rationale or "") + 2 * width + 4
+
+
+def sample_completions(model, tok, examples: list[Example], num_samples: int, *, seed: int = 0,
+                       batch_rows: int = 256, temperature: float = 1.0) -> Samples:
+    """Sample num_samples completions (T = `temperature`) per example with HF generate; parse them."""
+    import torch
+
+    width = len(examples[0].answer)
+    rows = [ex for ex in examples for _ in range(num_samples)]
+    rationales, answers, ent_sum, ent_n = [], [], 0.0, 0
+    with torch.random.fork_rng(), torch.no_grad():
+        torch.manual_seed(seed)
+        for s in range(0, len(rows), batch_rows):
+            chunk = rows[s:s + batch_rows]
+            enc = tok([ex.prompt for ex in chunk], return_tensors="pt", padding=True).to(model.device)
+            out = model.generate(**enc, do_sample=True, temperature=temperature, top_k=0, top_p=1.0,
+                                 max_new_tokens=max(_budget(ex, width) for ex in chunk), output_scores=True,
+                                 return_dict_in_generate=True, pad_token_id=tok.pad_token_id,
+                                 eos_token_id=tok.eos_token_id)
+            gen = out.sequences[:, enc["input_ids"].shape[1]:]  # (N, T)
+            texts = tok.batch_decode(gen, skip_special_tokens=False)
+            delim = tok.convert_tokens_to_ids(DELIMITER)
+            before = (torch.cumsum(gen == delim, dim=1) == 0) & (gen != tok.pad_token_id)  # rationale tokens
+            logp = torch.stack(out.scores, 1).float().log_softmax(-1)  # (N, T, V)
+            ent = -(logp.exp() * logp.nan_to_num(neginf=0.0)).sum(-1)
+            ent_sum, ent_n = ent_sum + float(ent[before].sum()), ent_n + int(before.sum())
+            for t in texts:
+                t = t.replace(tok.pad_token, "")
+                head, sep, tail = t.partition(DELIMITER)
+                rationales.append(head.split(EOS)[0])
+                answers.append(tail.split(EOS)[0].strip() if sep and EOS not in head else None)
+    return Samples(rationales, answers, ent_sum / max(ent_n, 1))
+
+
+def completion_logps(model, tok, prompts: list[str], rationales: list[str], answers: list[str],
+                     *, batch_rows: int = 256) -> tuple[np.ndarray, np.ndarray]:
+    """Teacher-forced (log p(z, ">" | x), log p(y, EOS | x, z, ">")) per row, float64 arrays (N,)."""
+    import torch
+
+    lz, ly = [], []
+    with torch.no_grad():
+        for s in range(0, len(prompts), batch_rows):
+            p_ids = [tok(p, add_special_tokens=False)["input_ids"] for p in prompts[s:s + batch_rows]]
+            z_ids = [tok(z + DELIMITER, add_special_tokens=False)["input_ids"] for z in rationales[s:s + batch_rows]]
+            y_ids = [tok(y, add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
+                     for y in answers[s:s + batch_rows]]
+            rows = [p + z + y for p, z, y in zip(p_ids, z_ids, y_ids)]
+            L = max(map(len, rows))
+            ids = torch.full((len(rows), L), tok.pad_token_id)
+            att = torch.zeros((len(rows), L), dtype=torch.long)
+            for i, r in enumerate(rows):  # right padding: positions start at 0 in every row
+                ids[i, :len(r)], att[i, :len(r)] = torch.tensor(r), 1
+            ids, att = ids.to(model.device), att.to(model.device)
+            logits = model(input_ids=ids, attention_mask=att).logits[:, :-1].float()  # (N, L-1, V)
+            tok_lp = logits.log_softmax(-1).gather(-1, ids[:, 1:, None]).squeeze(-1).double()  # (N, L-1)
+            for i, (p, z, y) in enumerate(zip(p_ids, z_ids, y_ids)):
+                a, b = len(p) - 1, len(p) + len(z) - 1
+                lz.append(float(tok_lp[i, a:b].sum()))
+                ly.append(float(tok_lp[i, b:b + len(y)].sum()))
+    return np.asarray(lz), np.asarray(ly)
+
+
+# ------------------------------------------------------------------------------------------- chain checks
+
+
+def step_correctness(ex: Example, rationale: str) -> list[bool]:
+    """Per step k < n: is the k-th written digit the correct step applied to the (sampled) digits before it?
+
+    Missing steps, non-digits, and (on the last step) a rationale longer than n count as wrong."""
+    width, n = len(ex.meta["init"]), ex.meta["n_steps"]
+    seq, out = [int(c) for c in ex.meta["init"]], []
+    for k in range(n):
+        c = rationale[k] if k < len(rationale) else ""
+        ok = c.isdigit() and int(c) == next_digit(seq, width)
+        out.append(ok and len(rationale) == n if k == n - 1 else ok)
+        seq.append(int(c) if c.isdigit() else -1)
+    return out
+
+
+def chain_diagnostics(examples: list[Example], samples: Samples, num_samples: int) -> dict[str, float]:
+    """Sampled per-step accuracy, answer accuracy (vs the example's label), rationale accuracy (the gold chain),
+    answer-copy rate (answer = the rationale's last register: no hedging), delimiter rate, rationale entropy."""
+    steps, acc, rat, copy, fmt = [], [], [], [], []
+    for i, ex in enumerate(examples):
+        gold = ex.rationale
+        for m in range(num_samples):
+            z, y = samples.rationales[i * num_samples + m], samples.answers[i * num_samples + m]
+            steps += step_correctness(ex, z)
+            acc.append(y == ex.answer)
+            rat.append(z == gold)
+            copy.append(y is not None and y == (ex.meta["init"] + z)[-len(ex.answer):])
+            fmt.append(y is not None)
+    return {"per_step_accuracy": float(np.mean(steps)), "accuracy": float(np.mean(acc)),
+            "rationale_accuracy": float(np.mean(rat)), "answer_copy_rate": float(np.mean(copy)),
+            "delimiter_rate": float(np.mean(fmt)), "rationale_entropy": samples.entropy}
+
+
+def p_hat(model, tok, examples: list[Example], samples: Samples, num_samples: int, *,
+          labels: list[str] | None = None) -> dict[str, np.ndarray]:
+    """Per example: the stratified estimate of P(label|x) (gold-chain term exact + sampled rest), the gold
+    term alone, and plain Monte Carlo mean_m w(z_m). `labels` default to each example's answer; the gold
+    chain is only split off when the label is the chain's true answer (else there is no z*)."""
+    labels = labels or [ex.answer for ex in examples]
+    rows = [(ex, lab) for ex, lab in zip(examples, labels) for _ in range(num_samples)]
+    _, log_w = completion_logps(model, tok, [ex.prompt for ex, _ in rows], samples.rationales,
+                                [lab for _, lab in rows])
+    log_w = log_w.reshape(len(examples), num_samples)
+    has_gold = np.array([lab == ex.meta["clean_answer"] for ex, lab in zip(examples, labels)])
+    lz, ly = completion_logps(model, tok, [ex.prompt for ex in examples], [ex.rationale for ex in examples], labels)
+    gold = np.where(has_gold, np.exp(lz + ly), 0.0)
+    is_gold = np.array([z == ex.rationale and y is not None for (ex, _), z, y in
+                        zip(rows, samples.rationales, samples.answers)]).reshape(len(examples), num_samples)
+    rest = np.where(is_gold & has_gold[:, None], 0.0, np.exp(log_w)).mean(1)
+    return {"stratified": gold + rest, "gold": gold, "plain": np.exp(log_w).mean(1)}
+
+
+# ---------------------------------------------------------------------------------------- the testbed
+
+
+DEFAULT_BATCH = (8, 8)
+"""(prompts per step, M) of the experiments: expected correct samples per step = 64 p0."""
+
+
+def measure_level(model, tok, task: ToyTask, *, num_samples: int, seed: int = 0) -> dict[str, Any]:
+    """One difficulty level: p0 (stratified Monte Carlo, with the standard error over prompts), the gold
+    term, plain MC, the median log P, the sampled per-step accuracy and the other chain diagnostics."""
+    examples = make_examples(task, "eval")
+    samples = sample_completions(model, tok, examples, num_samples, seed=seed)
+    ph = p_hat(model, tok, examples, samples, num_samples)
+    p, n = ph["stratified"], len(examples)
+    p0 = float(p.mean())
+    return {"difficulty": task.n_steps, "p0": p0, "p0_stderr": float(p.std(ddof=1) / math.sqrt(n)),
+            "p0_gold_term": float(ph["gold"].mean()), "p0_plain_mc": float(ph["plain"].mean()),
+            "median_log_p": float(np.median(np.log(np.maximum(p, 1e-300)))),
+            "expected_hits_per_step": DEFAULT_BATCH[0] * DEFAULT_BATCH[1] * p0,
+            **chain_diagnostics(examples, samples, num_samples), "n_prompts": n, "num_samples": num_samples}
+
+
+@dataclass(frozen=True)
+class TestbedReport:
+    """What makes a cold-start experiment on the toy model meaningful, measured (see `check_testbed`)."""
+
+    __test__ = False  # not a pytest class, despite its name
+
+    model: str
+    levels: list[dict[str, Any]]
+    floor: float  # likelihood of a uniformly guessed answer, 10^-width
+    irreducible_loss: float  # exact, nats per scored token of the pretraining distribution
+    final_pretrain_loss: float  # held-out, same tokens
+    pretrain_cpu_seconds: float
+    cached: bool
+    spec: dict[str, Any] = field(default_factory=dict)
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "criteria": check_testbed(self)}
+
+
+def measure_testbed(model: str = "toy", levels=DEFAULT_LEVELS, *, n_prompts: int = 64, num_samples: int = 16,
+                    seed: int = 0, cache_dir: str | None = None, verbose: bool = True) -> TestbedReport:
+    """Build (or load from the cache) the starting model and measure every level of the testbed."""
+    import torch
+    from tqdm.auto import tqdm
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from tsallis.llm.toy import ToyModelSpec, model_info, pretrained_toy_model
+
+    path = pretrained_toy_model(cache_dir=cache_dir, verbose=verbose) if model == "toy" else model
+    info = model_info(path)
+    if not info:
+        raise InputError(f"model {str(path)!r} has no toy_spec.json: `tsallis llm testbed` measures toy models "
+                         "pretrained by tsallis.llm.toy (use --model toy or a folder from `tsallis llm pretrain-toy`)")
+    spec = ToyModelSpec(**{k: info[k] for k in ToyModelSpec.__dataclass_fields__})
+    mdl = AutoModelForCausalLM.from_pretrained(path, local_files_only=True).eval()
+    tok = AutoTokenizer.from_pretrained(path, local_files_only=True)
+    out = []
+    for n in tqdm(list(levels), desc="testbed levels", disable=not verbose):
+        task = ToyTask(n_steps=int(n), width=spec.width, n_eval=n_prompts, n_train=0)
+        with torch.no_grad():
+            out.append(measure_level(mdl, tok, task, num_samples=num_samples, seed=seed))
+    cached = (Path(path) / "toy_spec.json").exists()
+    return TestbedReport(str(path), out, 10.0 ** -spec.width, info["irreducible_loss"],
+                         info["final_pretrain_loss"], info["pretrain_cpu_seconds"], cached, info,
+                         {"n_prompts": n_prompts, "num_samples": num_samples, "seed": seed,
+                                "batch_for_hits": list(DEFAULT_BATCH)})
+
+
+CRITERIA = {
+    "min_per_step_accuracy": 0.5,
+    "max_loss_excess": 0.05,
+    "p0_high_at_least": 5e-3,
+    "p0_low_at_most": 1e-4,
+    "min_decades": 2.0,
+    "max_per_step_gap": 0.05,
+    "min_floor_ratio": 100.0,
+    "max_pretrain_cpu_seconds": 300.0,
+}
+"""Thresholds of the four testbed criteria (issue 13): a skill, a knob over two decades with p0 ~ a^n, a
+floor far below p0, a cheap cached model. `max_per_step_gap`: |exp(fitted slope of log p0 vs n) - a|."""
+
+
+def check_testbed(report: TestbedReport, thresholds: dict[str, float] = CRITERIA) -> list[dict[str, Any]]:
+    """Each criterion with its threshold, the measured value and whether it passed."""
+    t, lv = thresholds, report.levels
+    acc = [x["per_step_accuracy"] for x in lv]
+    p0 = np.array([x["p0"] for x in lv])
+    n = np.array([x["difficulty"] for x in lv], dtype=float)
+    a = float(np.mean(acc))
+    slope = float(np.polyfit(n, np.log(p0), 1)[0]) if len(lv) >= 2 and np.all(p0 > 0) else float("nan")
+    excess = report.final_pretrain_loss / report.irreducible_loss - 1
+    decades = float(np.log10(p0.max() / p0.min())) if np.all(p0 > 0) else 0.0
+    gap = abs(math.exp(slope) - a) if math.isfinite(slope) else float("inf")
+    ratio = float(p0.min() / report.floor)
+    rows = [
+        (f"skill: per-step accuracy >= {t['min_per_step_accuracy']:g} at every level", min(acc),
+         min(acc) >= t["min_per_step_accuracy"]),
+        (f"skill: final pretraining loss within {100 * t['max_loss_excess']:g}% of the irreducible loss", excess,
+         excess <= t["max_loss_excess"]),
+        (f"knob: p0 from >= {t['p0_high_at_least']:g} down to <= {t['p0_low_at_most']:g}, spanning >= "
+         f"{t['min_decades']:g} decades", decades, bool(p0.max() >= t["p0_high_at_least"]
+                                                     and p0.min() <= t["p0_low_at_most"]
+                                                     and decades >= t["min_decades"])),
+        (f"knob: p0 ~ a^n, |exp(slope of log p0 vs n) - a| <= {t['max_per_step_gap']:g} "
+         f"(a = mean per-step accuracy {a:.3f}, exp(slope) = {math.exp(slope):.3f})", gap,
+         gap <= t["max_per_step_gap"]),
+        (f"floor: uniform-answer likelihood >= {t['min_floor_ratio']:g}x below the smallest p0", ratio,
+         ratio >= t["min_floor_ratio"]),
+        (f"cost: pretraining <= {t['max_pretrain_cpu_seconds']:g} CPU s, and cached", report.pretrain_cpu_seconds,
+         bool(report.pretrain_cpu_seconds <= t["max_pretrain_cpu_seconds"] and report.cached)),
+    ]
+    return [{"criterion": c, "value": float(v), "passed": bool(ok)} for c, v, ok in rows]
