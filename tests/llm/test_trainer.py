@@ -13,7 +13,7 @@ from tests.llm.helpers import train_and_capture_grads
 from tsallis.llm.config import TrainConfig, load_config
 from tsallis.llm.example import Example
 from tsallis.llm.rollout import build_scored_batch, token_logps
-from tsallis.llm.toy import ToyTask, build_tokenizer, make_examples, tiny_random_model
+from tsallis.llm.toy import build_tokenizer, tiny_random_model
 from tsallis.llm.trainer import NonFiniteError, Trainer
 
 VOLATILE = ("step_time", "tokens_per_s", "time/rollout", "time/update")
