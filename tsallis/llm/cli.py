@@ -226,7 +226,9 @@ def register_study(sub) -> None:
                                    "whole grid (hours on 2 cores); default is the reproduce subset.")
     p.add_argument("which", choices=["escape", "noise", "all"])
     p.add_argument("--out", required=True, help="output folder (must be new or empty, unless --overwrite)")
-    p.add_argument("--size", default="full", choices=["quick", "default", "cpu", "cpu_rest", "full"])
+    from tsallis.llm.study import SIZES  # light: no torch at import
+
+    p.add_argument("--size", default="full", choices=list(SIZES), help="study size (tsallis.llm.study.SIZES)")
     p.add_argument("--workers", type=int, default=2, help="parallel training processes (one torch thread each)")
     p.add_argument("--cache-dir", help="cache root of the toy model")
     p.add_argument("--overwrite", action="store_true", help="write into a non-empty --out")
