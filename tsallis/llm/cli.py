@@ -134,7 +134,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 def register_train(sub) -> None:
     p = sub.add_parser("train", help="train a local HF causal LM with grpo, garl, paft or sft",
-                       formatter_class=HelpFormatter,
+                       formatter_class=HelpFormatter, allow_abbrev=False,
                        description="Train with GRPO, GARL, PAFT or SFT. Every config field is a flag (flags override "
                                    "--config); example: tsallis llm train --method garl --q 0.75 --output-dir "
                                    "runs/garl")
@@ -368,7 +368,7 @@ def register_eval(sub) -> None:
 
     p = sub.add_parser(
         "eval", help="p@1, p@k, maj@k of a checkpoint on a dataset split (or the toy task)",
-        formatter_class=HelpFormatter,
+        formatter_class=HelpFormatter, allow_abbrev=False,
         description="Sample k completions per example with budget forcing and score them (paper Sec. 7: k=16, "
                     "relaxed match; EM/F1 for HotpotQA/MuSiQue and the numeric rule for FinQA are added). "
                     "CHECKPOINT is a run directory (its best/ checkpoint), a checkpoint directory, a Hugging Face "

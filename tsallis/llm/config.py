@@ -334,9 +334,10 @@ def type_hints(cls: type = TrainConfig) -> dict[str, Any]:
 
 
 def _hint(value: Any, valid) -> str:
-    """" (did you mean 'x'?)" for the closest valid name, or ""."""
-    close = difflib.get_close_matches(str(value), [str(v) for v in valid], n=1)
-    return f" (did you mean {close[0]!r}?)" if close else ""
+    """" (did you mean 'x'?)" for the closest valid name (ignoring case), or ""."""
+    by_lower = {str(v).lower(): str(v) for v in valid}
+    close = difflib.get_close_matches(str(value).lower(), list(by_lower), n=1)
+    return f" (did you mean {by_lower[close[0]]!r}?)" if close else ""
 
 
 _INT = re.compile(r"[-+]?\d+")
@@ -456,27 +457,27 @@ def check_keys(keys, source: str) -> None:
             raise InputError(f"{err} in {source}; valid keys: {', '.join(valid)}")
 
 
-def read_config_file(path: str | Path) -> dict[str, Any]:
+def read_config_file(path: str | Path, what: str = "config file") -> dict[str, Any]:
     """The field: value mapping of a YAML or JSON config file (YAML: `1e-3` is a float, as in YAML 1.2, and only
     true/false/yes/no are booleans). Raises InputError naming the file, and the line of a syntax error."""
     from tsallis.llm.data import read_utf8
 
     path = Path(path)
     if not path.is_file():
-        raise InputError(f"config file {str(path)!r} does not exist" if not path.exists() else
-                         f"config file {str(path)!r} is not a file")
-    text = read_utf8(path, "config file")
+        raise InputError(f"{what} {str(path)!r} does not exist" if not path.exists() else
+                         f"{what} {str(path)!r} is not a file")
+    text = read_utf8(path, what)
     try:
         data = json.loads(text) if path.suffix == ".json" else _yaml_load(text)
     except json.JSONDecodeError as err:
-        raise InputError(f"config file {str(path)!r}, line {err.lineno}: invalid JSON ({err.msg})") from None
+        raise InputError(f"{what} {str(path)!r}, line {err.lineno}: invalid JSON ({err.msg})") from None
     except _yaml_error() as err:
         mark = getattr(err, "problem_mark", None)
         where = f", line {mark.line + 1}" if mark is not None else ""
-        raise InputError(f"config file {str(path)!r}{where}: invalid YAML ({getattr(err, 'problem', err)})") from None
+        raise InputError(f"{what} {str(path)!r}{where}: invalid YAML ({getattr(err, 'problem', err)})") from None
     data = {} if data is None else data
     if not isinstance(data, dict):
-        raise InputError(f"config file {str(path)!r} must hold a mapping of field: value; got {type(data).__name__}")
+        raise InputError(f"{what} {str(path)!r} must hold a mapping of name: value; got {type(data).__name__}")
     return data
 
 

@@ -13,12 +13,12 @@ import dataclasses
 import math
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import torch
 
 from tsallis.errors import InputError
-from tsallis.llm.config import TrainConfig, read_config_file, unknown_name
+from tsallis.llm.config import PosInt, Range, TrainConfig, check_value, read_config_file, unknown_name
 
 
 @contextlib.contextmanager
@@ -39,6 +39,7 @@ def hf_bars_off() -> Iterator[None]:
 LORA_FIELDS = {"lora_r": "r", "lora_alpha": "lora_alpha", "lora_dropout": "lora_dropout",
                "lora_target_modules": "target_modules"}
 """TrainConfig's LoRA fields and the `peft.LoraConfig` arguments they set."""
+LORA_HINTS = {"r": PosInt, "lora_alpha": PosInt, "lora_dropout": Annotated[float, Range("[0, 1)")]}
 
 
 def lora_config(cfg: TrainConfig) -> Any:
@@ -51,12 +52,15 @@ def lora_config(cfg: TrainConfig) -> Any:
 
     kwargs: dict[str, Any] = {}
     if cfg.lora_config is not None:
-        kwargs = read_config_file(cfg.lora_config)
+        kwargs = read_config_file(cfg.lora_config, "lora_config file")
         valid = [f.name for f in dataclasses.fields(LoraConfig)]
         for key in kwargs:
             if key not in valid:
                 raise InputError(f"{unknown_name('peft.LoraConfig argument', str(key), valid)} in lora_config "
                                  f"{cfg.lora_config!r}")
+        for arg, hint in LORA_HINTS.items():  # the arguments our fields stand for, held to the same ranges
+            if kwargs.get(arg) is not None:
+                kwargs[arg] = check_value(f"{arg} (in lora_config {cfg.lora_config!r})", kwargs[arg], hint)
     for name, arg in LORA_FIELDS.items():
         value = getattr(cfg, name)
         if value is not None and not (name == "lora_r" and value == 0):
