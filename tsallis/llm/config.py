@@ -279,11 +279,8 @@ class TrainConfig:
 
         if not self.reward_funcs:
             raise InputError("reward_funcs is empty: name at least one (e.g. exact_answer)")
-        for name in self.reward_funcs:
+        for name in self.reward_funcs:  # reward_weights vs the functions: Trainer (Python callers pass their own)
             _one_of("reward_funcs", name, tuple(REWARD_FUNCS))
-        if self.reward_weights is not None and len(self.reward_weights) != len(self.reward_funcs):
-            raise InputError(f"reward_weights has {len(self.reward_weights)} weight(s) for {len(self.reward_funcs)} "
-                             f"reward function(s) {self.reward_funcs}: give one weight per function")
 
     @property
     def resolved_delimiter(self) -> str:
@@ -530,3 +527,30 @@ def _yaml_loader():
         r"^[-+]?(?:[0-9][0-9_]*\.[0-9_]*(?:[eE][-+]?[0-9]+)?|\.[0-9][0-9_]*(?:[eE][-+]?[0-9]+)?"
         r"|[0-9][0-9_]*[eE][-+]?[0-9]+|\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"), list("-+0123456789."))
     return Loader
+
+
+def describe_type(hint: Any) -> str:
+    """A field's annotation in words: "float in [0, 1]", "one of grpo, garl", "int in [1, inf) or null"."""
+    origin, args = get_origin(hint), get_args(hint)
+    if origin is Annotated:
+        ranges = [str(a) for a in args[1:] if isinstance(a, Range) and str(a) != "(-inf, inf)"]
+        return describe_type(args[0]) + "".join(f" in {r}" for r in ranges)
+    if origin in _UNIONS:
+        return describe_type(next(a for a in args if a is not type(None))) + " or null"
+    if origin is Literal:
+        return "one of " + ", ".join(args)
+    if origin is list:
+        return f"list of {describe_type(args[0])}"
+    return hint.__name__
+
+
+def markdown_table() -> str:
+    """The config reference table of docs/llm.md (field, type and range, default, help), from the dataclass."""
+    rows = ["| field | type | default | meaning (source) |", "|---|---|---|---|"]
+    for name in field_names():
+        default = field_default(name)
+        shown = json.dumps(default) if not isinstance(default, str) else default
+        cell = lambda text: text.replace("|", "\\|")  # noqa: E731
+        rows.append(f"| `{name}` | {cell(describe_type(type_hints()[name]))} | `{cell(shown)}` | "
+                    f"{cell(field_help(name))} |")
+    return "\n".join(rows)
