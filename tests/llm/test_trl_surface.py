@@ -141,7 +141,6 @@ def test_paper_metrics_as_reward_functions():
 
 from tsallis.llm.rewards import REWARD_FUNCS as SCORERS_AS_REWARDS  # noqa: E402
 
-
 # ---------------------------------------------------------------------------------------- datasets and prompts
 
 
