@@ -8,6 +8,7 @@ ChatML template), a step or two each.
 
 from __future__ import annotations
 
+import inspect
 import json
 import warnings
 from pathlib import Path
@@ -20,7 +21,7 @@ datasets = pytest.importorskip("datasets")
 from tsallis.errors import InputError  # noqa: E402
 from tsallis.llm.config import TrainConfig  # noqa: E402
 from tsallis.llm.data import examples_from_rows, load_splits, read_rows, to_dataset  # noqa: E402
-from tsallis.llm.rewards import SCORERS, score_reward_funcs  # noqa: E402
+from tsallis.llm.rewards import REWARD_FUNCS, SCORERS, score_reward_funcs  # noqa: E402
 from tsallis.llm.tiny import make_tiny_model  # noqa: E402
 from tsallis.llm.toy import tiny_random_model  # noqa: E402
 from tsallis.llm.trainer import Trainer  # noqa: E402
@@ -118,13 +119,13 @@ def test_reward_function_errors_name_the_function(gpt2, tmp_path):
 
 
 def lambda_named(name, column):
+    """A reward function called `name` that names the column `column` as a required argument."""
     def f(prompts, completions, completion_ids, **kwargs):
         return [0.0] * len(completions)
 
     f.__name__ = name
-    f.__signature__ = __import__("inspect").Signature(
-        [__import__("inspect").Parameter(n, __import__("inspect").Parameter.POSITIONAL_OR_KEYWORD)
-         for n in ("prompts", "completions", "completion_ids", column)])
+    f.__signature__ = inspect.Signature([inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+                                         for n in ("prompts", "completions", "completion_ids", column)])
     return f
 
 
@@ -133,13 +134,12 @@ def test_paper_metrics_as_reward_functions():
     kw = dict(prompts=["p"] * 3, completion_ids=[[1]] * 3, answer=["Paris", "Paris", "1.6%"],
               aliases=[["City of Light"], [], []], task=["musique", "musique", "finqa"],
               exe_ans=[None, None, 0.01639], question=["", "", "growth in %"], delimiter="</think>")
-    out = score_reward_funcs([SCORERS_AS_REWARDS[n] for n in ("exact", "em", "relaxed", "numeric")],
+    out = score_reward_funcs([REWARD_FUNCS[n] for n in ("exact", "em", "relaxed", "numeric")],
                              completions=["z</think> city of light", "z</think>It is Paris.", "z</think>1.64%"], **kw)
     assert out == {"exact": [0.0, 0.0, 0.0], "em": [1.0, 0.0, 0.0], "relaxed": [1.0, 1.0, 0.0],
                    "numeric": [0.0, 0.0, 1.0]}
 
 
-from tsallis.llm.rewards import REWARD_FUNCS as SCORERS_AS_REWARDS  # noqa: E402
 
 # ---------------------------------------------------------------------------------------- datasets and prompts
 
