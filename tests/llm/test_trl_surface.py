@@ -280,3 +280,17 @@ def test_evaluation_shows_a_bar_and_hf_load_save_bars_are_silent(gpt2, tmp_path,
     err = capfd.readouterr().err
     assert "eval" in err and "garl q=0.75" in err  # the in-training evaluation's bar and the training bar
     assert "Writing model shards" not in err and "Loading weights" not in err
+
+
+def test_eval_cli_on_conversational_rows(qwen, tmp_path, capsys):
+    """`tsallis llm eval` on a chat JSONL file: rendered by the chat template, k samples per row, a bar."""
+    from tsallis.cli import main
+
+    rows = tmp_path / "chat.jsonl"
+    rows.write_text("\n".join(json.dumps(r) for r in CHAT) + "\n")
+    out = tmp_path / "e.json"
+    assert main(["llm", "eval", qwen, "--task", f"jsonl:{rows}", "--delimiter", "</think>", "--k", "2",
+                 "--max-rationale-tokens", "3", "--max-answer-tokens", "2", "--scorer", "em", "--out", str(out)]) == 0
+    res = json.loads(out.read_text())
+    assert res["scorer"] == "em" and len(res["records"]) == len(CHAT) and res["k"] == 2
+    assert "eval k=2" in capsys.readouterr().err
