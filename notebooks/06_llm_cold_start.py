@@ -29,7 +29,7 @@
 # **CPU (default, and CI).** `MODEL_PATH = None` uses the toy register-machine task of `tsallis.llm.toy`. In quick
 # mode the model is a tiny *random-init* GPT-2 (seconds; it can only show the mechanics). Otherwise it is the
 # pretrained toy model (built on first use in ~5 CPU minutes and cached in `~/.cache/tsallis/toy`); its $p_0$ is
-# set by `TOY_N_STEPS` (about $10^{-3}$ at 4 steps, `docs/llm.md`).
+# set by `TOY_N_STEPS` (about $10^{-3}$ at 4 steps, `docs/llm_results.md`).
 #
 # **GPU, real model and data.** Set `MODEL_PATH` to a local Hugging Face checkpoint (the paper: Qwen3-0.6B, post-trained,
 # thinking mode) and `DATA_DIR` to the official files of `TASK` (FinQA, HotpotQA or MuSiQue, laid out as in
@@ -134,7 +134,7 @@ for method, q in METHODS:
 # `reward`: exact-match rate of the sampled answers; `frac_reward_zero_std`: share of prompts whose $M$ rewards are
 # all equal (GRPO's silent groups); `log_p_hat/mean`: $\log\hat P$ of the batch (GARL/PAFT); `weights/ess`: Kish
 # effective sample size of the weights $w_m$, in $[1, M]$; and the held-out evaluation. Every metric is
-# documented in `docs/llm.md`.
+# documented in `docs/llm_results.md`.
 
 # %%
 keys = ["reward", "frac_reward_zero_std", "log_p_hat/mean", "weights/ess", "eval/accuracy", "eval/maj@4", "eval/p@1"]
@@ -148,7 +148,7 @@ table(final, ["run", "reward", "frac_reward_zero_std", "log_p_hat/mean", "weight
 
 # %% [markdown]
 # **What to expect.** With the tiny random model (quick mode) nothing is learnt in a few steps: the run only
-# checks the machinery. On the pretrained toy model at $p_0\approx 10^{-3}$ (100 steps, `docs/llm.md`) GRPO stalls
+# checks the machinery. On the pretrained toy model at $p_0\approx 10^{-3}$ (100 steps, `docs/llm_results.md`) GRPO stalls
 # with `frac_reward_zero_std` $\approx 1$, as the paper reports; GARL at $q\ge 0.5$ and PAFT raise $\log\hat P$ by
 # ~9 nats, but on this testbed by hedging the answer distribution (the weight ESS goes to $M$), not by better
 # reasoning, so held-out accuracy does not rise. The pathwise-off ablation (`TrainConfig(pathwise=False)`)

@@ -23,10 +23,10 @@ from tsallis.cli import main
 class Case:
     argv: tuple[str, ...]
     fragment: str  # must appear in the error message: it names the input
-    files: dict[str, str] = field(default_factory=dict)
+    files: dict[str, str | bytes] = field(default_factory=dict)
 
 
-def _c(argv: str, fragment: str, files: dict[str, str] | None = None) -> Case:
+def _c(argv: str, fragment: str, files: dict[str, str | bytes] | None = None) -> Case:
     """A case from a space-separated argv; the token EMPTY stands for an empty argument."""
     return Case(tuple("" if a == "EMPTY" else a for a in argv.split()), fragment, files or {})
 
@@ -232,6 +232,194 @@ CASES: dict[str, list[Case]] = {
     ],
 }
 
+# ------------------------------------------------------------------------------------------------ tsallis llm
+# Every llm case is refused before a model loads (`_forbid_work` replaces model loading, the toy model's
+# pretraining and every study). Training cases write into {tmp}/run, so "nothing written" is checked there.
+
+RUN = "--output-dir {tmp}/run"
+GOOD_ROW = json.dumps({"prompt": "2+2=", "answer": "4"})
+
+
+def _t(argv: str, fragment: str, files: dict[str, str | bytes] | None = None) -> Case:
+    """An `llm train` case writing into {tmp}/run."""
+    return _c(f"llm train {argv} {RUN}", fragment, files)
+
+
+CASES["llm"] = [
+    _c("llm", "required: LLM_COMMAND"),
+    _c("llm trian", "invalid choice: 'trian'"),
+]
+CASES["llm train"] = [
+    # flags: types
+    _t("--learning-rate abc", "--learning-rate must be a number; got 'abc'"),
+    _t("--seed 1.5", "--seed must be an integer; got '1.5'"),
+    _t("--max-steps 1.5", "--max-steps must be an integer; got '1.5'"),
+    _t("--pathwise maybe", "--pathwise must be true or false (also yes/no, any case); got 'maybe'"),
+    _t("--pathwise 1", "--pathwise must be true or false"),
+    _t("--paft-k two", "--paft-k must be an integer; got 'two'"),
+    _t("--reward-weights abc", "--reward-weights[0] must be a number; got 'abc'"),
+    # flags: ranges
+    _t("--max-steps 0", "--max-steps must lie in [1, inf); got 0"),
+    _t("--q 1.5", "--q must lie in [0, 1]; got 1.5"),
+    _t("--q nan", "--q must lie in [0, 1]; got nan"),
+    _t("--q-end -0.5", "--q-end must lie in [0, 1]; got -0.5"),
+    _t("--max-grad-norm -1", "--max-grad-norm must lie in [0, inf); got -1.0"),
+    _t("--epsilon -0.1", "--epsilon must lie in [0, 1); got -0.1"),
+    _t("--epsilon-high -0.1", "--epsilon-high must lie in [0, inf); got -0.1"),
+    _t("--beta -1", "--beta must lie in [0, inf); got -1.0"),
+    _t("--success-ema 1", "--success-ema must lie in [0, 1); got 1.0"),
+    _t("--success-ema -0.5", "--success-ema must lie in [0, 1)"),
+    _t("--save-every -1", "--save-every must lie in [0, inf); got -1"),
+    _t("--warmup-steps -2", "--warmup-steps must lie in [0, inf); got -2"),
+    _t("--learning-rate inf", "--learning-rate must lie in [0, inf); got inf"),
+    _t("--temperature 0", "--temperature must lie in (0, inf); got 0.0"),
+    _t("--top-p 1.5", "--top-p must lie in (0, 1]; got 1.5"),
+    _t("--adam-beta2 1", "--adam-beta2 must lie in [0, 1); got 1.0"),
+    _t("--lora-dropout 1", "--lora-dropout must lie in [0, 1); got 1.0"),
+    _t("--toy-width 11", "--toy-width must lie in [2, 10]; got 11"),
+    _t("--toy-width 1", "--toy-width must lie in [2, 10]; got 1"),
+    _t("--seed -1", "--seed must lie in [0, 4294967295]; got -1"),
+    _t("--num-generations 0", "--num-generations must lie in [1, inf); got 0"),
+    # flags: choices and names
+    _t("--method ppo", "--method must be one of 'grpo', 'garl', 'paft', 'sft'; got 'ppo'"),
+    _t("--method GARL", "got 'GARL' (did you mean 'garl'?)"),
+    _t("--loss-type dapo2", "(did you mean 'dapo'?)"),
+    _t("--dtype fp32", "--dtype must be one of 'auto', 'float32', 'bfloat16', 'float16'"),
+    _t("--lerning-rate 1e-3", "unrecognized arguments: --lerning-rate (did you mean --learning-rate?)"),
+    _t("--learning_rat 1e-3", "(did you mean --learning_rate?)"),
+    _t("--reward-funcs bleu", "reward_funcs must be one of 'exact_answer', 'exact', 'em', 'f1', 'relaxed', "
+                              "'numeric'; got 'bleu'"),
+    _t("--report-to tensorboard,bogus", "report_to must be one of 'tensorboard', 'wandb', 'trackio', 'mlflow'"),
+    # combinations
+    _t("--reward-weights 1 2", "reward_weights has 2 weight(s) for 1 reward function(s)"),
+    _t("--method grpo --num-generations 1", "method='grpo' needs num_generations >= 2"),
+    _t("--prompts-per-step 3 --gradient-accumulation-steps 2", "prompts_per_step=3 must be divisible"),
+    _t("--q-schedule step", "q_schedule='step' needs q_switch_at"),
+    _t("--task gsm8k", "task must be 'toy', one of finqa, hotpotqa, musique, 'jsonl:PATH' or 'parquet:PATH'"),
+    _t("--task jsonl:", "task must be 'toy'"),
+    _t("--task finqa", "task='finqa' needs data_dir"),
+    _t("--eval-task jsonl:{tmp}/e.jsonl", "eval_task is for a jsonl:/parquet: task"),
+    _t("--toy-n-steps 100", "--toy-n-steps must lie in [1, 99]; got 100"),
+    _t("--toy-n-steps 0", "--toy-n-steps must lie in [1, 99]; got 0"),
+    _t("--fsdp true --lora-r 8", "fsdp=True with LoRA"),
+    _t("--delimiter EMPTY", "--delimiter must be a non-empty string"),
+    _t("--model {tmp}/nomodel", "model path '{tmp}/nomodel' does not exist"),
+    # config files
+    _t("--config {tmp}/c.yaml", "seed (in config file '{tmp}/c.yaml') must be an integer; got 1.5",
+       {"c.yaml": "seed: 1.5\n"}),
+    _t("--config {tmp}/c.yaml", "q (in config file '{tmp}/c.yaml') must be a number; got '0.5' (a string: write "
+       "the number unquoted)", {"c.yaml": 'q: "0.5"\n'}),
+    _t("--config {tmp}/c.yaml", "pathwise (in config file '{tmp}/c.yaml') must be true or false",
+       {"c.yaml": "pathwise: on\n"}),
+    _t("--config {tmp}/c.yaml", "max_steps (in config file '{tmp}/c.yaml') must be an integer; got True",
+       {"c.yaml": "max_steps: true\n"}),
+    _t("--config {tmp}/c.yaml", "output_dir (in config file '{tmp}/c.yaml') must be a string; got 2024 (int)",
+       {"c.yaml": "output_dir: 2024\n"}),
+    _t("--config {tmp}/c.yaml", "unknown config key 'lerning_rate' (did you mean 'learning_rate'?) in config file",
+       {"c.yaml": "lerning_rate: 1e-3\n"}),
+    _t("--config {tmp}/c.yaml", "config file '{tmp}/c.yaml', line 2: invalid YAML (mapping values are not allowed",
+       {"c.yaml": "method: garl\nq: 0.5: 1\n"}),
+    _t("--config {tmp}/c.yaml", "must hold a mapping of name: value; got list", {"c.yaml": "- 1\n- 2\n"}),
+    _t("--config {tmp}/c.yaml", "config file {tmp}/c.yaml, line 2: invalid UTF-8 (byte 0xff at column 9)",
+       {"c.yaml": b"q: 0.5\nmethod: \xff\n"}),
+    _t("--config {tmp}/c.json", "config file '{tmp}/c.json', line 1: invalid JSON", {"c.json": '{"q": 0.5,}'}),
+    _t("--config {tmp}/c.json", "max_grad_norm (in config file '{tmp}/c.json') must lie in [0, inf); got -1.0",
+       {"c.json": '{"max_grad_norm": -1.0}'}),
+    _t("--config {tmp}/nofile.yaml", "config file '{tmp}/nofile.yaml' does not exist"),
+    _t("--config {tmp}", "config file '{tmp}' is not a file"),
+    # data files (read before the model loads)
+    _t("--task jsonl:{tmp}/missing.jsonl", "jsonl file '{tmp}/missing.jsonl' does not exist"),
+    _t("--task jsonl:{tmp}/d.jsonl", "{tmp}/d.jsonl, line 2: field 'prompt' should be a string or a list of "
+       "{role, content} messages; got 5", {"d.jsonl": GOOD_ROW + '\n{"prompt": 5, "answer": "4"}\n'}),
+    _t("--task jsonl:{tmp}/d.jsonl", "{tmp}/d.jsonl, line 1: field 'answer' should be a non-blank string; got '  '",
+       {"d.jsonl": '{"prompt": "2+2=", "answer": "  "}\n'}),
+    _t("--task jsonl:{tmp}/d.jsonl", "{tmp}/d.jsonl, line 1: field 'answer' should be a non-blank string; got 4",
+       {"d.jsonl": '{"prompt": "2+2=", "answer": 4}\n'}),
+    _t("--task jsonl:{tmp}/d.jsonl", "{tmp}/d.jsonl, line 3: invalid JSON",
+       {"d.jsonl": GOOD_ROW + "\n\n{oops\n"}),
+    _t("--task jsonl:{tmp}/d.jsonl", "{tmp}/d.jsonl, line 2: invalid UTF-8",
+       {"d.jsonl": GOOD_ROW.encode() + b'\n{"prompt": "\xc3\x28", "answer": "4"}\n'}),
+    _t("--task jsonl:{tmp}/d.jsonl", "{tmp}/d.jsonl, line 1: missing field 'answer'",
+       {"d.jsonl": '{"prompt": "2+2="}\n'}),
+    _t("--task jsonl:{tmp}/d.jsonl", "line 1: field 'aliases' should be a list of strings; got 'four'",
+       {"d.jsonl": '{"prompt": "2+2=", "answer": "4", "aliases": "four"}\n'}),
+    _t("--task jsonl:{tmp}/d.jsonl", "line 1: field 'prompt', message 0 should be",
+       {"d.jsonl": '{"prompt": [{"role": "bot", "content": "hi"}], "answer": "4"}\n'}),
+    _t("--task jsonl:{tmp}/d.jsonl", "line 1: field 'prompt' should be a string or a list",
+       {"d.jsonl": '{"prompt": [], "answer": "4"}\n'}),
+    _t("--task jsonl:{tmp}/d.jsonl", "line 1: column 'completions' is a reserved reward-function argument",
+       {"d.jsonl": '{"prompt": "2+2=", "answer": "4", "completions": 1}\n'}),
+    _t("--task jsonl:{tmp}/d.jsonl", "{tmp}/d.jsonl: no rows (the file is empty)", {"d.jsonl": "\n\n"}),
+    _t("--task parquet:{tmp}/d.parquet", "{tmp}/d.parquet: not a readable Parquet file", {"d.parquet": "not parquet"}),
+    _t("--task jsonl:{tmp}/d.jsonl --eval-task jsonl:{tmp}/e.jsonl", "{tmp}/e.jsonl, line 1: missing field 'prompt'",
+       {"d.jsonl": GOOD_ROW, "e.jsonl": '{"answer": "4"}\n'}),
+    _t("--lora-config {tmp}/l.json", "unknown peft.LoraConfig argument 'lora_alpa' (did you mean 'lora_alpha'?)",
+       {"l.json": '{"lora_alpa": 8}'}),
+    _t("--lora-config {tmp}/l.json", "r (in lora_config '{tmp}/l.json') must lie in [1, inf); got 0",
+       {"l.json": '{"r": 0}'}),
+    _t("--lora-config {tmp}/l.json", "lora_dropout (in lora_config '{tmp}/l.json') must lie in [0, 1); got 2.0",
+       {"l.json": '{"lora_dropout": 2.0}'}),
+    _t("--lora-config {tmp}/l.yaml", "do not make a peft.LoraConfig: When `layers_pattern` is specified",
+       {"l.yaml": "r: 8\nlayers_pattern: h\n"}),
+    _t("--lora-config {tmp}/none.json", "lora_config file '{tmp}/none.json' does not exist"),
+]
+CASES["llm eval"] = [
+    _c("llm eval {tmp}/nope", "'{tmp}/nope' is not a directory"),
+    _c("llm eval {tmp}/run", "run directory '{tmp}/run' has no best/ and no checkpoints/latest",
+       {"run/config.json": "{}", "run/metrics.jsonl": ""}),
+    _c("llm eval toy --learning-rate 1e-3", "unrecognized arguments: --learning-rate"),
+    _c("llm eval toy --split dev", "argument --split: invalid choice: 'dev'"),
+    _c("llm eval toy --scorer bleu", "--scorer must be one of 'relaxed', 'em', 'f1', 'numeric', 'exact'"),
+    _c("llm eval toy --scorer EM", "(did you mean 'em'?)"),
+    _c("llm eval toy --max-examples 0", "argument --max-examples: must lie in [1, inf); got 0"),
+    _c("llm eval toy --temperature 0", "--temperature must lie in (0, inf)"),
+    _c("llm eval toy --top-p 0", "--top-p must lie in (0, 1]"),
+    _c("llm eval toy --eval-batch-size 0", "--eval-batch-size must lie in [1, inf)"),
+    _c("llm eval toy --max-rationale-tokens 1.5", "--max-rationale-tokens must be an integer"),
+    _c("llm eval toy --seed -1", "--seed must lie in [0, 4294967295]"),
+    _c("llm eval toy --task finqa --data-dir {tmp}/nodata", "data_dir '{tmp}/nodata' is not a directory"),
+    _c("llm eval toy --config {tmp}/c.yaml", "unknown config key 'temprature'", {"c.yaml": "temprature: 0.7\n"}),
+    _c("llm eval toy --task jsonl:{tmp}/d.jsonl", "{tmp}/d.jsonl, line 1: field 'prompt' should be",
+       {"d.jsonl": '{"prompt": null, "answer": "4"}\n'}),
+    _c("llm eval toy --task jsonl:{tmp}/d.jsonl --eval-task jsonl:{tmp}/e.jsonl --split test",
+       "jsonl file '{tmp}/e.jsonl' does not exist", {"d.jsonl": GOOD_ROW}),
+]
+CASES["llm pretrain-toy"] = [
+    _c("llm pretrain-toy --train-steps 0", "argument --train-steps: must lie in [1, inf); got 0"),
+    _c("llm pretrain-toy --train-steps 1.5", "argument --train-steps: must be an integer; got '1.5'"),
+    _c("llm pretrain-toy --sloppiness 1.5", "argument --sloppiness: must lie in [0, 1]; got 1.5"),
+    _c("llm pretrain-toy --seed abc", "argument --seed: must be an integer; got 'abc'"),
+    _c("llm pretrain-toy --out {tmp}/m", "--out '{tmp}/m' already exists and is not an empty folder",
+       {"m/config.json": "{}"}),
+]
+CASES["llm testbed"] = [
+    _c("llm testbed --levels 0", "argument --levels: must lie in [1, 99]; got 0"),
+    _c("llm testbed --levels 8 1.5", "argument --levels: must be an integer; got '1.5'"),
+    _c("llm testbed --n-prompts 1", "argument --n-prompts: must lie in [2, inf); got 1"),
+    _c("llm testbed --num-samples 0", "argument --num-samples: must lie in [1, inf); got 0"),
+    _c("llm testbed --json {tmp}/no/such/t.json", "--json '{tmp}/no/such/t.json': folder"),
+]
+CASES["llm study"] = [
+    _c("llm study escape --out {tmp}/s --workers 0", "argument --workers: must lie in [1, 64]; got 0"),
+    _c("llm study escape --out {tmp}/s --size huge", "argument --size: invalid choice: 'huge'"),
+    _c("llm study nothing --out {tmp}/s", "invalid choice: 'nothing'"),
+    _c("llm study escape --out {tmp}/used", "exists and is not empty", {"used/old.txt": "a user's result"}),
+]
+CASES["llm measure-p0"] = [
+    _c("llm measure-p0 --n-steps 2 100", "argument --n-steps: must lie in [1, 99]; got 100"),
+    _c("llm measure-p0 --num-samples 0", "argument --num-samples: must lie in [1, inf); got 0"),
+    _c("llm measure-p0 --n-prompts -1", "argument --n-prompts: must lie in [2, inf); got -1"),
+    _c("llm measure-p0 --n-prompts 1", "argument --n-prompts: must lie in [2, inf); got 1"),
+    _c("llm measure-p0 --style hot", "argument --style: invalid choice: 'hot'"),
+    _c("llm measure-p0 --model {tmp}/nomodel", "model path '{tmp}/nomodel' does not exist"),
+]
+CASES["llm make-tiny-model"] = [
+    _c("llm make-tiny-model --layers 0", "argument --layers: must lie in [1, inf); got 0"),
+    _c("llm make-tiny-model --hidden 1", "argument --hidden: must lie in [2, inf); got 1"),
+    _c("llm make-tiny-model --hidden 33 --out {tmp}/m", "--hidden must be even"),
+    _c("llm make-tiny-model --out {tmp}/m", "--out '{tmp}/m' already exists", {"m/x": "x"}),
+]
+
 ALL = [pytest.param(cli, case, id=f"{cli}: {' '.join(case.argv) or '(none)'}")
        for cli, cases in CASES.items() for case in cases]
 
@@ -241,11 +429,13 @@ def test_the_table_is_large_and_covers_every_command():
     assert sum(counts.values()) >= 100, counts
     from tsallis.cli import build_parser
 
+    assert sum(n for cli, n in counts.items() if cli.startswith("llm")) >= 40, counts
     sub = next(a for a in build_parser()._actions if a.dest == "command")
-    commands = set(sub.choices) - {"llm"}  # llm's bad inputs are appended by its own work
+    commands = set(sub.choices)
     studies = set(next(a for a in sub.choices["simulate"]._actions if a.dest == "study").choices)
+    llm = set(next(a for a in sub.choices["llm"]._actions if a.dest == "llm_command").choices)
     covered = {cli.split()[0] for cli in CASES} | {cli.split()[1] for cli in CASES if " " in cli}
-    assert commands <= covered and studies <= covered, (commands | studies) - covered
+    assert commands | studies | llm <= covered, (commands | studies | llm) - covered
 
 
 def _forbid_work(monkeypatch) -> None:
@@ -267,6 +457,26 @@ def _forbid_work(monkeypatch) -> None:
         monkeypatch.setattr(mod, name, started)
     real = stages.all_stages()
     monkeypatch.setattr(stages, "all_stages", lambda: [Stage(s.name, s.title, started) for s in real])
+    _forbid_llm_work(monkeypatch, started)
+
+
+def _forbid_llm_work(monkeypatch, started) -> None:
+    """No model loads, no toy model is pretrained, no tiny model is made and no p0 is measured (llm cases)."""
+    try:
+        import transformers
+
+        import tsallis.llm.experiments as llm_ex
+        import tsallis.llm.study as study
+        import tsallis.llm.testbed as testbed
+        import tsallis.llm.tiny as tiny
+        import tsallis.llm.toy as toy
+    except ImportError:  # without the [llm] extra the llm commands are not registered
+        return
+    monkeypatch.setattr(transformers.AutoModelForCausalLM, "from_pretrained", started)
+    for mod, name in [(toy, "pretrain_toy_model"), (toy, "pretrained_toy_model"), (tiny, "make_tiny_model"),
+                      (llm_ex, "measure_p0"), (testbed, "measure_testbed"), (study, "testbed_study"),
+                      (study, "escape_study"), (study, "noise_study")]:
+        monkeypatch.setattr(mod, name, started)
 
 
 @pytest.mark.parametrize("cli, case", ALL)
@@ -275,7 +485,7 @@ def test_bad_input_exits_2_naming_it(cli, case, tmp_path, monkeypatch, capsys):
     for rel, content in case.files.items():
         path = tmp_path / rel
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(content)
+        path.write_bytes(content) if isinstance(content, bytes) else path.write_text(content)
     before = sorted(tmp_path.rglob("*"))
     argv = [a.replace("{tmp}", str(tmp_path)) for a in case.argv]
     assert main(argv) == 2
@@ -294,6 +504,13 @@ def test_good_input_passes_the_same_gate(tmp_path, monkeypatch):
               "--plot", str(tmp_path / "e.png")])
     with pytest.raises(AssertionError, match="work started"):
         main(["simulate", "train", "--optimizers", "adam", "--M", "4"])
+    rows = tmp_path / "chat.jsonl"
+    rows.write_text(json.dumps({"prompt": [{"role": "user", "content": "2+2?"}], "answer": "4", "level": 1}) + "\n")
+    config = tmp_path / "c.yaml"
+    config.write_text("learning_rate: 1e-3\npathwise: no\nseed: 3\n")
+    for argv in (["--max-steps", "2"], ["--config", str(config), "--task", f"jsonl:{rows}", "--q", "0.5"]):
+        with pytest.raises(AssertionError, match="work started"):  # the toy model's pretraining
+            main(["llm", "train", *argv, "--output-dir", str(tmp_path / "run")])
     with pytest.raises(RuntimeError, match="work started"):  # run_stages names the stage that raised
         main(["reproduce", "--only", "theory", "--out", str(tmp_path / "new" / "out")])
 

@@ -3,12 +3,14 @@ own parser through `register(subparsers)` and must import nothing heavy (torch, 
 level, so that `tsallis theory` starts fast and works without the `[llm]` extra.
 
 Bad input never ends in a traceback: a usage error (unknown flag, a value argparse cannot convert) and any
-`InputError` a command raises are printed as `error: ...` and give exit status 2.
+`InputError` a command raises are printed as `error: ...` and give exit status 2. An unknown flag close to a
+known one gets "(did you mean --x?)".
 """
 
 from __future__ import annotations
 
 import argparse
+import difflib
 import sys
 
 from tsallis.errors import EXIT_INPUT, InputError
@@ -20,6 +22,16 @@ class Parser(argparse.ArgumentParser):
 
     def error(self, message: str):
         raise InputError(f"{self.prog}: {message} (see {self.prog} --help)")
+
+    def parse_known_args(self, args=None, namespace=None):
+        """argparse's, plus: an unknown flag close to one of this parser's is refused here with the closest."""
+        namespace, extras = super().parse_known_args(args, namespace)
+        options = [o for o in self._option_string_actions if o.startswith("--")]
+        for arg in extras:
+            close = difflib.get_close_matches(arg.split("=")[0], options, n=1) if arg.startswith("--") else []
+            if close:
+                self.error(f"unrecognized arguments: {arg} (did you mean {close[0]}?)")
+        return namespace, extras
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -22,6 +22,11 @@ from tsallis.llm.data import (
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 
 
+def _text(prompt):
+    """The text of a prompt: the string, or its one user message (the warm style)."""
+    return prompt if isinstance(prompt, str) else prompt[0]["content"]
+
+
 def _load(task, **kwargs):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
@@ -85,7 +90,7 @@ def test_hotpotqa_records():
     ex = {e.id: e for s in _load("hotpotqa").values() for e in s}
     yes = ex["5a8b57f25542995d1e6f1371"]
     assert yes.answer == "yes"
-    assert "Title: Scott Derrickson\nScott Derrickson (born July 16, 1966) is an American director. He lives" in yes.prompt
+    assert "Title: Scott Derrickson\nScott Derrickson (born July 16, 1966) is an American director. He lives" in _text(yes.prompt)
     assert yes.meta["type"] == "comparison" and yes.meta["supporting_facts"][0] == ["Scott Derrickson", 0]
     assert ex["5a8b57f25542995d1e6f1401"].answer == "54.3%"
 
@@ -127,7 +132,7 @@ def test_finqa_records():
     ex = {e.id: e for s in _load("finqa").values() for e in s}
     growth = ex["ETR/2016/page_23.pdf-2"]
     assert growth.answer == "1.6%" and growth.meta["exe_ans"] == 0.01639
-    assert "net revenue | $ 5,829 | $ 5,735" in growth.prompt
+    assert "net revenue | $ 5,829 | $ 5,735" in _text(growth.prompt)
     assert ex["ABC/2010/page_12.pdf-2"].answer == "no"
     assert ex["XYZ/2018/page_40.pdf-4"].answer == "0.15"  # empty qa.answer -> formatted exe_ans
     as_exe = _load("finqa", sizes={"train": None, "validation": None, "test": None})
@@ -137,7 +142,10 @@ def test_finqa_records():
 def test_warm_and_cold_prompts():
     warm = _load("hotpotqa", style="warm")["train"][0].prompt
     cold = _load("hotpotqa", style="cold")["train"][0].prompt
-    assert warm.startswith("<|im_start|>user\nAnswer the question") and warm.endswith("<think>\n")
+    # warm: one user message, no model's markup in it (the tokenizer's chat template adds its own)
+    assert [m["role"] for m in warm] == ["user"] and warm[0]["content"].startswith("Answer the question")
+    assert "Question: " in warm[0]["content"] and "<|im_start|>" not in warm[0]["content"]
+    assert "<think>" not in warm[0]["content"]
     assert not cold.startswith("<|im_start|>") and "Answer the question" not in cold
     assert cold.endswith("\n<think>\n") and "Question: " in cold
     custom = _load("finqa", template="Q: {question}\nDelim: {delimiter}\n", delimiter="####")["test"][0].prompt

@@ -199,7 +199,7 @@ def test_fixture_examples_end_to_end(tiny):
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
-        test = load_splits("finqa", Path(__file__).resolve().parents[1] / "fixtures" / "finqa")["test"]
+        test = load_splits("finqa", Path(__file__).resolve().parents[1] / "fixtures" / "finqa", style="cold")["test"]
     model, tok = tiny
     result = evaluate(model, tok, test, k=2, max_rationale_tokens=3, max_answer_tokens=2, scorer="numeric",
                       batch_size=2)

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from tests.llm.helpers import train_and_capture_grads
+from tsallis.errors import InputError
 from tsallis.llm.config import TrainConfig, load_config
 from tsallis.llm.example import Example
 from tsallis.llm.rollout import build_scored_batch, token_logps
@@ -136,7 +137,7 @@ def test_bad_inputs_give_clear_errors(model_path, tmp_path):
     cfg_file.write_text("method: garl\nnum_generatons: 4\n")
     with pytest.raises(ValueError, match="num_generatons.*c.yaml"):
         load_config(cfg_file)
-    with pytest.raises(FileNotFoundError, match="/no/such/model.*pretrain-toy"):
+    with pytest.raises(InputError, match="/no/such/model.*pretrain-toy"):
         Trainer(_cfg("/no/such/model", tmp_path))
     with pytest.raises(ValueError, match="method"):
         TrainConfig(method="ppo")

@@ -1,65 +1,129 @@
 """`tsallis llm ...`: train (GRPO/GARL/PAFT/SFT), eval (p@1/p@k/maj@k of a checkpoint), pretrain-toy,
 make-tiny-model, measure-p0, testbed (can the toy model test the paper?).
 
+Every `TrainConfig` field is a flag (`--learning-rate 1e-3`, or TRL's `--learning_rate`), built from the dataclass:
+its help is the field's `metadata["help"]` with its default, and its value is held to the field's annotation by
+`config.check_value`, the checker config files and Python arguments go through too. Flags override `--config`.
+`eval` takes only the fields it uses (`EVAL_FIELDS`). An unknown flag gets a "did you mean" (`tsallis.cli.Parser`).
+
 No torch at import time: the heavy modules load inside each command. To add a sub-subcommand, write a
-`register_<name>(subparsers)` function and append it to SUBCOMMANDS (the `eval` command of the data/metrics
-work plugs in here).
+`register_<name>(subparsers)` function and append it to SUBCOMMANDS.
 """
 
 from __future__ import annotations
 
 import argparse
-import ast
 import json
 import sys
-from functools import lru_cache
 from pathlib import Path
+from typing import Annotated, Any, Literal, get_args, get_origin
+
+from tsallis.errors import InputError
+from tsallis.llm.config import Range
 
 
-@lru_cache(maxsize=1)
-def field_docs() -> dict[str, str]:
-    """TrainConfig field -> its docstring, read from config.py's source (no import of torch)."""
-    src = (Path(__file__).parent / "config.py").read_text()
-    cls = next(n for n in ast.parse(src).body if isinstance(n, ast.ClassDef) and n.name == "TrainConfig")
-    docs, last = {}, None
-    for node in cls.body:
-        if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
-            last = node.target.id
-        elif last and isinstance(node, ast.Expr) and isinstance(getattr(node, "value", None), ast.Constant):
-            docs[last] = " ".join(str(node.value.value).split())
-            last = None
-    return docs
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Defaults in the help; a flag's aliases (TRL's underscore spelling) not repeated in the listing."""
+
+    def _format_action_invocation(self, action):
+        if action.option_strings and action.nargs != 0:
+            metavar = self._format_args(action, self._get_default_metavar_for_optional(action))
+            return f"{action.option_strings[0]} {metavar}"
+        return super()._format_action_invocation(action)
+
+    def _get_help_string(self, action):
+        if action.default is None or "default" in (action.help or ""):  # said already, or nothing to say
+            return action.help
+        return super()._get_help_string(action)
 
 
-def _add_config_flags(p: argparse.ArgumentParser) -> None:
-    from tsallis.llm.config import field_names, parse_value
+def _metavar(hint: Any) -> str:
+    from tsallis.llm.config import _UNIONS
 
-    group = p.add_argument_group("config fields (override the --config file; see docs/llm.md)")
-    for name in field_names():
-        group.add_argument(f"--{name.replace('_', '-')}", dest=f"cfg__{name}", type=parse_value,
-                           default=argparse.SUPPRESS, metavar="V", help=field_docs().get(name, "").replace("%", "%%"))
+    origin, args = get_origin(hint), get_args(hint)
+    if origin is Annotated:
+        return _metavar(args[0])
+    if origin in _UNIONS:
+        inner = next(a for a in args if a is not type(None))
+        return _metavar(inner) + ("" if get_origin(inner) is list else "|null")
+    if origin is Literal:
+        return "{" + ",".join(args) + "}"
+    if origin is list:
+        return _metavar(args[0])
+    return {bool: "BOOL", int: "N", float: "X", str: "TEXT"}.get(hint, "V")
 
 
-def _overrides(args: argparse.Namespace) -> dict:
+def add_config_flags(p: argparse.ArgumentParser, names: list[str] | None = None) -> None:
+    """One flag per TrainConfig field in `names` (default all): `--field-name` (and `--field_name`), a raw
+    string (list fields: one or more) checked later by `load_config(flags=...)`; help = the field's help and
+    default."""
+    from tsallis.llm.config import field_default, field_help, field_names, type_hints
+
+    group = p.add_argument_group("config fields (override the --config file; docs/llm.md, \"Config\")")
+    for name in names or field_names():
+        hint, default = type_hints()[name], field_default(name)
+        shown = ",".join(map(str, default)) if isinstance(default, list) else (
+            "null" if default is None else str(default).lower() if isinstance(default, bool) else default)
+        options = dict.fromkeys([f"--{name.replace('_', '-')}", f"--{name}"])
+        ranges = [str(a) for a in _annotations(hint) if str(a) != "(-inf, inf)"]
+        group.add_argument(*options, dest=f"cfg__{name}", default=argparse.SUPPRESS, metavar=_metavar(hint),
+                           nargs="+" if get_origin(_strip(hint)) is list else None,
+                           help=f"{field_help(name)} [default: {shown}{''.join('; in ' + r for r in ranges)}]"
+                           .replace("%", "%%"))
+
+
+def _annotations(hint: Any) -> list[Any]:
+    """The `Range`s inside a hint."""
+    from tsallis.llm.config import Range
+
+    if isinstance(hint, Range):
+        return [hint]
+    return [r for a in get_args(hint) for r in _annotations(a)]
+
+
+def _strip(hint: Any) -> Any:
+    """`hint` without `| None` and Annotated."""
+    from tsallis.llm.config import _UNIONS
+
+    while get_origin(hint) in _UNIONS or get_origin(hint) is Annotated:
+        hint = next(a for a in get_args(hint) if a is not type(None))
+    return hint
+
+
+def _flags(args: argparse.Namespace) -> dict[str, Any]:
     return {k[len("cfg__"):]: v for k, v in vars(args).items() if k.startswith("cfg__")}
+
+
+def typed(hint: Any):
+    """An argparse `type=` that holds a flag's string to `hint` with `config.check_value` (a typed, ranged
+    value, or argparse's "argument --flag: ..." error naming the flag)."""
+    from tsallis.llm.config import check_value
+
+    def convert(text: str):
+        try:
+            return check_value("", text, hint, text=True)
+        except InputError as err:
+            raise argparse.ArgumentTypeError(str(err).strip()) from None
+
+    convert.__name__ = getattr(_strip(hint), "__name__", "value")
+    return convert
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
     from tsallis.llm.config import load_config
 
-    try:
-        cfg = load_config(args.config, _overrides(args))
-    except (ValueError, FileNotFoundError) as err:
-        print(f"tsallis llm train: error: {err}", file=sys.stderr)
-        return 2
-    from tsallis.errors import InputError, NonFiniteError
+    cfg = load_config(args.config, flags=_flags(args))
+    if cfg.model != "toy":  # a missing model folder is found before the data is read
+        from tsallis.llm.loading import resolve_model_path
+
+        resolve_model_path(cfg.model)
+    from tsallis.errors import NonFiniteError
     from tsallis.llm.trainer import Trainer
 
     try:
         result = Trainer(cfg, resume_from=args.resume, cache_dir=args.cache_dir).train()
-    except (FileNotFoundError, InputError) as err:
-        print(f"tsallis llm train: error: {err}", file=sys.stderr)
-        return 2
+    except FileNotFoundError as err:
+        raise InputError(str(err)) from None
     except NonFiniteError as err:
         print(f"tsallis llm train: {err}", file=sys.stderr)
         return 3
@@ -71,19 +135,31 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 def register_train(sub) -> None:
     p = sub.add_parser("train", help="train a local HF causal LM with grpo, garl, paft or sft",
-                       description="Train with GRPO, GARL, PAFT or SFT. Every config field is a flag; "
-                                   "example: tsallis llm train --method garl --q 0.75 --output-dir runs/garl")
+                       formatter_class=HelpFormatter, allow_abbrev=False,
+                       description="Train with GRPO, GARL, PAFT or SFT. Every config field is a flag (flags override "
+                                   "--config); example: tsallis llm train --method garl --q 0.75 --output-dir "
+                                   "runs/garl")
     p.add_argument("--config", help="YAML or JSON file of config fields (flags override it)")
     p.add_argument("--resume", help="checkpoint directory (or run directory) to continue exactly")
     p.add_argument("--cache-dir", help="cache of the toy model (default ~/.cache/tsallis/toy)")
-    _add_config_flags(p)
+    add_config_flags(p)
     p.set_defaults(func=_cmd_train)
+
+
+def _check_new_folder(out: str | None, flag: str = "--out") -> None:
+    """Refuse an --out folder that exists and is not empty (nothing a user made is overwritten unasked)."""
+    if out is None:
+        return
+    path = Path(out).expanduser()
+    if path.exists() and (not path.is_dir() or any(path.iterdir())):
+        raise InputError(f"{flag} {out!r} already exists and is not an empty folder: choose a new path (nothing "
+                         "is overwritten)")
 
 
 def _cmd_pretrain_toy(args: argparse.Namespace) -> int:
     from tsallis.llm.toy import ToyModelSpec, pretrain_toy_model, pretrained_toy_model
 
-    _check_int("--train-steps", args.train_steps, 1)
+    _check_new_folder(args.out)
     spec = ToyModelSpec(train_steps=args.train_steps, sloppiness=args.sloppiness, seed=args.seed)
     path = pretrain_toy_model(spec, args.out) if args.out else pretrained_toy_model(spec, args.cache_dir)
     print(path)
@@ -91,40 +167,34 @@ def _cmd_pretrain_toy(args: argparse.Namespace) -> int:
 
 
 def register_pretrain_toy(sub) -> None:
+    from tsallis.llm.config import PosInt, Seed, Unit
     from tsallis.llm.toy import ToyModelSpec
 
     d = ToyModelSpec()
-    p = sub.add_parser("pretrain-toy", help="pretrain the tiny CPU testbed model (cached) and print its path")
-    p.add_argument("--out", help="save here (default: the cache, reused when present)")
+    p = sub.add_parser("pretrain-toy", help="pretrain the tiny CPU testbed model (cached) and print its path",
+                       formatter_class=HelpFormatter)
+    p.add_argument("--out", help="save here, a new folder (default: the cache, reused when present)")
     p.add_argument("--cache-dir", help="cache root (default ~/.cache/tsallis/toy, or $TSALLIS_CACHE/toy)")
-    p.add_argument("--train-steps", type=int, default=d.train_steps)
-    p.add_argument("--sloppiness", type=float, default=d.sloppiness,
-                   help="probability that a pretraining step writes a random digit")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--train-steps", type=typed(PosInt), default=d.train_steps, metavar="N", help="pretraining steps")
+    p.add_argument("--sloppiness", type=typed(Unit), default=d.sloppiness, metavar="X",
+                   help="probability that a pretraining step writes a random digit, in [0, 1]")
+    p.add_argument("--seed", type=typed(Seed), default=0, metavar="N", help="seed of the data and the "
+                                                                             "initialisation")
     p.set_defaults(func=_cmd_pretrain_toy)
 
 
-def _check_int(name: str, value: int, lo: int, hi: int | None = None) -> None:
-    from tsallis.errors import InputError
-
-    if value < lo or (hi is not None and value > hi):
-        raise InputError(f"{name} must be an integer in [{lo}, {hi if hi is not None else 'inf'}); got {value}")
-
-
-def _check_levels(levels: list[int]) -> None:
-    from tsallis.errors import InputError
-    from tsallis.llm.toy import MAX_CHAIN
-
-    if len(levels) < 1 or any(not 1 <= n <= MAX_CHAIN for n in levels):
-        raise InputError(f"--levels must be chain lengths in [1, {MAX_CHAIN}]; got {levels}")
+Chain = Annotated[int, Range("[1, 99]")]  # toy chain lengths (tsallis.llm.toy.MAX_CHAIN: n has two digits)
+Prompts = Annotated[int, Range("[2, inf)")]  # a standard error over prompts needs two
+Workers = Annotated[int, Range("[1, 64]")]
 
 
 def _cmd_measure_p0(args: argparse.Namespace) -> int:
     from tsallis.llm.experiments import measure_p0
 
-    _check_levels(args.n_steps)
-    _check_int("--num-samples", args.num_samples, 1)
-    _check_int("--n-prompts", args.n_prompts, 2)
+    if args.model != "toy":
+        from tsallis.llm.loading import resolve_model_path
+
+        resolve_model_path(args.model)
     res = measure_p0(model=args.model, n_steps=args.n_steps, style=args.style, num_samples=args.num_samples,
                      n_prompts=args.n_prompts, seed=args.seed, cache_dir=args.cache_dir)
     print(json.dumps(res, indent=2))
@@ -132,23 +202,22 @@ def _cmd_measure_p0(args: argparse.Namespace) -> int:
 
 
 def register_measure_p0(sub) -> None:
-    p = sub.add_parser("measure-p0", help="Monte Carlo p0 = mean_x P(y*|x) of a model on the toy task")
-    p.add_argument("--model", default="toy")
-    p.add_argument("--n-steps", type=int, nargs="+", default=[8, 11, 14, 17], help="chain lengths")
-    p.add_argument("--style", default="warm", choices=["warm", "cold"])
-    p.add_argument("--num-samples", type=int, default=16)
-    p.add_argument("--n-prompts", type=int, default=32)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--cache-dir")
+    from tsallis.llm.config import PosInt, Seed
+
+    p = sub.add_parser("measure-p0", help="Monte Carlo p0 = mean_x P(y*|x) of a model on the toy task",
+                       formatter_class=HelpFormatter)
+    p.add_argument("--model", default="toy", help="a local HF model directory, or toy")
+    p.add_argument("--n-steps", type=typed(Chain), nargs="+", default=[8, 11, 14, 17], metavar="N",
+                   help="toy chain lengths, each in [1, 99]")
+    p.add_argument("--style", default="warm", choices=["warm", "cold"], help="toy prompt style")
+    p.add_argument("--num-samples", type=typed(PosInt), default=16, metavar="N", help="rationales per prompt")
+    p.add_argument("--n-prompts", type=typed(Prompts), default=32, metavar="N", help="prompts per chain length")
+    p.add_argument("--seed", type=typed(Seed), default=0, metavar="N", help="sampling seed")
+    p.add_argument("--cache-dir", help="cache of the toy model")
     p.set_defaults(func=_cmd_measure_p0)
 
 
 def _cmd_testbed(args: argparse.Namespace) -> int:
-    from tsallis.errors import InputError
-
-    _check_levels(args.levels)
-    _check_int("--num-samples", args.num_samples, 1)
-    _check_int("--n-prompts", args.n_prompts, 2)
     if args.json:
         parent = Path(args.json).expanduser().resolve().parent
         if not parent.is_dir():
@@ -182,19 +251,19 @@ def register_testbed(sub) -> None:
                                    "time; and the four testbed criteria. Exit 0 when all pass, 1 otherwise.")
     p.add_argument("--json", help="write the report (levels, floor, losses, criteria) here")
     p.add_argument("--model", default="toy", help="'toy' (the cached default) or a folder from pretrain-toy")
-    p.add_argument("--levels", type=int, nargs="+", default=[8, 11, 14, 17], help="chain lengths to measure")
-    p.add_argument("--n-prompts", type=int, default=64, help="held-out prompts per level (default 64)")
-    p.add_argument("--num-samples", type=int, default=16, help="sampled rationales per prompt (default 16)")
-    p.add_argument("--seed", type=int, default=0)
+    from tsallis.llm.config import PosInt, Seed
+
+    p.add_argument("--levels", type=typed(Chain), nargs="+", default=[8, 11, 14, 17],
+                   help="chain lengths to measure, each in [1, 99]")
+    p.add_argument("--n-prompts", type=typed(Prompts), default=64, help="held-out prompts per level")
+    p.add_argument("--num-samples", type=typed(PosInt), default=16, help="sampled rationales per prompt")
+    p.add_argument("--seed", type=typed(Seed), default=0)
     p.add_argument("--cache-dir", help="cache root of the toy model")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=_cmd_testbed)
 
 
 def _cmd_study(args: argparse.Namespace) -> int:
-    from tsallis.errors import InputError
-
-    _check_int("--workers", args.workers, 1, 64)
     out = Path(args.out)
     if out.exists() and any(out.iterdir()) and not args.overwrite:
         raise InputError(f"--out {str(out)!r} exists and is not empty: pass another folder, or --overwrite")
@@ -229,7 +298,8 @@ def register_study(sub) -> None:
     from tsallis.llm.study import SIZES  # light: no torch at import
 
     p.add_argument("--size", default="full", choices=list(SIZES), help="study size (tsallis.llm.study.SIZES)")
-    p.add_argument("--workers", type=int, default=2, help="parallel training processes (one torch thread each)")
+    p.add_argument("--workers", type=typed(Workers), default=2,
+                   help="parallel training processes (one torch thread each), in [1, 64]")
     p.add_argument("--cache-dir", help="cache root of the toy model")
     p.add_argument("--overwrite", action="store_true", help="write into a non-empty --out")
     p.set_defaults(func=_cmd_study)
@@ -247,7 +317,7 @@ def resolve_eval_target(path: str | Path) -> tuple[Path | str, Path | None]:
         return "toy", None
     path = Path(path).expanduser()
     if not path.is_dir():
-        raise FileNotFoundError(f"{str(path)!r} is not a directory: give a run directory, a checkpoint directory "
+        raise InputError(f"{str(path)!r} is not a directory: give a run directory, a checkpoint directory "
                                 "(run/best, run/checkpoints/checkpoint-N) or a Hugging Face model directory")
     if (path / "config.json").exists() and (path / "metrics.jsonl").exists():  # a run directory
         if (path / "best").is_dir():
@@ -255,7 +325,7 @@ def resolve_eval_target(path: str | Path) -> tuple[Path | str, Path | None]:
         latest = path / "checkpoints" / "latest"
         if latest.exists():
             return path / "checkpoints" / latest.read_text().strip(), path
-        raise FileNotFoundError(f"run directory {str(path)!r} has no best/ and no checkpoints/latest")
+        raise InputError(f"run directory {str(path)!r} has no best/ and no checkpoints/latest")
     if (path / "trainer_state.pt").exists():  # a checkpoint
         for run in (path.parent, path.parent.parent):
             if (run / "metrics.jsonl").exists() and (run / "config.json").exists():
@@ -268,30 +338,32 @@ EXTRA_SCORERS = {"finqa": ("numeric",), "hotpotqa": ("em", "f1"), "musique": ("e
 """Scorers reported beside the main one (`eval_scorer`): our FinQA numeric rule, the official EM / token F1."""
 
 
-def _replace(cfg, **kw):
-    import dataclasses
-
-    return dataclasses.replace(cfg, **kw)
+EVAL_FIELDS = ("model", "dtype", "chat_template", "delimiter", "task", "eval_task", "data_dir", "prompt_style",
+               "prompt_template", "data_seed", "toy_n_steps", "toy_width", "toy_style", "toy_n_eval",
+               "max_rationale_tokens", "max_answer_tokens", "temperature", "top_p", "seed", "eval_ties",
+               "eval_batch_size", "progress_bar")
+"""The config fields `tsallis llm eval` reads (its --k, --scorer and --split stand for eval_samples, eval_scorer
+and eval_split): what selects the examples, formats the prompts and samples; `model` is the base of a LoRA
+checkpoint."""
 
 
 def _load_eval_model(target, cfg, cache_dir):
     import torch
 
-    from tsallis.llm.loading import load_model_and_tokenizer, resolve_model_path
+    from tsallis.llm.loading import hf_bars_off, load_model_and_tokenizer, resolve_model_path
 
     on_cuda = torch.cuda.is_available()
-    plain = _replace(cfg, lora_r=0, gradient_checkpointing=False)
     if target != "toy" and (Path(target) / "adapter_config.json").exists():  # a LoRA checkpoint: base + adapter
         from peft import PeftModel
-
-        model, _ = load_model_and_tokenizer(resolve_model_path(cfg.model, cache_dir), plain, on_cuda=on_cuda)
-        model = PeftModel.from_pretrained(model, str(target), local_files_only=True).merge_and_unload()
         from transformers import AutoTokenizer
 
-        tok = AutoTokenizer.from_pretrained(target, local_files_only=True)
+        model, _ = load_model_and_tokenizer(resolve_model_path(cfg.model, cache_dir), cfg, on_cuda=on_cuda)
+        with hf_bars_off():
+            model = PeftModel.from_pretrained(model, str(target), local_files_only=True).merge_and_unload()
+            tok = AutoTokenizer.from_pretrained(target, local_files_only=True)
         tok.pad_token = tok.pad_token or tok.eos_token
     else:
-        model, tok = load_model_and_tokenizer(resolve_model_path(str(target), cache_dir), plain, on_cuda=on_cuda)
+        model, tok = load_model_and_tokenizer(resolve_model_path(str(target), cache_dir), cfg, on_cuda=on_cuda)
     return model.to("cuda" if on_cuda else "cpu").eval(), tok
 
 
@@ -307,24 +379,47 @@ def _eval_examples(cfg, split: str):
 
         return load_split(cfg.task, Path(cfg.data_dir).expanduser(), split, seed=cfg.data_seed,
                           style=cfg.prompt_style, template=cfg.prompt_template, delimiter=cfg.resolved_delimiter)
-    from tsallis.llm.data import load_examples
+    from tsallis.llm.data import read_rows
 
-    return load_examples(cfg)[0]
+    return read_rows(cfg.eval_task if cfg.eval_task and split != "train" else cfg.task)
+
+
+def _eval_config(args: argparse.Namespace):
+    """(model or checkpoint, run directory or None, config) of an eval command, all checked before loading."""
+    from tsallis.llm.config import check_value, load_config
+
+    target, run_dir = resolve_eval_target(args.checkpoint)
+    cfg_path = args.config or (run_dir / "config.json" if run_dir is not None else None)
+    cfg = load_config(cfg_path, flags=_flags(args))
+    if cfg.task in ("finqa", "hotpotqa", "musique") and not Path(cfg.data_dir).expanduser().is_dir():
+        raise InputError(f"data_dir {cfg.data_dir!r} is not a directory: pass --data-dir PATH (the folder of the "
+                         f"official {cfg.task} files, docs/datasets.md)")
+    if args.scorer is not None:
+        from tsallis.llm.config import ScorerId
+
+        check_value("--scorer", args.scorer, ScorerId)
+    return target, run_dir, cfg
+
+
+def _eval_prompts(examples, tok, cfg, context: int | None):
+    """The examples with their prompts rendered (chat template), each checked to fit the model's context."""
+    import dataclasses
+
+    from tsallis.llm.data import check_chat_prompts, check_prompt_length, render_prompt, warn_overflow
+
+    check_chat_prompts(examples, tok, chat_template=cfg.chat_template)
+    out = [dataclasses.replace(ex, prompt=render_prompt(ex.prompt, tok, chat_template=cfg.chat_template))
+           for ex in examples]
+    budget = cfg.max_rationale_tokens + len(tok.encode(cfg.resolved_delimiter, add_special_tokens=False)) + \
+        cfg.max_answer_tokens
+    over = [ex for ex in out
+            if check_prompt_length(ex, len(tok(ex.prompt, add_special_tokens=False)["input_ids"]), budget, context)]
+    warn_overflow(over, budget, context)
+    return out
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
-    from tsallis.llm.config import load_config
-
-    try:
-        target, run_dir = resolve_eval_target(args.checkpoint)
-        cfg_path = args.config or (run_dir / "config.json" if run_dir is not None else None)
-        cfg = load_config(cfg_path, _overrides(args))
-        if cfg.task in ("finqa", "hotpotqa", "musique") and not Path(cfg.data_dir).expanduser().is_dir():
-            raise FileNotFoundError(f"data_dir {cfg.data_dir!r} is not a directory: pass --data-dir PATH (the "
-                                    f"folder of the official {cfg.task} files, docs/datasets.md)")
-    except (ValueError, FileNotFoundError) as err:
-        print(f"tsallis llm eval: error: {err}", file=sys.stderr)
-        return 2
+    target, run_dir, cfg = _eval_config(args)
     from tsallis.llm.evaluate import Completion, evaluate, score_completions
 
     split = args.split
@@ -332,19 +427,14 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     if args.max_examples:
         examples = examples[:args.max_examples]
     model, tok = _load_eval_model(target, cfg, args.cache_dir)
-    if cfg.chat_template:
-        import dataclasses
-
-        examples = [dataclasses.replace(ex, prompt=tok.apply_chat_template(
-            [{"role": "user", "content": ex.prompt}], tokenize=False, add_generation_prompt=True,
-            enable_thinking=True)) for ex in examples]
+    examples = _eval_prompts(examples, tok, cfg, getattr(model.config, "max_position_embeddings", None))
     k = args.k or cfg.eval_samples
     scorer = args.scorer or ("exact" if cfg.task == "toy" else cfg.eval_scorer)
     delim = cfg.resolved_delimiter
     result = evaluate(model, tok, examples, k=k, max_rationale_tokens=cfg.max_rationale_tokens,
                       max_answer_tokens=cfg.max_answer_tokens, temperature=cfg.temperature, top_p=cfg.top_p,
                       delimiter=delim, scorer=scorer, ties=cfg.eval_ties, batch_size=cfg.eval_batch_size,
-                      seed=cfg.seed)
+                      seed=cfg.seed, progress=cfg.progress_bar)
     completions = [[Completion(t, f) for t, f in zip(r.completions, r.forced)] for r in result.records]
     for extra in EXTRA_SCORERS.get(cfg.task, ()):
         if extra != result.scorer:
@@ -364,8 +454,11 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
 
 def register_eval(sub) -> None:
+    from tsallis.llm.config import PosInt
+
     p = sub.add_parser(
         "eval", help="p@1, p@k, maj@k of a checkpoint on a dataset split (or the toy task)",
+        formatter_class=HelpFormatter, allow_abbrev=False,
         description="Sample k completions per example with budget forcing and score them (paper Sec. 7: k=16, "
                     "relaxed match; EM/F1 for HotpotQA/MuSiQue and the numeric rule for FinQA are added). "
                     "CHECKPOINT is a run directory (its best/ checkpoint), a checkpoint directory, a Hugging Face "
@@ -374,30 +467,39 @@ def register_eval(sub) -> None:
                     "--split test --k 16")
     p.add_argument("checkpoint", metavar="CHECKPOINT")
     p.add_argument("--config", help="YAML or JSON config (default: the run's config.json)")
-    p.add_argument("--split", default="test", choices=["train", "validation", "test"], help="(default test)")
+    p.add_argument("--split", default="test", choices=["train", "validation", "test"], help="dataset split")
     p.add_argument("--k", type=int, help="samples per example (default: eval_samples)")
-    p.add_argument("--scorer", help="answer check (default: eval_scorer; 'exact' for the toy task)")
-    p.add_argument("--max-examples", type=int, help="evaluate only the first N examples of the split")
+    p.add_argument("--scorer", help="answer check: relaxed, em, f1, numeric, exact (default: eval_scorer; 'exact' "
+                                    "for the toy task)")
+    p.add_argument("--max-examples", type=typed(PosInt), metavar="N",
+                   help="evaluate only the first N examples of the split")
     p.add_argument("--out", help="JSON output (default: RUN/eval/eval_<ckpt>_<task>_<split>_k<k>.json, or ./)")
     p.add_argument("--cache-dir", help="cache of the toy model")
-    _add_config_flags(p)
+    add_config_flags(p, list(EVAL_FIELDS))
     p.set_defaults(func=_cmd_eval)
 
 
 def _cmd_make_tiny_model(args: argparse.Namespace) -> int:
     from tsallis.llm.tiny import make_tiny_model
 
+    _check_new_folder(args.out)
+    if args.hidden % 2:
+        raise InputError(f"--hidden must be even (two attention heads of hidden/2 each); got {args.hidden}")
     print(make_tiny_model(args.out, n_layer=args.layers, hidden=args.hidden, seed=args.seed))
     return 0
 
 
 def register_make_tiny_model(sub) -> None:
+    from tsallis.llm.config import PosInt, Range, Seed
+
     p = sub.add_parser("make-tiny-model", help="save a tiny random Qwen3-architecture model + byte tokenizer "
-                                               "(the CPU stand-in of configs/tiny/*.yaml)")
-    p.add_argument("--out", default="runs/tiny-model", help="(default runs/tiny-model, as in configs/tiny)")
-    p.add_argument("--layers", type=int, default=2)
-    p.add_argument("--hidden", type=int, default=32)
-    p.add_argument("--seed", type=int, default=0)
+                                               "(the CPU stand-in of configs/tiny/*.yaml)",
+                       formatter_class=HelpFormatter)
+    p.add_argument("--out", default="runs/tiny-model", help="a new folder (as in configs/tiny)")
+    p.add_argument("--layers", type=typed(PosInt), default=2, metavar="N", help="decoder layers")
+    p.add_argument("--hidden", type=typed(Annotated[int, Range("[2, inf)")]), default=32, metavar="N",
+                   help="hidden size (even)")
+    p.add_argument("--seed", type=typed(Seed), default=0, metavar="N", help="initialisation seed")
     p.set_defaults(func=_cmd_make_tiny_model)
 
 
@@ -406,15 +508,15 @@ SUBCOMMANDS = [register_train, register_eval, register_pretrain_toy, register_ma
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser("llm", help="LLM training: GRPO, GARL, PAFT, SFT on local HF causal LMs")
+    p = subparsers.add_parser("llm", help="LLM training: GRPO, GARL, PAFT, SFT on local HF causal LMs",
+                              description="LLM training and evaluation (docs/llm.md)")
     sub = p.add_subparsers(dest="llm_command", required=True, metavar="LLM_COMMAND")
     for add in SUBCOMMANDS:
         add(sub)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tsallis.llm")
-    sub = parser.add_subparsers(dest="command", required=True)
-    register(sub)
-    args = parser.parse_args(["llm", *(sys.argv[1:] if argv is None else argv)])
-    return int(args.func(args) or 0)
+    """`python -m tsallis.llm ARGS` = `tsallis llm ARGS` (same errors and exit codes)."""
+    from tsallis.cli import main as tsallis_main
+
+    return tsallis_main(["llm", *(sys.argv[1:] if argv is None else argv)])

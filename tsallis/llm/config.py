@@ -1,7 +1,11 @@
 """The one training configuration of `tsallis.llm` (GRPO, GARL, PAFT, SFT), with YAML/JSON loading and validation.
 
 Every field documents its default's source: "paper" (Lin & Ie, arXiv 2604.25907, section noted), "TRL"
-(GRPOConfig defaults, research/llm-anchors.md Sec. 1.2) or "ours". Light module: no torch import.
+(GRPOConfig defaults, research/llm-anchors.md Sec. 1.2), "peft" or "ours". A field's help text is its
+`metadata["help"]` (the dataclass convention `transformers.HfArgumentParser` and TRL's configs use), and its
+annotation says its type and range: `Literal[...]` for a choice, `Annotated[float, Range("[0, 1)")]` for an
+interval. One checker, `check_value`, holds every value from outside (a config file, a command-line flag, a
+Python argument) to that annotation. Light module: no torch import.
 """
 
 from __future__ import annotations
@@ -9,16 +13,69 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import json
-from dataclasses import dataclass, fields
+import re
+import types
+import typing
+from dataclasses import dataclass, field, fields
+from functools import cache, lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal, get_args, get_origin
 
 from tsallis.errors import InputError
 
-METHODS = ("grpo", "garl", "paft", "sft")
-LOSS_TYPES = ("grpo", "bnpo", "dr_grpo", "dapo")
+# ----------------------------------------------------------------------------------------- types and ranges
+
+
+@dataclass(frozen=True)
+class Range:
+    """A closed, open or half-open interval written as in mathematics: Range("[0, 1)"), Range("(0, inf)")."""
+
+    text: str
+
+    @property
+    def bounds(self) -> tuple[float, float, bool, bool]:
+        """(low, high, low included, high included)."""
+        m = re.fullmatch(r"([\[(])\s*(\S+)\s*,\s*(\S+)\s*([\])])", self.text)
+        if m is None:
+            raise ValueError(f"bad interval {self.text!r}: write e.g. '[0, 1)'")
+        return float(m[2]), float(m[3]), m[1] == "[", m[4] == "]"
+
+    def __contains__(self, x: float) -> bool:
+        lo, hi, lo_in, hi_in = self.bounds
+        return (lo < x or (lo_in and x == lo)) and (x < hi or (hi_in and x == hi))  # NaN is in no interval
+
+    def __str__(self) -> str:
+        return self.text
+
+
+Unit = Annotated[float, Range("[0, 1]")]
+NonNegFloat = Annotated[float, Range("[0, inf)")]
+PosFloat = Annotated[float, Range("(0, inf)")]
+NonNegInt = Annotated[int, Range("[0, inf)")]
+PosInt = Annotated[int, Range("[1, inf)")]
+Seed = Annotated[int, Range("[0, 4294967295]")]  # numpy's and accelerate's set_seed take 32-bit seeds
+
+Method = Literal["grpo", "garl", "paft", "sft"]
+LossType = Literal["grpo", "bnpo", "dr_grpo", "dapo"]
+ScorerId = Literal["relaxed", "em", "f1", "numeric", "exact"]  # tsallis.llm.rewards.SCORERS (a test keeps them equal)
+METHODS: tuple[str, ...] = get_args(Method)
+LOSS_TYPES: tuple[str, ...] = get_args(LossType)
 DATASETS = ("finqa", "hotpotqa", "musique")
 TRACKERS = ("tensorboard", "wandb", "trackio", "mlflow")
+FILE_TASKS = ("jsonl:", "parquet:")
+"""Prefixes of a task read from a file of rows with a `prompt` column (`tsallis.llm.data.read_rows`)."""
+
+
+def param(default: Any, help: str) -> Any:
+    """A config field: its default and its help text (`metadata["help"]`, as HfArgumentParser reads it). A list
+    default is copied per instance."""
+    help = " ".join(help.split())
+    if isinstance(default, list):
+        return field(default_factory=lambda: list(default), metadata={"help": help})
+    return field(default=default, metadata={"help": help})
+
+
+# ---------------------------------------------------------------------------------------------- the config
 
 
 @dataclass
@@ -26,243 +83,206 @@ class TrainConfig:
     """One `tsallis llm train` run. Fields are grouped: model, task, method, rollout, optimisation, run."""
 
     # ---- model
-    model: str = "toy"
-    """Path of a local Hugging Face causal-LM directory (loaded with local_files_only=True), or "toy" for the
-    cached pretrained toy model of `tsallis.llm.toy` (built on first use). (ours)"""
-    dtype: str = "auto"
-    """Weights dtype: "auto" (bfloat16 on CUDA, float32 on CPU; paper trains in bf16), "float32", "bfloat16". (ours)"""
-    mixed_precision: str = "no"
-    """accelerate's mixed precision: "no", "bf16", "fp16". (ours)"""
-    lora_r: int = 0
-    """LoRA rank through peft; 0 trains all weights (paper: full fine-tuning is not stated). (ours)"""
-    lora_alpha: int = 16
-    """LoRA alpha (peft default 8; ours 16)."""
-    lora_dropout: float = 0.0
-    """LoRA dropout. (ours)"""
-    lora_target_modules: str = "all-linear"
-    """peft target modules ("all-linear" or a comma-separated list). (ours)"""
-    disable_dropout: bool = True
-    """Set every dropout probability to 0, as TRL's `disable_dropout` (TRL default False; ours True: the ratio and
-    the weights are then exact)."""
-    gradient_checkpointing: bool = False
-    """Trade compute for memory in the forward with gradients. (ours)"""
-    chat_template: bool = False
-    """Wrap each prompt with the tokenizer's chat template (generation prompt, thinking on). Off for the toy and the
-    paper's cold start (bare linearized input). (ours)"""
-    delimiter: str | None = None
-    """The rationale/answer delimiter: None -> ">" for the toy task, "</think>" otherwise (paper Sec. 7: Qwen3's
-    end-of-thinking tag, forced by budget forcing)."""
+    model: str = param("toy", """Path of a local Hugging Face causal-LM directory (loaded with local_files_only=True),
+        or "toy" for the cached pretrained toy model of `tsallis.llm.toy` (built on first use). (ours)""")
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = param("auto", """Weights dtype: "auto" (bfloat16 on
+        CUDA, float32 on CPU; paper trains in bf16), "float32", "bfloat16", "float16". (ours)""")
+    mixed_precision: Literal["no", "bf16", "fp16"] = param("no", "accelerate's mixed precision. (ours)")
+    lora_r: NonNegInt = param(0, """LoRA rank through peft; 0 trains all weights (paper: full fine-tuning is not
+        stated), unless `lora_config` is set (then its r, peft default 8). (ours)""")
+    lora_alpha: PosInt | None = param(None, "LoRA alpha; null: lora_config's, else peft's default (8). (peft)")
+    lora_dropout: Annotated[float, Range("[0, 1)")] | None = param(None, """LoRA dropout; null: lora_config's,
+        else peft's default (0.0). (peft)""")
+    lora_target_modules: str | None = param(None, """peft target modules: "all-linear" or a comma-separated list of
+        module names; null: lora_config's, else peft's default for the architecture (e.g. q_proj,v_proj). (peft)""")
+    lora_config: str | None = param(None, """A JSON or YAML file of `peft.LoraConfig` arguments (an
+        adapter_config.json works); turns LoRA on. The lora_* fields above override its values. (peft)""")
+    disable_dropout: bool = param(True, """Set every dropout probability to 0, as TRL's `disable_dropout` (TRL
+        default False; ours True: the ratio and the weights are then exact).""")
+    gradient_checkpointing: bool = param(False, "Trade compute for memory in the forward with gradients. (ours)")
+    chat_template: bool = param(False, """Render plain-string prompts as one user message through the tokenizer's
+        chat template (generation prompt, thinking on). Conversational prompts (lists of {role, content}
+        messages, e.g. the warm style) always go through it. Off for the toy and the paper's cold start. (ours)""")
+    delimiter: str | None = param(None, """The rationale/answer delimiter: null -> ">" for the toy task,
+        "</think>" otherwise (paper Sec. 7: Qwen3's end-of-thinking tag, forced by budget forcing).""")
 
     # ---- task
-    task: str = "toy"
-    """"toy" (the built-in register-machine task), "finqa", "hotpotqa" or "musique" (the paper's datasets, read from
-    `data_dir` by `tsallis.llm.data.load_splits`), or "jsonl:PATH" (one Example per line: id, prompt, answer,
-    aliases, rationale). Python callers pass a list of Examples instead. (paper Sec. 7 / ours)"""
-    data_dir: str | None = None
-    """Folder of the official dataset files for task finqa/hotpotqa/musique (layout: docs/datasets.md Sec. 1);
-    required for those tasks. (ours)"""
-    prompt_style: str = "warm"
-    """Dataset prompt: "warm" (task description + answer-format instruction in Qwen3 chat markup) or "cold" (bare
-    linearized input). (paper Sec. 7: both settings; the wording is ours, docs/datasets.md Sec. 3)"""
-    prompt_template: str | None = None
-    """A `str.format` template overriding the style's (fields {instruction} {input} {context} {question}
-    {delimiter}); None -> tsallis.llm.data.WARM_TEMPLATE / COLD_TEMPLATE. (ours)"""
-    data_seed: int = 0
-    """Seed of the deterministic train/validation/test subset carving (paper sizes; rule ours, docs/datasets.md)."""
-    toy_n_steps: int = 11
-    """Toy difficulty knob: the chain length n, 1..99 (p0 ~ a^n; tsallis.llm.toy). (ours)"""
-    toy_width: int = 7
-    """Toy register width = answer length in tokens; a uniform answer has likelihood 10^-width. (ours)"""
-    toy_style: str = "warm"
-    """Toy prompt style: "warm" or "cold". (ours)"""
-    toy_eps: float = 0.0
-    """Toy label-noise rate. (ours)"""
-    toy_n_train: int = 256
-    """Toy training-set size. (ours)"""
-    toy_n_eval: int = 64
-    """Toy clean evaluation-set size. (ours)"""
+    task: str = param("toy", """"toy" (the built-in register-machine task), "finqa", "hotpotqa" or "musique" (the
+        paper's datasets, read from `data_dir` by `tsallis.llm.data.load_splits`), or "jsonl:PATH" / "parquet:PATH"
+        (rows with a `prompt` column, plain or conversational, and `answer`; other columns reach the reward
+        functions; docs/llm.md "Datasets"). Python callers may pass a `datasets.Dataset` instead. (paper Sec. 7 /
+        ours)""")
+    eval_task: str | None = param(None, """The evaluation set of a jsonl:/parquet: task, "jsonl:PATH" or
+        "parquet:PATH" (null: none). (ours)""")
+    data_dir: str | None = param(None, """Folder of the official dataset files for task finqa/hotpotqa/musique
+        (layout: docs/datasets.md Sec. 1); required for those tasks. (ours)""")
+    prompt_style: Literal["warm", "cold"] = param("warm", """Dataset prompt: "warm" (a user message: task
+        description, answer-format instruction and input, rendered by the tokenizer's chat template) or "cold" (bare
+        linearized input). (paper Sec. 7: both settings; the wording is ours, docs/datasets.md Sec. 3)""")
+    prompt_template: str | None = param(None, """A `str.format` template overriding the style's (fields
+        {instruction} {input} {context} {question} {delimiter}); the result is a plain-string prompt. null ->
+        the warm user message or tsallis.llm.data.COLD_TEMPLATE. (ours)""")
+    data_seed: Seed = param(0, """Seed of the deterministic train/validation/test subset carving (paper sizes; rule
+        ours, docs/datasets.md).""")
+    toy_n_steps: Annotated[int, Range("[1, 99]")] = param(11, "Toy difficulty knob: the chain length n "
+                                                             "(p0 ~ a^n; tsallis.llm.toy). (ours)")
+    toy_width: Annotated[int, Range("[2, 10]")] = param(7, "Toy register width = answer length in tokens; a uniform "
+                                                         "answer has likelihood 10^-width. (ours)")
+    toy_style: Literal["warm", "cold"] = param("warm", "Toy prompt style. (ours)")
+    toy_eps: Annotated[float, Range("[0, 1)")] = param(0.0, "Toy label-noise rate. (ours)")
+    toy_n_train: PosInt = param(256, "Toy training-set size. (ours)")
+    toy_n_eval: NonNegInt = param(64, "Toy clean evaluation-set size. (ours)")
 
     # ---- method
-    method: str = "garl"
-    """"grpo", "garl", "paft" or "sft". (paper Sec. 6-7)"""
-    q: float = 0.75
-    """Commitment q in [0, 1] (the q_start of a schedule). Paper's grid {0, .25, .5, .75, 1}; 0.75 escapes cold start
-    on FinQA (paper Table 1)."""
-    q_schedule: str = "constant"
-    """"constant", "step", "linear", "cosine", "adaptive" (tsallis.core.QSchedule; paper runs constant only)."""
-    q_end: float = 0.0
-    """End value of a q schedule (step: q after the switch, SFT-then-RLVR is q=1 -> 0). (ours)"""
-    q_switch_at: int | None = None
-    """Step at which a "step" schedule switches. (ours)"""
-    q_switch_p: float | None = None
-    """Running success (EMA of P-hat, or reward for GRPO) at which a "step" schedule switches. (ours)"""
-    success_ema: float = 0.9
-    """EMA factor of the running success estimate that drives the step/adaptive schedules. (ours)"""
-    baseline: str = "rloo"
-    """GARL baseline: "rloo" (paper Eq. 12, used in all experiments) or "none" (plug-in Eq. 9)."""
-    pathwise: bool = True
-    """GARL's pathwise term sg(w_m / w_bar^q) log p(y*|x, z_m). False is the ablation the paper proposes but never
-    ran. (paper Sec. 6)"""
-    paft_k: int | None = None
-    """PAFT resamples K; None -> K = num_generations (paper Sec. 7: K = M = 32)."""
-    normalize: bool = True
-    """Multiply GARL/PAFT coefficients by M^-q (paper Algorithms 1-2, a q-dependent learning-rate rescaling)."""
-    length_norm: str = "sequence"
-    """"sequence": log-probs are sequence sums (the paper's definitions); "token": each sample's surrogate term is
-    divided by its number of scored tokens (ours; biases the estimator, documented)."""
-    loss_type: str = "dapo"
-    """GRPO loss aggregation (TRL default "dapo"): "grpo" per-sequence token mean then batch mean; "bnpo" token mean
-    over the local batch; "dr_grpo" token sum / (N * max_completion_length); "dapo" token sum / global active
-    token count of the accumulated batch."""
-    scale_rewards: str = "group"
-    """GRPO advantage scaling: "group", "batch", "none". (TRL default "group")"""
-    epsilon: float = 0.2
-    """GRPO lower clip epsilon. (TRL default)"""
-    epsilon_high: float | None = None
-    """GRPO upper clip epsilon; None -> epsilon (TRL; DAPO's clip-higher uses 0.28)."""
-    beta: float = 0.0
-    """GRPO k3 KL coefficient against the initial model; 0 loads no reference model. (TRL default 0.0)"""
-    kl_ratio_correction: bool = False
-    """GRPO with beta > 0: multiply the k3 KL by the ratio pi/pi_old (TRL 1.x `use_bias_correction_kl`, whose
-    default is True; ours False, the plain k3 KL of GRPO and TRL < 1.0)."""
-    mask_truncated_completions: bool = False
-    """GRPO: drop completions whose rationale hit the budget (forced delimiter) from the loss. (TRL default False)"""
+    method: Method = param("garl", "The estimator. (paper Sec. 6-7)")
+    q: Unit = param(0.75, """Commitment q in [0, 1] (the q_start of a schedule). Paper's grid {0, .25, .5, .75, 1};
+        0.75 escapes cold start on FinQA (paper Table 1).""")
+    q_schedule: Literal["constant", "step", "linear", "cosine", "adaptive"] = param("constant", """The q schedule
+        (tsallis.core.QSchedule; paper runs constant only).""")
+    q_end: Unit = param(0.0, "End value of a q schedule (step: q after the switch, SFT-then-RLVR is q=1 -> 0). (ours)")
+    q_switch_at: NonNegInt | None = param(None, "Step at which a \"step\" schedule switches. (ours)")
+    q_switch_p: Unit | None = param(None, """Running success (EMA of P-hat, or reward for GRPO) at which a "step"
+        schedule switches. (ours)""")
+    success_ema: Annotated[float, Range("[0, 1)")] = param(0.9, """EMA factor of the running success estimate that
+        drives the step/adaptive schedules (0: the last step's value). (ours)""")
+    baseline: Literal["rloo", "none"] = param("rloo", """GARL baseline: "rloo" (paper Eq. 12, used in all
+        experiments) or "none" (plug-in Eq. 9).""")
+    pathwise: bool = param(True, """GARL's pathwise term sg(w_m / w_bar^q) log p(y*|x, z_m). False is the ablation
+        the paper proposes but never ran. (paper Sec. 6)""")
+    paft_k: PosInt | None = param(None, "PAFT resamples K; null -> K = num_generations (paper Sec. 7: K = M = 32).")
+    normalize: bool = param(True, """Multiply GARL/PAFT coefficients by M^-q (paper Algorithms 1-2, a q-dependent
+        learning-rate rescaling).""")
+    length_norm: Literal["sequence", "token"] = param("sequence", """"sequence": log-probs are sequence sums (the
+        paper's definitions); "token": each sample's surrogate term is divided by its number of scored tokens (ours;
+        biases the estimator, documented).""")
+    loss_type: LossType = param("dapo", """GRPO loss aggregation (TRL default "dapo"): "grpo" per-sequence token mean
+        then batch mean; "bnpo" token mean over the local batch; "dr_grpo" token sum / (N * max_completion_length);
+        "dapo" token sum / global active token count of the accumulated batch.""")
+    scale_rewards: Literal["group", "batch", "none"] = param("group", "GRPO advantage scaling. (TRL default)")
+    epsilon: Annotated[float, Range("[0, 1)")] = param(0.2, "GRPO lower clip epsilon. (TRL default)")
+    epsilon_high: NonNegFloat | None = param(None, """GRPO upper clip epsilon; null -> epsilon (TRL; DAPO's
+        clip-higher uses 0.28).""")
+    beta: NonNegFloat = param(0.0, """GRPO k3 KL coefficient against the initial model; 0 loads no reference
+        model. (TRL default 0.0)""")
+    kl_ratio_correction: bool = param(False, """GRPO with beta > 0: multiply the k3 KL by the ratio pi/pi_old (TRL
+        1.x `use_bias_correction_kl`, whose default is True; ours False, the plain k3 KL of GRPO and TRL < 1.0).""")
+    mask_truncated_completions: bool = param(False, """GRPO: drop completions whose rationale hit the budget
+        (forced delimiter) from the loss. (TRL default False)""")
+    reward_funcs: list[str] = param(["exact_answer"], """Reward functions by name (tsallis.llm.rewards.REWARD_FUNCS:
+        exact_answer, exact, em, f1, relaxed, numeric); GRPO's reward is their weighted sum, GARL/PAFT only log them.
+        Python callers pass callables with TRL's signature to Trainer(reward_funcs=...). (paper Sec. 7: exact
+        match)""")
+    reward_weights: list[Annotated[float, Range("(-inf, inf)")]] | None = param(None, """One weight per reward
+        function; null: all 1.0. (TRL's reward_weights)""")
 
     # ---- rollout
-    num_generations: int = 8
-    """M rationales sampled per prompt (TRL default 8; paper M = 32)."""
-    prompts_per_step: int = 8
-    """Prompts per optimizer step across all processes and micro-batches. (ours)"""
-    max_rationale_tokens: int = 96
-    """Rationale budget; the delimiter is forced when it runs out (paper Sec. 7 budget forcing: 4k-128 FinQA,
-    3k-128 HotpotQA, 2k-128 MuSiQue; ours 96 for the toy)."""
-    max_answer_tokens: int = 16
-    """Budget of a sampled answer after the delimiter (paper keeps 128 tokens free; ours 16)."""
-    temperature: float = 1.0
-    """Sampling temperature. (TRL default 1.0)"""
-    top_p: float = 1.0
-    """Nucleus sampling. (TRL default 1.0)"""
-    sample_answers: bool = True
-    """Sample an answer after each rationale (needed by GRPO; for GARL/PAFT it only feeds the logged reward and
-    accuracy; False saves the answer tokens of generation). (ours)"""
-    answer_eos: bool = True
-    """Teacher-force EOS after the gold answer, so w_m = p(y* EOS | x, z_m) scores a terminated answer. (ours)"""
+    num_generations: PosInt = param(8, "M rationales sampled per prompt (TRL default 8; paper M = 32).")
+    prompts_per_step: PosInt = param(8, "Prompts per optimizer step across all processes and micro-batches. (ours)")
+    max_rationale_tokens: PosInt = param(96, """Rationale budget; the delimiter is forced when it runs out (paper
+        Sec. 7 budget forcing: 4k-128 FinQA, 3k-128 HotpotQA, 2k-128 MuSiQue; ours 96 for the toy).""")
+    max_answer_tokens: PosInt = param(16, """Budget of a sampled answer after the delimiter (paper keeps 128 tokens
+        free; ours 16).""")
+    temperature: PosFloat = param(1.0, "Sampling temperature. (TRL default 1.0)")
+    top_p: Annotated[float, Range("(0, 1]")] = param(1.0, "Nucleus sampling. (TRL default 1.0)")
+    sample_answers: bool = param(True, """Sample an answer after each rationale (needed by GRPO; for GARL/PAFT it
+        only feeds the logged reward and accuracy; False saves the answer tokens of generation). (ours)""")
+    answer_eos: bool = param(True, """Teacher-force EOS after the gold answer, so w_m = p(y* EOS | x, z_m) scores a
+        terminated answer. (ours)""")
 
     # ---- optimisation
-    optimizer: str = "adamw"
-    """"adamw" (TRL/transformers default) or "sgd" (plain SGD, no momentum: the gradient steps the paper's theory
-    is about; Adam rescales per parameter). (ours)"""
-    learning_rate: float = 1e-6
-    """Learning rate of the optimizer (TRL default 1e-6 for AdamW; paper unstated)."""
-    weight_decay: float = 0.0
-    """AdamW weight decay (TRL/transformers default 0)."""
-    adam_beta1: float = 0.9
-    """(transformers default)"""
-    adam_beta2: float = 0.999
-    """(transformers default)"""
-    max_grad_norm: float = 1.0
-    """Gradient-norm clip (transformers default 1.0); 0 turns clipping off (the norm is still measured and logged)."""
-    lr_scheduler: str = "constant"
-    """"constant", "linear" or "cosine" decay after warmup (ours; TRL default linear)."""
-    warmup_steps: int = 0
-    """Linear warmup steps. (transformers default 0)"""
-    gradient_accumulation_steps: int = 1
-    """Micro-batches per optimizer step; prompts_per_step is split among them (transformers default 1)."""
-    max_steps: int = 100
-    """Optimizer steps. (ours)"""
+    optimizer: Literal["adamw", "sgd"] = param("adamw", """"adamw" (TRL/transformers default) or "sgd" (plain SGD,
+        no momentum: the gradient steps the paper's theory is about; Adam rescales per parameter). (ours)""")
+    learning_rate: NonNegFloat = param(1e-6, "Learning rate of the optimizer (TRL default 1e-6 for AdamW; paper "
+                                             "unstated).")
+    weight_decay: NonNegFloat = param(0.0, "AdamW weight decay (TRL/transformers default 0).")
+    adam_beta1: Annotated[float, Range("[0, 1)")] = param(0.9, "(transformers default)")
+    adam_beta2: Annotated[float, Range("[0, 1)")] = param(0.999, "(transformers default)")
+    max_grad_norm: NonNegFloat = param(1.0, """Gradient-norm clip (transformers default 1.0); 0 turns clipping off
+        (the norm is still measured and logged).""")
+    lr_scheduler: Literal["constant", "linear", "cosine"] = param("constant", """Decay after warmup (ours; TRL
+        default linear).""")
+    warmup_steps: NonNegInt = param(0, "Linear warmup steps. (transformers default 0)")
+    gradient_accumulation_steps: PosInt = param(1, """Micro-batches per optimizer step; prompts_per_step is split
+        among them (transformers default 1).""")
+    max_steps: PosInt = param(100, "Optimizer steps. (ours)")
 
     # ---- run management
-    seed: int = 0
-    """Seed of sampling, resampling and data order (same seed, same run on CPU). (ours)"""
-    output_dir: str = "runs/llm"
-    """Run directory: config.json, metrics.jsonl, checkpoints. (ours)"""
-    save_every: int = 50
-    """Checkpoint every this many steps (and at the end); 0 saves only at the end. (ours)"""
-    save_total_limit: int = 2
-    """Keep this many latest step checkpoints (the best one is kept apart). (ours)"""
-    eval_every: int = 0
-    """Call the evaluation hook every this many steps (0: never). (ours)"""
-    eval_metric: str = "eval/accuracy"
-    """Metric returned by the evaluation hook that selects the best checkpoint (paper: validation maj@16)."""
-    eval_samples: int = 1
-    """Samples k per evaluation prompt (toy: mean accuracy of k samples; datasets: p@1, p@k, maj@k from k samples;
-    paper: 16). (ours default 1)"""
-    eval_split: str = "validation"
-    """Dataset split of the evaluation hook (paper: the checkpoint with the best validation maj@16 is tested)."""
-    eval_scorer: str = "relaxed"
-    """Dataset answer check in evaluation: "relaxed" (paper's substring match), "em", "f1", "numeric", "exact"
-    (tsallis.llm.rewards.SCORERS). (paper: relaxed)"""
-    eval_ties: str = "first"
-    """maj@k tie rule: "first" (earliest first occurrence wins) or "wrong" (a tie scores 0). (ours)"""
-    eval_batch_size: int = 8
-    """Dataset evaluation: prompts per `generate` call (each with eval_samples rows). (ours)"""
-    report_to: str = "none"
-    """Loggers besides metrics.jsonl (always written): "none", or a comma-separated list of accelerate trackers
-    among "tensorboard", "wandb" (offline mode), "trackio", "mlflow" (each needs its package installed); they write
-    under output_dir/logs. (TRL's report_to)"""
-    fsdp: bool = False
-    """Shard parameters, gradients and optimizer state over the processes with FSDP2 (torch `fully_shard` of each
-    decoder layer and the root; CPU/gloo or GPU/NCCL), instead of replicating them (DDP). Not with LoRA. (ours)"""
-    progress_bar: bool = True
-    """Show a tqdm bar with the main diagnostics. (ours)"""
+    seed: Seed = param(0, "Seed of sampling, resampling and data order (same seed, same run on CPU). (ours)")
+    output_dir: str = param("runs/llm", "Run directory: config.json, metrics.jsonl, checkpoints. (ours)")
+    save_every: NonNegInt = param(50, "Checkpoint every this many steps (and at the end); 0 saves only at the end. "
+                                      "(ours)")
+    save_total_limit: NonNegInt = param(2, """Keep this many latest step checkpoints (the best one is kept apart);
+        0 keeps all. (ours)""")
+    eval_every: NonNegInt = param(0, "Call the evaluation hook every this many steps (0: never). (ours)")
+    eval_metric: str = param("eval/accuracy", """Metric returned by the evaluation hook that selects the best
+        checkpoint (paper: validation maj@16).""")
+    eval_samples: PosInt = param(1, """Samples k per evaluation prompt (toy: mean accuracy of k samples; datasets:
+        p@1, p@k, maj@k from k samples; paper: 16). (ours default 1)""")
+    eval_split: Literal["train", "validation", "test"] = param("validation", """Dataset split of the evaluation hook
+        (paper: the checkpoint with the best validation maj@16 is tested).""")
+    eval_scorer: ScorerId = param("relaxed", """Dataset answer check in evaluation: "relaxed" (paper's substring
+        match), "em", "f1", "numeric", "exact" (tsallis.llm.rewards.SCORERS). (paper: relaxed)""")
+    eval_ties: Literal["first", "wrong"] = param("first", """maj@k tie rule: "first" (earliest first occurrence
+        wins) or "wrong" (a tie scores 0). (ours)""")
+    eval_batch_size: PosInt = param(8, "Dataset evaluation: prompts per `generate` call (each with eval_samples "
+                                       "rows). (ours)")
+    report_to: list[str] = param(["none"], """Loggers besides metrics.jsonl (always written): "none", or a list
+        (or comma-separated string) of accelerate trackers among "tensorboard", "wandb" (offline mode), "trackio",
+        "mlflow" (each needs its package installed); they write under output_dir/logs. (TRL's report_to)""")
+    fsdp: bool = param(False, """Shard parameters, gradients and optimizer state over the processes with FSDP2
+        (torch `fully_shard` of each decoder layer and the root; CPU/gloo or GPU/NCCL), instead of replicating them
+        (DDP). Not with LoRA. (ours)""")
+    progress_bar: bool = param(True, "Show a tqdm bar with the main diagnostics (and one per evaluation). (ours)")
 
     def __post_init__(self):
-        from tsallis.core._backend import check_q
+        for f in fields(self):  # every field's type and range, from its annotation
+            setattr(self, f.name, check_value(f.name, getattr(self, f.name), type_hints()[f.name]))
+        self._check_combinations()
 
-        check_q(self.q, "q")
-        check_q(self.q_end, "q_end")
-        _one_of("method", self.method, METHODS)
-        _one_of("loss_type", self.loss_type, LOSS_TYPES)
-        _one_of("scale_rewards", self.scale_rewards, ("group", "batch", "none"))
-        _one_of("baseline", self.baseline, ("none", "rloo"))
-        _one_of("length_norm", self.length_norm, ("sequence", "token"))
-        _one_of("q_schedule", self.q_schedule, ("constant", "step", "linear", "cosine", "adaptive"))
-        _one_of("optimizer", self.optimizer, ("adamw", "sgd"))
-        if not self.max_grad_norm >= 0:
-            raise ValueError(f"max_grad_norm must be >= 0 (0 turns clipping off); got {self.max_grad_norm!r}")
-        _one_of("lr_scheduler", self.lr_scheduler, ("constant", "linear", "cosine"))
-        _one_of("dtype", self.dtype, ("auto", "float32", "bfloat16", "float16"))
-        _one_of("mixed_precision", self.mixed_precision, ("no", "bf16", "fp16"))
+    def _check_combinations(self) -> None:
+        """The rules that tie fields together (each field alone was checked against its annotation)."""
         for name in self.trackers:
             _one_of("report_to", name, TRACKERS)
-        if self.fsdp and self.lora_r > 0:
-            raise InputError("fsdp=True with lora_r > 0 is not supported: shard the full model (lora_r 0) or "
-                             "train the LoRA adapter without fsdp")
-        _one_of("toy_style", self.toy_style, ("warm", "cold"))
-        _one_of("prompt_style", self.prompt_style, ("warm", "cold"))
-        _one_of("eval_split", self.eval_split, ("train", "validation", "test"))
-        _one_of("eval_ties", self.eval_ties, ("first", "wrong"))
-        from tsallis.llm.rewards import SCORERS
-
-        _one_of("eval_scorer", self.eval_scorer, tuple(SCORERS))
-        if not (self.task in ("toy", *DATASETS) or self.task.startswith("jsonl:")):
-            raise ValueError(f"task must be 'toy', one of {DATASETS} or 'jsonl:PATH'; got {self.task!r}")
+        if self.fsdp and self.use_lora:
+            raise InputError("fsdp=True with LoRA (lora_r > 0 or lora_config) is not supported: shard the full "
+                             "model, or train the LoRA adapter without fsdp")
+        if not _valid_task(self.task):
+            raise InputError(f"task must be 'toy', one of {', '.join(DATASETS)}, 'jsonl:PATH' or 'parquet:PATH'; "
+                             f"got {self.task!r}")
+        if self.eval_task is not None and not _valid_task(self.eval_task, files_only=True):
+            raise InputError(f"eval_task must be 'jsonl:PATH' or 'parquet:PATH'; got {self.eval_task!r}")
+        if self.eval_task is not None and not self.task.startswith(FILE_TASKS):
+            raise InputError(f"eval_task is for a jsonl:/parquet: task; task={self.task!r} has its own evaluation "
+                             "set: drop eval_task")
         if self.task in DATASETS and not self.data_dir:
-            raise ValueError(f"task={self.task!r} needs data_dir: set `data_dir: /path/to/{self.task}` in the config "
-                             f"(or --data-dir PATH), the folder of the official files (docs/datasets.md Sec. 1)")
-        for name in ("num_generations", "prompts_per_step", "max_rationale_tokens", "max_answer_tokens",
-                     "gradient_accumulation_steps", "max_steps", "eval_samples", "eval_batch_size"):
-            if int(getattr(self, name)) < 1:
-                raise ValueError(f"{name} must be >= 1; got {getattr(self, name)!r}")
+            raise InputError(f"task={self.task!r} needs data_dir: set `data_dir: /path/to/{self.task}` in the "
+                             f"config (or --data-dir PATH), the folder of the official files (docs/datasets.md "
+                             f"Sec. 1)")
         if self.prompts_per_step % self.gradient_accumulation_steps:
-            raise ValueError(f"prompts_per_step={self.prompts_per_step} must be divisible by "
+            raise InputError(f"prompts_per_step={self.prompts_per_step} must be divisible by "
                              f"gradient_accumulation_steps={self.gradient_accumulation_steps}")
         if self.method in ("grpo", "garl", "paft") and self.num_generations < 2 and (
                 self.method == "grpo" or self.baseline == "rloo"):
-            raise ValueError(f"method={self.method!r} needs num_generations >= 2 (group baseline)")
+            raise InputError(f"method={self.method!r} needs num_generations >= 2 (group baseline)")
         if self.method == "grpo" and not self.sample_answers:
-            raise ValueError("method='grpo' scores sampled answers: sample_answers must be True")
-        if self.paft_k is not None and self.paft_k < 1:
-            raise ValueError(f"paft_k must be >= 1; got {self.paft_k}")
-        if not self.temperature > 0:
-            raise ValueError(f"temperature must be > 0; got {self.temperature}")
-        if not 0 < self.top_p <= 1:
-            raise ValueError(f"top_p must lie in (0, 1]; got {self.top_p}")
+            raise InputError("method='grpo' scores sampled answers: sample_answers must be True")
         if self.q_schedule == "step" and self.q_switch_at is None and self.q_switch_p is None:
-            raise ValueError("q_schedule='step' needs q_switch_at (a step) or q_switch_p (a success level)")
+            raise InputError("q_schedule='step' needs q_switch_at (a step) or q_switch_p (a success level)")
+        if self.delimiter == "":
+            raise InputError("delimiter must be a non-empty string (or null for the task's default)")
+        self._check_rewards()
+
+    def _check_rewards(self) -> None:
+        from tsallis.llm.rewards import REWARD_FUNCS
+
+        if not self.reward_funcs:
+            raise InputError("reward_funcs is empty: name at least one (e.g. exact_answer)")
+        for name in self.reward_funcs:  # reward_weights vs the functions: Trainer (Python callers pass their own)
+            _one_of("reward_funcs", name, tuple(REWARD_FUNCS))
 
     @property
     def resolved_delimiter(self) -> str:
+        """The delimiter, with the task's default (">" for the toy, "</think>" otherwise) for null."""
         if self.delimiter is not None:
             return self.delimiter
         return ">" if self.task == "toy" else "</think>"
@@ -270,67 +290,265 @@ class TrainConfig:
     @property
     def trackers(self) -> list[str]:
         """`report_to` as a list of tracker names ([] for "none")."""
-        value = self.report_to
-        names = value if isinstance(value, (list, tuple)) else str(value).split(",")
-        names = [str(n).strip() for n in names if str(n).strip()]
+        names = [n.strip() for n in self.report_to if n.strip()]
         return [] if names == ["none"] else names
 
     @property
     def resolved_paft_k(self) -> int:
+        """PAFT's K, num_generations for null."""
         return self.paft_k if self.paft_k is not None else self.num_generations
 
+    @property
+    def use_lora(self) -> bool:
+        """Whether the model is trained through a LoRA adapter (lora_r > 0 or a lora_config file)."""
+        return self.lora_r > 0 or self.lora_config is not None
+
     def to_dict(self) -> dict[str, Any]:
+        """The fields as a JSON-serialisable dict (what config.json holds)."""
         return dataclasses.asdict(self)
+
+
+def _valid_task(task: str, *, files_only: bool = False) -> bool:
+    if task.startswith(FILE_TASKS):
+        return bool(task.split(":", 1)[1].strip())
+    return not files_only and task in ("toy", *DATASETS)
 
 
 def _one_of(name: str, value: Any, allowed: tuple) -> None:
     if value not in allowed:
-        raise InputError(f"{name} must be one of {allowed}; got {value!r}")
+        raise InputError(f"{name} must be one of {', '.join(map(repr, allowed))}; got {value!r}{_hint(value, allowed)}")
+
+
+# ------------------------------------------------------------------------------------ the one value checker
+
+
+@cache
+def type_hints(cls: type = TrainConfig) -> dict[str, Any]:
+    """Field name -> its resolved annotation, with `Annotated` ranges kept."""
+    return typing.get_type_hints(cls, include_extras=True)
+
+
+def _hint(value: Any, valid) -> str:
+    """" (did you mean 'x'?)" for the closest valid name (ignoring case), or ""."""
+    by_lower = {str(v).lower(): str(v) for v in valid}
+    close = difflib.get_close_matches(str(value).lower(), list(by_lower), n=1)
+    return f" (did you mean {by_lower[close[0]]!r}?)" if close else ""
+
+
+_INT = re.compile(r"[-+]?\d+")
+_UNIONS = (typing.Union, types.UnionType)
+TRUE, FALSE = ("true", "yes"), ("false", "no")
+
+
+def check_value(label: str, value: Any, hint: Any, *, text: bool = False) -> Any:
+    """`value` held to the type annotation `hint`; returns it converted (an int for a float field becomes a float,
+    "yes" a bool). Raises InputError naming `label` and what is expected.
+
+    Supported annotations: bool, int, float, str, Literal[...], list[X], X | None and Annotated[X, Range(...)].
+    Booleans come only from real bools or true/false/yes/no (any case); ints only from ints (not 1.5, not True);
+    floats from ints or floats (not the string "0.5"). `text=True`: `value` is a command-line string (a list of
+    them for list[X]), parsed by the same rules; "null"/"none" give None where the annotation allows it.
+    """
+    origin, args = get_origin(hint), get_args(hint)
+    if origin is Annotated:
+        value = check_value(label, value, args[0], text=text)
+        for rng in (a for a in args[1:] if isinstance(a, Range)):
+            if value is not None and value not in rng:
+                raise InputError(f"{label} must lie in {rng}; got {value!r}")
+        return value
+    if origin in _UNIONS and type(None) in args:
+        if value is None or (text and str(value[0] if isinstance(value, list) and len(value) == 1 else value).lower()
+                             in ("null", "none")):
+            return None
+        (inner,) = (a for a in args if a is not type(None))
+        return check_value(label, value, inner, text=text)
+    if origin is Literal:
+        if value not in args:
+            raise InputError(f"{label} must be one of {', '.join(map(repr, args))}; got {value!r}{_hint(value, args)}")
+        return value
+    if origin is list:
+        if text:  # a flag's values: "a,b" or "a b" (nargs) or both
+            value = [part for v in ([value] if isinstance(value, str) else value) for part in str(v).split(",")]
+        elif isinstance(value, str):  # a file's "a,b" or a single name
+            value = [part.strip() for part in value.split(",")]
+        if not isinstance(value, (list, tuple)):
+            raise InputError(f"{label} must be a list; got {value!r} ({type(value).__name__})")
+        return [check_value(f"{label}[{i}]", v, args[0], text=text) for i, v in enumerate(value)]
+    if hint in _SCALARS:
+        return _SCALARS[hint](label, value, text)
+    raise TypeError(f"check_value: unsupported annotation {hint!r} for {label}")
+
+
+def _bool(label: str, value: Any, text: bool) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in TRUE + FALSE:
+        return value.strip().lower() in TRUE
+    raise InputError(f"{label} must be true or false (also yes/no, any case); got {value!r}")
+
+
+def _int(label: str, value: Any, text: bool) -> int:
+    if text and isinstance(value, str) and _INT.fullmatch(value.strip()):
+        return int(value)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    raise InputError(f"{label} must be an integer; got {value!r}" + (
+        f" ({type(value).__name__})" if not text else ""))
+
+
+def _float(label: str, value: Any, text: bool) -> float:
+    if text and isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            pass
+    elif isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    quoted = " (a string: write the number unquoted)" if isinstance(value, str) and not text else ""
+    raise InputError(f"{label} must be a number; got {value!r}{quoted}")
+
+
+def _str(label: str, value: Any, text: bool) -> str:
+    if not isinstance(value, str):
+        raise InputError(f"{label} must be a string; got {value!r} ({type(value).__name__}): quote it")
+    if not value:
+        raise InputError(f"{label} must be a non-empty string")
+    return value
+
+
+_SCALARS = {bool: _bool, int: _int, float: _float, str: _str}
+
+
+# ------------------------------------------------------------------------------------------ files and flags
 
 
 def field_names() -> list[str]:
+    """The TrainConfig fields, in order."""
     return [f.name for f in fields(TrainConfig)]
 
 
+def field_help(name: str) -> str:
+    """A field's help text (its `metadata["help"]`)."""
+    return next(f for f in fields(TrainConfig) if f.name == name).metadata["help"]
+
+
+def field_default(name: str) -> Any:
+    """A field's default value."""
+    f = next(f for f in fields(TrainConfig) if f.name == name)
+    return f.default_factory() if f.default is dataclasses.MISSING else f.default
+
+
+def unknown_name(kind: str, name: str, valid: list[str]) -> InputError:
+    """The one "unknown ... (did you mean ...?)" error of config keys and command-line flags."""
+    return InputError(f"unknown {kind} {name!r}{_hint(name, valid)}")
+
+
 def check_keys(keys, source: str) -> None:
-    """Raise a ValueError naming any key that is not a TrainConfig field, with the closest valid name."""
+    """Raise an InputError naming any key that is not a TrainConfig field, with the closest valid name."""
     valid = field_names()
     for key in keys:
         if key not in valid:
-            close = difflib.get_close_matches(key, valid, n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise ValueError(f"unknown config key {key!r} in {source}{hint}; valid keys: {', '.join(valid)}")
+            err = unknown_name("config key", str(key), valid)
+            raise InputError(f"{err} in {source}; valid keys: {', '.join(valid)}")
 
 
-def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> TrainConfig:
-    """TrainConfig from a YAML/JSON file (or defaults), then `overrides` (e.g. from the command line)."""
-    data: dict[str, Any] = {}
+def read_config_file(path: str | Path, what: str = "config file") -> dict[str, Any]:
+    """The field: value mapping of a YAML or JSON config file (YAML: `1e-3` is a float, as in YAML 1.2, and only
+    true/false/yes/no are booleans). Raises InputError naming the file, and the line of a syntax error."""
+    from tsallis.llm.data import read_utf8
+
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{what} {str(path)!r} does not exist" if not path.exists() else
+                         f"{what} {str(path)!r} is not a file")
+    text = read_utf8(path, what)
+    try:
+        data = json.loads(text) if path.suffix == ".json" else _yaml_load(text)
+    except json.JSONDecodeError as err:
+        raise InputError(f"{what} {str(path)!r}, line {err.lineno}: invalid JSON ({err.msg})") from None
+    except _yaml_error() as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f", line {mark.line + 1}" if mark is not None else ""
+        raise InputError(f"{what} {str(path)!r}{where}: invalid YAML ({getattr(err, 'problem', err)})") from None
+    data = {} if data is None else data
+    if not isinstance(data, dict):
+        raise InputError(f"{what} {str(path)!r} must hold a mapping of name: value; got {type(data).__name__}")
+    return data
+
+
+def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None, *,
+                flags: dict[str, Any] | None = None) -> TrainConfig:
+    """TrainConfig from a YAML/JSON file (or defaults), then `overrides` (Python values), then `flags` (command-line
+    strings, parsed by `check_value(text=True)`); later sources win. Every value is checked against its field's
+    annotation, and an error names its source: the file, "the overrides" or the flag."""
+    hints, data = type_hints(), {}
+    sources: list[tuple[str, dict[str, Any], bool]] = []
     if path is not None:
-        path = Path(path)
-        if not path.exists():
-            raise FileNotFoundError(f"config file {str(path)!r} does not exist")
-        text = path.read_text()
-        if path.suffix == ".json":
-            data = json.loads(text)
-        else:
-            import yaml
-
-            data = yaml.safe_load(text) or {}
-        if not isinstance(data, dict):
-            raise ValueError(f"config file {str(path)!r} must hold a mapping of field: value")
-        check_keys(data, repr(str(path)))
-    overrides = dict(overrides or {})
-    check_keys(overrides, "the overrides")
-    data.update(overrides)
+        sources.append((f"config file {str(path)!r}", read_config_file(path), False))
+    sources += [("the overrides", dict(overrides or {}), False), ("flags", dict(flags or {}), True)]
+    for source, values, text in sources:
+        check_keys(values, source)
+        for key, value in values.items():
+            label = f"--{key.replace('_', '-')}" if text else f"{key} (in {source})"
+            data[key] = check_value(label, value, hints[key], text=text)
     return TrainConfig(**data)
 
 
-def parse_value(text: str) -> Any:
-    """A command-line value as YAML scalar (numbers, true/false, null), else the raw string."""
+def _yaml_load(text: str) -> Any:
     import yaml
 
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError:
-        return text
+    return yaml.load(text, Loader=_yaml_loader())  # noqa: S506 (a SafeLoader subclass)
 
+
+def _yaml_error():
+    import yaml
+
+    return yaml.YAMLError
+
+
+@lru_cache(maxsize=1)
+def _yaml_loader():
+    """PyYAML's SafeLoader with YAML 1.2's floats (1e-3 without a dot) and only true/false/yes/no as booleans
+    (YAML 1.1 also reads on/off/y/n, which would turn a string field into a bool)."""
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    Loader.yaml_implicit_resolvers = {
+        k: [(tag, rx) for tag, rx in v if tag not in ("tag:yaml.org,2002:bool", "tag:yaml.org,2002:float")]
+        for k, v in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+    Loader.add_implicit_resolver("tag:yaml.org,2002:bool", re.compile(r"^(?:true|false|yes|no)$", re.I),
+                                 list("tTfFyYnN"))
+    # appended after the int resolver, so "1" stays an int
+    Loader.add_implicit_resolver("tag:yaml.org,2002:float", re.compile(
+        r"^[-+]?(?:[0-9][0-9_]*\.[0-9_]*(?:[eE][-+]?[0-9]+)?|\.[0-9][0-9_]*(?:[eE][-+]?[0-9]+)?"
+        r"|[0-9][0-9_]*[eE][-+]?[0-9]+|\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"), list("-+0123456789."))
+    return Loader
+
+
+def describe_type(hint: Any) -> str:
+    """A field's annotation in words: "float in [0, 1]", "one of grpo, garl", "int in [1, inf) or null"."""
+    origin, args = get_origin(hint), get_args(hint)
+    if origin is Annotated:
+        ranges = [str(a) for a in args[1:] if isinstance(a, Range) and str(a) != "(-inf, inf)"]
+        return describe_type(args[0]) + "".join(f" in {r}" for r in ranges)
+    if origin in _UNIONS:
+        return describe_type(next(a for a in args if a is not type(None))) + " or null"
+    if origin is Literal:
+        return "one of " + ", ".join(args)
+    if origin is list:
+        return f"list of {describe_type(args[0])}"
+    return hint.__name__
+
+
+def markdown_table() -> str:
+    """The config reference table of docs/llm.md (field, type and range, default, help), from the dataclass."""
+    rows = ["| field | type | default | meaning (source) |", "|---|---|---|---|"]
+    for name in field_names():
+        default = field_default(name)
+        shown = json.dumps(default) if not isinstance(default, str) else default
+        cell = lambda text: text.replace("|", "\\|")  # noqa: E731
+        rows.append(f"| `{name}` | {cell(describe_type(type_hints()[name]))} | `{cell(shown)}` | "
+                    f"{cell(field_help(name))} |")
+    return "\n".join(rows)

@@ -15,11 +15,18 @@ permuted with `numpy.random.default_rng([seed, salt])` and the first n kept:
 When a file has fewer rows than asked (e.g. the fixtures), all rows are used with a warning, and a shared
 validation/test pool is split in the ratio of the asked sizes; an empty split is an error.
 
+Besides the paper's files, the trainer takes rows as TRL does (`read_rows`, `examples_from_rows`): a JSONL or
+Parquet file, a `datasets.Dataset` or a list of dicts with a `prompt` column (a string, or a conversational list
+of {role, content} messages) and `answer`; every other column reaches the reward functions. `to_dataset` turns
+Examples (the paper's datasets included) into that shape. `render_prompt` is the one place a prompt meets the
+tokenizer's chat template.
+
 Pure Python + NumPy (no torch).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import warnings
 from collections.abc import Iterator, Mapping
@@ -29,8 +36,8 @@ from typing import Any, Literal
 import numpy as np
 
 from tsallis.errors import InputError
-from tsallis.llm.example import Example
-from tsallis.llm.rewards import DEFAULT_DELIMITER
+from tsallis.llm.example import Example, Prompt
+from tsallis.llm.rewards import DEFAULT_DELIMITER, RESERVED
 
 Split = Literal["train", "validation", "test"]
 Style = Literal["warm", "cold"]
@@ -67,8 +74,9 @@ INSTRUCTIONS: dict[str, str] = {
 }
 """Warm-start task descriptions with the answer-format instruction (ours; the paper does not print its own)."""
 
-WARM_TEMPLATE = "<|im_start|>user\n{instruction}\n\n{input}<|im_end|>\n<|im_start|>assistant\n<think>\n"
-"""Warm start: Qwen3's chat markup around the instruction and the linearized input, opening the thinking block."""
+WARM_MESSAGE = "{instruction}\n\n{input}"
+"""Warm start: the content of the one user message (instruction, blank line, linearized input); the model's chat
+template adds its own markup (`render_prompt`), so no model's markup is written here."""
 
 COLD_TEMPLATE = "{input}\n<think>\n"
 """Cold start: the bare linearized input (context + question), no instruction and no chat markup."""
@@ -82,17 +90,21 @@ def format_prompt(
     style: Style = "warm",
     template: str | None = None,
     delimiter: str = DEFAULT_DELIMITER,
-) -> str:
+) -> Prompt:
     """Build the prompt x* from a linearized context and question.
 
-    `template` (default `WARM_TEMPLATE` or `COLD_TEMPLATE` by `style`) is a `str.format` string with the
-    fields {instruction}, {input} (= context, a blank line, "Question: " + question), {context}, {question}
-    and {delimiter} (the rationale delimiter, for templates that want to name it). The model writes the
-    rationale after the prompt, closes it with the delimiter and then writes the answer.
+    Warm style (no `template`): a conversational prompt, one user message `WARM_MESSAGE`, which the tokenizer's
+    chat template renders. Cold style, or any `template`: a plain string, `template` (default `COLD_TEMPLATE`)
+    being a `str.format` string with the fields {instruction}, {input} (= context, a blank line, "Question: " +
+    question), {context}, {question} and {delimiter} (the rationale delimiter, for templates that want to name
+    it). The model writes the rationale after the prompt, closes it with the delimiter and then the answer.
     """
     if style not in ("warm", "cold"):
         raise ValueError(f"style must be 'warm' or 'cold', got {style!r}")
-    template = template if template is not None else (WARM_TEMPLATE if style == "warm" else COLD_TEMPLATE)
+    if style == "warm" and template is None:
+        return [{"role": "user", "content": format_prompt(task, context, question, style="cold", delimiter=delimiter,
+                                                          template=WARM_MESSAGE)}]
+    template = template if template is not None else COLD_TEMPLATE
     fields = {
         "instruction": INSTRUCTIONS[task],
         "input": f"{context}\n\nQuestion: {question}",
@@ -109,6 +121,77 @@ def format_prompt(
         ) from err
 
 
+_PROBE = "\x00tsallis-probe\x00"
+
+
+def _chat(tokenizer: Any, messages: list[dict[str, str]]) -> str:
+    # enable_thinking is Qwen3's template variable (thinking on, the paper's setting); other templates ignore it
+    return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True, enable_thinking=True)
+
+
+def chat_markup(tokenizer: Any) -> str | None:
+    """The markup the tokenizer's chat template writes before a user message's content ("<|im_start|>user" for
+    ChatML), or None without a chat template (or when the template writes nothing before the content)."""
+    if getattr(tokenizer, "chat_template", None) is None:
+        return None
+    head = _chat(tokenizer, [{"role": "user", "content": _PROBE}]).split(_PROBE)[0].strip()
+    return head or None
+
+
+def render_prompt(prompt: Prompt, tokenizer: Any, *, chat_template: bool = False) -> str:
+    """The text the model sees: a conversational prompt through the tokenizer's chat template (generation prompt
+    added), a string through it as one user message when `chat_template`, else the string as is."""
+    if isinstance(prompt, str) and not chat_template:
+        return prompt
+    if getattr(tokenizer, "chat_template", None) is None:
+        raise InputError("the tokenizer has no chat template, so conversational prompts (the warm style, chat "
+                         "datasets) and chat_template=true cannot be rendered: use plain-string prompts "
+                         "(prompt_style cold, or a prompt_template) or a model whose tokenizer has a chat template")
+    return _chat(tokenizer, [{"role": "user", "content": prompt}] if isinstance(prompt, str) else prompt)
+
+
+def check_chat_prompts(examples: Any, tokenizer: Any, *, chat_template: bool) -> None:
+    """Refuse a prompt that the chat template would wrap a second time: one that already holds the template's
+    markup (e.g. a prompt written with an older warm template, or a prompt_template with chat markup) while it is
+    conversational or `chat_template` is on; and conversational prompts without a chat template."""
+    markup = chat_markup(tokenizer)
+    for ex in examples:
+        if isinstance(ex.prompt, str) and not chat_template:
+            continue
+        if markup is None and getattr(tokenizer, "chat_template", None) is None:
+            render_prompt(ex.prompt, tokenizer, chat_template=chat_template)  # raises: no chat template
+        texts = [ex.prompt] if isinstance(ex.prompt, str) else [m["content"] for m in ex.prompt]
+        if markup is not None and any(markup in t for t in texts):
+            where = ex.source or f"example {ex.id!r}"
+            raise InputError(
+                f"{where}: the prompt already holds the chat template's markup {markup!r}, and the chat template "
+                f"would wrap it again: give plain text (a conversational prompt, or a string with chat_template "
+                f"true), or a fully formatted string with chat_template false")
+
+
+def check_prompt_length(ex: Example, n_prompt: int, budget: int, context: int | None) -> bool:
+    """Refuse an example whose prompt (`n_prompt` tokens) leaves no room in the model's `context`
+    (max_position_embeddings; None: unknown, not checked), naming its file and line; True when the prompt fits
+    but a completion that uses its whole `budget` would not (the caller warns)."""
+    if not isinstance(context, int):
+        return False
+    if n_prompt >= context:
+        raise InputError(
+            f"{ex.source or 'example ' + repr(ex.id)}: field 'prompt' is {n_prompt} tokens, beyond the model's "
+            f"context of {context} tokens (max_position_embeddings): shorten the prompt or drop the row")
+    return n_prompt + budget > context
+
+
+def warn_overflow(examples: list[Example], budget: int, context: int | None) -> None:
+    """One warning for the examples whose prompt plus a full completion budget exceed the model's context."""
+    if examples:
+        names = ", ".join(ex.source or repr(ex.id) for ex in examples[:3])
+        warnings.warn(f"{len(examples)} prompt(s) ({names}{', ...' if len(examples) > 3 else ''}) leave less than "
+                      f"the completion budget of {budget} tokens within the model's context of {context}: a "
+                      "completion that uses the whole budget would run past it (lower max_rationale_tokens)",
+                      stacklevel=3)
+
+
 # ---------------------------------------------------------------------------------------------- reading
 
 
@@ -116,7 +199,7 @@ def _records(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
     """(location, record) from a JSON-list file (location = 0-based record index) or JSONL (1-based line)."""
     if not path.is_file():
         raise DataFormatError(f"{path}: file not found; see docs/datasets.md for the expected layout")
-    text = path.read_text(encoding="utf-8")
+    text = read_utf8(path)
     if path.suffix == ".jsonl":
         for lineno, line in enumerate(text.splitlines(), start=1):
             if not line.strip():
@@ -141,6 +224,20 @@ def _records(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
         raise DataFormatError(f"{path}: expected a top-level JSON list of records, got {type(data).__name__}")
     for index, record in enumerate(data):
         yield index, _check_object(record, path, f"record {index}")
+
+
+def read_utf8(path: str | Path, what: str = "") -> str:
+    """The text of a UTF-8 file; invalid UTF-8 is a DataFormatError naming the file, line and column."""
+    data = Path(path).read_bytes()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = data.count(b"\n", 0, err.start) + 1
+        col = err.start - (data.rfind(b"\n", 0, err.start) + 1) + 1
+        raise DataFormatError(
+            f"{(what + ' ') if what else ''}{path}, line {line}: invalid UTF-8 (byte 0x{data[err.start]:02x} at "
+            f"column {col}); save the file as UTF-8"
+        ) from None
 
 
 def _check_object(record: Any, path: Path, where: str) -> dict[str, Any]:
@@ -330,16 +427,24 @@ def read_file(
     template: str | None = None,
     delimiter: str = DEFAULT_DELIMITER,
 ) -> list[Example]:
-    """Every usable record of one official file, in file order (MuSiQue rows with answerable=false dropped)."""
+    """Every usable record of one official file, in file order (MuSiQue rows with answerable=false dropped, and
+    records whose gold answer is empty or whitespace, with a warning naming them: y* cannot be empty)."""
     if task not in _BUILDERS:
         raise ValueError(f"unknown task {task!r}; choose one of {list(TASKS)}")
     path = Path(path)
-    out = []
+    out, blank = [], []
     for loc, record in _records(path):
         where = f"line {loc}" if path.suffix == ".jsonl" else f"record {loc}"
         if task == "musique" and record.get("answerable", True) is False:
             continue
-        out.append(_BUILDERS[task](record, path=path, where=where, style=style, template=template, delimiter=delimiter))
+        ex = _BUILDERS[task](record, path=path, where=where, style=style, template=template, delimiter=delimiter)
+        if ex.answer.strip():
+            out.append(dataclasses.replace(ex, source=f"{path}, {where}"))
+        else:
+            blank.append(where)
+    if blank:
+        warnings.warn(f"{path}: dropped {len(blank)} record(s) with an empty answer ({', '.join(blank[:5])}"
+                      f"{', ...' if len(blank) > 5 else ''})", stacklevel=2)
     if not out:
         raise DataFormatError(f"{path}: no usable records; the file is empty (re-download the official file)")
     return out
@@ -423,33 +528,153 @@ def load_split(task: str, data_dir: str | Path, split: Split, **kwargs: Any) -> 
 # ------------------------------------------------------------------------------------------ the trainer's
 
 
-def read_jsonl_examples(path: str | Path) -> list[Example]:
-    """One Example per non-empty line of a JSONL file: {"prompt", "answer"} and optional "id", "aliases",
-    "rationale", "task", "meta"."""
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"task file {str(path)!r} does not exist")
+FIELDS = {"prompt": "a string or a list of {role, content} messages", "answer": "a non-blank string",
+          "id": "a string or an integer", "aliases": "a list of strings", "rationale": "a string or null",
+          "task": "a string", "meta": "an object"}
+"""The columns an Example is made of; any other column is kept for the reward functions (`Example.meta`)."""
+ROLES = ("system", "user", "assistant", "tool")
+
+
+def _row_error(where: str, name: str, value: Any) -> DataFormatError:
+    return DataFormatError(f"{where}: field {name!r} should be {FIELDS[name]}; got {_show(value)}")
+
+
+def _show(value: Any) -> str:
+    text = repr(value)
+    return (text[:60] + "...") if len(text) > 60 else text
+
+
+def check_messages(messages: Any, where: str) -> list[dict[str, str]]:
+    """A conversational prompt: a non-empty list of {"role": one of ROLES, "content": a string}."""
+    if not isinstance(messages, list) or not messages:
+        raise _row_error(where, "prompt", messages)
+    for i, m in enumerate(messages):
+        if not (isinstance(m, Mapping) and m.get("role") in ROLES and isinstance(m.get("content"), str)):
+            raise DataFormatError(f"{where}: field 'prompt', message {i} should be {{\"role\": one of {list(ROLES)}, "
+                                  f"\"content\": a string}}; got {_show(m)}")
+    return [{"role": m["role"], "content": m["content"]} for m in messages]
+
+
+def example_from_row(row: Any, where: str, *, index: int) -> Example:
+    """One row (a dict with a `prompt` column, plain or conversational, and `answer`) -> Example; every field is
+    checked (`FIELDS`), and the message names `where` (file and line) and the field."""
+    if not isinstance(row, Mapping):
+        raise DataFormatError(f"{where}: expected an object with 'prompt' and 'answer'; got {type(row).__name__}")
+    for name in ("prompt", "answer"):
+        if name not in row:
+            raise DataFormatError(f"{where}: missing field {name!r}; every row needs 'prompt' and 'answer'")
+    prompt, answer = row["prompt"], row["answer"]
+    if isinstance(prompt, str):
+        if not prompt.strip():
+            raise _row_error(where, "prompt", prompt)
+    else:
+        prompt = check_messages(prompt, where)
+    if not isinstance(answer, str) or not answer.strip():
+        raise _row_error(where, "answer", answer)
+    rid, aliases, rationale = row.get("id", index), row.get("aliases", []), row.get("rationale")
+    if isinstance(rid, bool) or not isinstance(rid, (str, int)):
+        raise _row_error(where, "id", rid)
+    if not isinstance(aliases, list) or not all(isinstance(a, str) for a in aliases):
+        raise _row_error(where, "aliases", aliases)
+    if rationale is not None and not isinstance(rationale, str):
+        raise _row_error(where, "rationale", rationale)
+    if not isinstance(row.get("task", ""), str):
+        raise _row_error(where, "task", row["task"])
+    if not isinstance(row.get("meta", {}), Mapping):
+        raise _row_error(where, "meta", row["meta"])
+    meta = {**row.get("meta", {}), **{k: v for k, v in row.items() if k not in FIELDS}}
+    clash = sorted(set(meta) & set(RESERVED))
+    if clash:
+        raise DataFormatError(f"{where}: column {clash[0]!r} is a reserved reward-function argument "
+                              f"({', '.join(RESERVED)}): rename it")
+    return Example(id=str(rid), prompt=prompt, answer=answer, aliases=tuple(aliases), rationale=rationale,
+                   task=row.get("task", "rows"), meta=meta, source=where)
+
+
+def examples_from_rows(rows: Any, source: str = "rows") -> list[Example]:
+    """Examples from an iterable of row dicts (a `datasets.Dataset`, a list of dicts); "source, row i" in errors."""
+    out = [example_from_row(row, f"{source}, row {i}", index=i) for i, row in enumerate(rows)]
+    if not out:
+        raise DataFormatError(f"{source}: no rows")
+    return out
+
+
+def as_examples(data: Any, source: str) -> list[Example] | None:
+    """Examples from what a Python caller passes as a dataset: a list of Examples, a `datasets.Dataset` or a
+    list of row dicts; None stays None."""
+    if data is None:
+        return None
+    data = list(data)
+    if all(isinstance(ex, Example) for ex in data):  # also [], no examples
+        return data
+    return examples_from_rows(data, source)
+
+
+def read_rows(task: str) -> list[Example]:
+    """The Examples of a "jsonl:PATH" (one JSON object a line) or "parquet:PATH" task; every line is checked, and
+    an error names the file, the line (or row) and the field."""
+    kind, _, name = task.partition(":")
+    path = Path(name).expanduser()
+    if not path.is_file():
+        raise DataFormatError(f"{kind} file {str(path)!r} " + ("does not exist" if not path.exists() else
+                                                               "is not a file"))
+    if kind == "parquet":
+        return examples_from_rows(_parquet_rows(path), str(path))
     out = []
-    for i, line in enumerate(path.read_text().splitlines(), 1):
+    for lineno, line in enumerate(read_utf8(path).splitlines(), 1):
         if not line.strip():
             continue
+        where = f"{path}, line {lineno}"
         try:
-            d = json.loads(line)
-            out.append(Example(id=str(d.get("id", i)), prompt=d["prompt"], answer=d["answer"],
-                               aliases=tuple(d.get("aliases", ())), rationale=d.get("rationale"),
-                               task=d.get("task", "jsonl"), meta=d.get("meta", {})))
-        except (json.JSONDecodeError, KeyError, TypeError) as err:
-            raise DataFormatError(f"{path}, line {i}: bad example ({err!r}); each line needs a JSON object with "
-                                  "'prompt' and 'answer'") from err
+            row = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise DataFormatError(f"{where}: invalid JSON ({err.msg}, column {err.colno}); each line must be one "
+                                  "JSON object with 'prompt' and 'answer'") from None
+        out.append(example_from_row(row, where, index=lineno))
+    if not out:
+        raise DataFormatError(f"{path}: no rows (the file is empty)")
     return out
+
+
+def _parquet_rows(path: Path) -> list[dict[str, Any]]:
+    import pyarrow.parquet as pq
+
+    try:
+        return pq.read_table(path).to_pylist()
+    except Exception as err:  # pyarrow raises several types for a file that is not Parquet
+        raise DataFormatError(f"{path}: not a readable Parquet file ({type(err).__name__}: {err})") from None
+
+
+def to_rows(examples: list[Example]) -> list[dict[str, Any]]:
+    """Examples as TRL-style rows: prompt, answer, id, aliases, task, rationale and every `meta` key as a column
+    (what `examples_from_rows` reads back)."""
+    return [{"prompt": ex.prompt, "answer": ex.answer, "id": ex.id, "aliases": list(ex.aliases), "task": ex.task,
+             "rationale": ex.rationale, **ex.meta} for ex in examples]
+
+
+def to_dataset(examples: list[Example]):
+    """Examples (e.g. `load_splits`'s) as a `datasets.Dataset` of `to_rows` rows. A column Arrow cannot type
+    (FinQA's `exe_ans` mixes numbers and "yes"/"no", HotpotQA's `supporting_facts` mixes titles and indices) is
+    stored as JSON text."""
+    import datasets
+    import pyarrow as pa
+
+    rows = to_rows(examples)
+    columns = {k: [r.get(k) for r in rows] for k in dict.fromkeys(k for r in rows for k in r)}
+    for name, values in columns.items():
+        try:
+            pa.array(values)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError):
+            columns[name] = [json.dumps(v) for v in values]
+    return datasets.Dataset.from_dict(columns)
 
 
 def load_examples(cfg: Any) -> tuple[list[Example], list[Example]]:
     """(train, eval) Examples of a `TrainConfig`'s task: a paper dataset (train split and `eval_split`), the toy
-    task, or "jsonl:PATH" (no eval split)."""
+    task, or "jsonl:PATH" / "parquet:PATH" (eval: `eval_task`'s rows, or none)."""
     if cfg.task in TASKS:
         if not cfg.data_dir or not Path(cfg.data_dir).expanduser().is_dir():
-            raise FileNotFoundError(
+            raise DataFormatError(
                 f"data_dir {cfg.data_dir!r} (task {cfg.task!r}) is not a directory: set `data_dir:` in the config or "
                 f"pass --data-dir PATH, the folder holding the official {cfg.task} files (layout: docs/datasets.md)")
         splits = load_splits(cfg.task, Path(cfg.data_dir).expanduser(), seed=cfg.data_seed, style=cfg.prompt_style,
@@ -460,6 +685,7 @@ def load_examples(cfg: Any) -> tuple[list[Example], list[Example]]:
 
         task = toy_task(cfg)
         return make_examples(task, "train"), make_examples(task, "eval")
-    if cfg.task.startswith("jsonl:"):
-        return read_jsonl_examples(cfg.task[len("jsonl:"):]), []
-    raise ValueError(f"unknown task {cfg.task!r}: use 'toy' or 'jsonl:PATH', or pass examples to Trainer(...)")
+    if cfg.task.startswith(("jsonl:", "parquet:")):
+        return read_rows(cfg.task), (read_rows(cfg.eval_task) if cfg.eval_task else [])
+    raise InputError(f"unknown task {cfg.task!r}: use 'toy', 'jsonl:PATH' or 'parquet:PATH', or pass examples to "
+                     "Trainer(...)")

@@ -140,23 +140,26 @@ def evaluate(
     batch_size: int = 1,
     seed: int = 0,
     synced_gpus: bool = False,
+    progress: bool = False,
 ) -> EvalResult:
     """Sample `k` completions per example with budget forcing and score them (paper §7: k = 16, "relaxed").
 
     Args:
         model, tokenizer: a HF causal LM and its tokenizer.
-        examples: the examples; `example.prompt` is fed as is.
+        examples: the examples; a string `example.prompt` is fed as is, a conversational one through the
+            tokenizer's chat template (`data.render_prompt`).
         k: samples per prompt. max_rationale_tokens / max_answer_tokens: the two budgets (paper: 4k/3k/2k - 128
             and 128). temperature (0 = greedy), top_p, top_k (0 = off): sampling (ours: 1.0, 1.0, 0).
         delimiter, scorer, ties: see `score_completions`. batch_size: prompts per `generate` call (each with
             k sequences; it does not change the samples). seed: the evaluation seed (row-keyed sampling; the
             global torch RNG is untouched). synced_gpus: keep every rank generating until all are done (FSDP).
+        progress: show a tqdm bar over the prompts.
     """
     prompts = [ex.prompt for ex in examples]
     completions = generate_completions(
         model, tokenizer, prompts, k=k, max_rationale_tokens=max_rationale_tokens,
         max_answer_tokens=max_answer_tokens, temperature=temperature, top_p=top_p, top_k=top_k,
-        delimiter=delimiter, batch_size=batch_size, seed=seed, synced_gpus=synced_gpus,
+        delimiter=delimiter, batch_size=batch_size, seed=seed, synced_gpus=synced_gpus, progress=progress,
     )
     settings = {"k": k, "max_rationale_tokens": max_rationale_tokens, "max_answer_tokens": max_answer_tokens,
                 "temperature": temperature, "top_p": top_p, "top_k": top_k, "delimiter": delimiter, "seed": seed}
@@ -182,7 +185,7 @@ def make_evaluate_fn(
 def generate_completions(
     model: Any,
     tokenizer: Any,
-    prompts: Sequence[str],
+    prompts: Sequence[Any],
     *,
     k: int,
     max_rationale_tokens: int,
@@ -194,15 +197,19 @@ def generate_completions(
     batch_size: int = 1,
     seed: int = 0,
     synced_gpus: bool = False,
+    progress: bool = False,
 ) -> list[list[Completion]]:
     """k completions per prompt, (N, k), each rationale + delimiter + answer, from the one sampling engine
     (`tsallis.llm.rollout.generate_rollout`: its budget rule, budget forcing and row-keyed seeds).
 
     Prompt i's samples are keyed by (seed, i) on the evaluation stream, so they do not depend on `batch_size`
-    or on the global torch RNG (which is left untouched). The model's train/eval mode is restored.
+    or on the global torch RNG (which is left untouched). The model's train/eval mode is restored. A
+    conversational prompt goes through the tokenizer's chat template; `progress` shows a tqdm bar over prompts.
     """
     import torch
+    from tqdm.auto import tqdm
 
+    from tsallis.llm.data import render_prompt
     from tsallis.llm.rollout import EVAL_STREAM, generate_rollout, prompt_seeds, stop_ids
 
     if k < 1 or batch_size < 1 or max_rationale_tokens < 1 or max_answer_tokens < 1:
@@ -216,9 +223,11 @@ def generate_completions(
     was_training = model.training
     model.eval()
     out: list[list[Completion]] = []
+    bar = tqdm(total=len(prompts), desc=f"eval k={k}", unit="prompt", leave=False, disable=not progress,
+               dynamic_ncols=True)
     try:
         for start in range(0, len(prompts), batch_size):
-            batch = list(prompts[start:start + batch_size])
+            batch = [render_prompt(p, tokenizer) for p in prompts[start:start + batch_size]]
             # the prompt is the full model input (as in the trainer): no BOS/EOS added by the tokenizer
             ids = [tokenizer(p, add_special_tokens=False)["input_ids"] for p in batch]
             with torch.no_grad():
@@ -233,6 +242,8 @@ def generate_completions(
                 text = tokenizer.decode(z + delim_ids + a, skip_special_tokens=False)
                 rows.append(Completion(text, forced, len(z) + len(delim_ids) + len(a)))
             out.extend(rows[i:i + k] for i in range(0, len(rows), k))
+            bar.update(len(batch))
     finally:
+        bar.close()
         model.train(was_training)
     return out

@@ -8,13 +8,71 @@ so one code path is tested on CPU and used on GPUs.
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Annotated, Any
 
 import torch
 
-from tsallis.llm.config import TrainConfig
+from tsallis.errors import InputError
+from tsallis.llm.config import PosInt, Range, TrainConfig, check_value, read_config_file, unknown_name
+
+
+@contextlib.contextmanager
+def hf_bars_off() -> Iterator[None]:
+    """Silence transformers' own per-load and per-save progress bars ("Loading weights", "Writing model shards")
+    inside the block; the previous setting is restored after it."""
+    from transformers.utils import logging as hf_logging
+
+    was_on = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was_on:
+            hf_logging.enable_progress_bar()
+
+
+LORA_FIELDS = {"lora_r": "r", "lora_alpha": "lora_alpha", "lora_dropout": "lora_dropout",
+               "lora_target_modules": "target_modules"}
+"""TrainConfig's LoRA fields and the `peft.LoraConfig` arguments they set."""
+LORA_HINTS = {"r": PosInt, "lora_alpha": PosInt, "lora_dropout": Annotated[float, Range("[0, 1)")]}
+
+
+def lora_config(cfg: TrainConfig) -> Any:
+    """The `peft.LoraConfig` of a run, or None without LoRA: `cfg.lora_config`'s file (JSON or YAML of LoraConfig
+    arguments, e.g. an adapter_config.json), then the lora_* fields that are set (lora_r > 0, the others not
+    null); every other argument keeps peft's default. Raises InputError naming the file or field."""
+    if not cfg.use_lora:
+        return None
+    from peft import LoraConfig
+
+    kwargs: dict[str, Any] = {}
+    if cfg.lora_config is not None:
+        kwargs = read_config_file(cfg.lora_config, "lora_config file")
+        valid = [f.name for f in dataclasses.fields(LoraConfig)]
+        for key in kwargs:
+            if key not in valid:
+                raise InputError(f"{unknown_name('peft.LoraConfig argument', str(key), valid)} in lora_config "
+                                 f"{cfg.lora_config!r}")
+        for arg, hint in LORA_HINTS.items():  # the arguments our fields stand for, held to the same ranges
+            if kwargs.get(arg) is not None:
+                kwargs[arg] = check_value(f"{arg} (in lora_config {cfg.lora_config!r})", kwargs[arg], hint)
+    for name, arg in LORA_FIELDS.items():
+        value = getattr(cfg, name)
+        if value is not None and not (name == "lora_r" and value == 0):
+            kwargs[arg] = value
+    if isinstance(kwargs.get("target_modules"), str) and kwargs["target_modules"] != "all-linear":
+        kwargs["target_modules"] = [t.strip() for t in kwargs["target_modules"].split(",") if t.strip()]
+    kwargs["task_type"] = "CAUSAL_LM"
+    try:
+        return LoraConfig(**kwargs)
+    except (TypeError, ValueError) as err:
+        source = f"lora_config {cfg.lora_config!r} and the lora_* fields" if cfg.lora_config else "the lora_* fields"
+        raise InputError(f"{source} do not make a peft.LoraConfig: {err}") from None
 
 
 def resolve_model_path(model: str, cache_dir: str | None = None) -> Path:
@@ -25,24 +83,26 @@ def resolve_model_path(model: str, cache_dir: str | None = None) -> Path:
         return pretrained_toy_model(cache_dir=cache_dir)
     path = Path(model).expanduser()
     if not path.is_dir():
-        raise FileNotFoundError(
+        raise InputError(
             f"model path {str(path)!r} does not exist. Pass --model PATH to a local Hugging Face model directory "
             "(config.json + weights + tokenizer, e.g. from `huggingface-cli download` or save_pretrained), or "
             "use --model toy / `tsallis llm pretrain-toy --out DIR` for the CPU testbed model.")
     if not (path / "config.json").exists():
-        raise FileNotFoundError(f"model path {str(path)!r} has no config.json: it is not a Hugging Face model "
+        raise InputError(f"model path {str(path)!r} has no config.json: it is not a Hugging Face model "
                                 "directory (write one with model.save_pretrained and tokenizer.save_pretrained)")
     return path
 
 
-def load_model_and_tokenizer(path: str | Path, cfg: TrainConfig, *, on_cuda: bool = False):
-    """Load a causal LM and its tokenizer from a local directory (local_files_only), with optional LoRA."""
+def load_model_and_tokenizer(path: str | Path, cfg: TrainConfig, *, on_cuda: bool = False, lora: Any = None):
+    """Load a causal LM and its tokenizer from a local directory (local_files_only), wrapped with the LoRA
+    adapter of `lora` (a `peft.LoraConfig`, or None for none); transformers' load bars are silenced."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     dtype = {"auto": torch.bfloat16 if on_cuda else torch.float32, "float32": torch.float32,
              "bfloat16": torch.bfloat16, "float16": torch.float16}[cfg.dtype]
-    model = AutoModelForCausalLM.from_pretrained(path, local_files_only=True, dtype=dtype)
-    tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+    with hf_bars_off():
+        model = AutoModelForCausalLM.from_pretrained(path, local_files_only=True, dtype=dtype)
+        tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
     if cfg.disable_dropout:
@@ -51,25 +111,25 @@ def load_model_and_tokenizer(path: str | Path, cfg: TrainConfig, *, on_cuda: boo
                 mod.p = 0.0
     if cfg.gradient_checkpointing:
         model.gradient_checkpointing_enable()
-    if cfg.lora_r > 0:
-        from peft import LoraConfig, get_peft_model
+    if lora is not None:
+        from peft import get_peft_model
 
-        targets = cfg.lora_target_modules
-        targets = targets if targets == "all-linear" else [t.strip() for t in targets.split(",")]
-        model = get_peft_model(model, LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha,
-                                                 lora_dropout=cfg.lora_dropout, target_modules=targets,
-                                                 task_type="CAUSAL_LM"))
+        try:
+            model = get_peft_model(model, lora)
+        except ValueError as err:  # e.g. peft knows no default target modules for this architecture
+            raise InputError(f"LoRA: {err} (set lora_target_modules, e.g. all-linear)") from None
     return model, tokenizer
 
 
-def load_policy(cfg: TrainConfig, resume_path: Path | None, *, cache_dir: str | None = None, on_cuda: bool = False):
+def load_policy(cfg: TrainConfig, resume_path: Path | None, *, cache_dir: str | None = None, on_cuda: bool = False,
+                lora: Any = None):
     """(model, tokenizer, base model path): the base model, or a checkpoint's weights (full fine-tuning) or the
-    base plus a checkpoint's LoRA adapter."""
+    base plus a checkpoint's LoRA adapter (`lora`: the run's `peft.LoraConfig`, or None)."""
     base = resolve_model_path(cfg.model, cache_dir)
-    if resume_path is not None and cfg.lora_r == 0:
+    if resume_path is not None and lora is None:
         model, tok = load_model_and_tokenizer(resume_path, cfg, on_cuda=on_cuda)
         return model, tok, base
-    model, tok = load_model_and_tokenizer(base, cfg, on_cuda=on_cuda)
+    model, tok = load_model_and_tokenizer(base, cfg, on_cuda=on_cuda, lora=lora)
     if resume_path is not None:
         from peft import set_peft_model_state_dict
         from safetensors.torch import load_file
@@ -80,10 +140,7 @@ def load_policy(cfg: TrainConfig, resume_path: Path | None, *, cache_dir: str | 
 
 def load_reference(base: Path, cfg: TrainConfig, device, *, on_cuda: bool = False):
     """A frozen full copy of the initial model, the KL reference when there is no LoRA adapter to switch off."""
-    import dataclasses
-
-    ref, _ = load_model_and_tokenizer(base, dataclasses.replace(cfg, lora_r=0, gradient_checkpointing=False),
-                                      on_cuda=on_cuda)
+    ref, _ = load_model_and_tokenizer(base, dataclasses.replace(cfg, gradient_checkpointing=False), on_cuda=on_cuda)
     return ref.requires_grad_(False).eval().to(device)
 
 

@@ -6,18 +6,25 @@ answer"); evaluation uses the official SQuAD-style normalization of HotpotQA and
 the paper's relaxed substring match, or our numeric rule for FinQA. Every checker fails closed: a missing
 or unparseable prediction, or a gold that normalizes to nothing, never scores as correct.
 
+The trainer takes reward functions with TRL's signature, `f(prompts, completions, completion_ids, **columns)
+-> list[float | None]` (research/llm-anchors.md Sec. 1.4): `REWARD_FUNCS` holds the training reward
+(`exact_answer`) and every evaluation scorer as such functions, and `score_reward_funcs` calls a list of them.
+
 Pure Python (no torch, no NumPy): the trainer's reward loop and the evaluator both call these.
 """
 
 from __future__ import annotations
 
+import inspect
 import math
 import re
 import string
 from collections import Counter
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
+from tsallis.errors import InputError
 from tsallis.llm.example import Example
 
 DEFAULT_DELIMITER = "</think>"
@@ -316,3 +323,114 @@ def get_scorer(scorer: str | Scorer) -> Scorer:
     if scorer not in SCORERS:
         raise ValueError(f"unknown scorer {scorer!r}; choose one of {sorted(SCORERS)}")
     return SCORERS[scorer]
+
+
+# ------------------------------------------------------------------------ reward functions (TRL's signature)
+
+RewardFunc = Callable[..., "list[float | None]"]
+"""`f(prompts, completions, completion_ids, **columns) -> list[float | None]`, called with keywords: one prompt
+(a string, or a list of {role, content} messages), one completion (a string, or [{"role": "assistant",
+"content": ...}] for a conversational prompt) and its token ids per sampled completion, and each dataset column
+(`answer`, `aliases`, ... one value per completion), plus `trainer_state` (the trainer's LoopState) and
+`delimiter`. None means "no reward for this completion from this function" (TRL)."""
+
+RESERVED = ("prompts", "completions", "completion_ids", "trainer_state", "delimiter")
+"""Keyword arguments a reward function gets besides the dataset columns (so no column may bear these names)."""
+
+
+def completion_text(completion: str | Sequence[dict[str, Any]]) -> str:
+    """The text of a completion: the string itself, or the contents of its messages joined."""
+    if isinstance(completion, str):
+        return completion
+    return "".join(str(m.get("content", "")) for m in completion)
+
+
+def _row_example(columns: dict[str, Sequence[Any]], i: int) -> Example:
+    """Row i of the reward columns as an Example (what the scorers take)."""
+    aliases = columns.get("aliases", [()] * (i + 1))[i] or ()
+    meta = {k: v[i] for k, v in columns.items() if k not in ("answer", "aliases", "task", "id", *RESERVED)}
+    return Example(id=str(columns["id"][i]) if "id" in columns else str(i), prompt="", answer=str(columns["answer"][i]),
+                   aliases=tuple(str(a) for a in aliases), task=str(columns["task"][i]) if "task" in columns else "",
+                   meta=meta)
+
+
+def exact_answer(prompts: Sequence[Any], completions: Sequence[Any], completion_ids: Sequence[Sequence[int]], *,
+                answer: Sequence[str], delimiter: str = DEFAULT_DELIMITER, **columns: Any) -> list[float]:
+    """The paper's training reward (§7) as a TRL reward function: 1.0 iff the text after the last `delimiter`
+    equals the gold `answer` column after `str.strip()` (`exact_match_reward`; aliases are not accepted, unlike
+    the "exact" scorer's reward)."""
+    return [exact_match_reward(extract_answer(completion_text(c), delimiter), Example("", "", str(a)))
+            for c, a in zip(completions, answer)]
+
+
+def scorer_reward(scorer: str | Scorer) -> RewardFunc:
+    """An evaluation scorer (`SCORERS`) as a TRL reward function named after it: the score of the text after the
+    last delimiter against the `answer` column (and `aliases`, and FinQA's `exe_ans` / `question` columns for
+    "numeric", when present)."""
+    sc = get_scorer(scorer)
+
+    def reward(prompts: Sequence[Any], completions: Sequence[Any], completion_ids: Sequence[Sequence[int]], *,
+               answer: Sequence[str], delimiter: str = DEFAULT_DELIMITER, **columns: Any) -> list[float]:
+        cols = {"answer": answer, **columns}
+        return [float(sc.score(extract_answer(completion_text(c), delimiter), _row_example(cols, i)))
+                for i, c in enumerate(completions)]
+
+    reward.__name__ = reward.__qualname__ = sc.name
+    reward.__doc__ = f"The {sc.name!r} scorer of tsallis.llm.rewards.SCORERS as a reward function."
+    return reward
+
+
+REWARD_FUNCS: dict[str, RewardFunc] = {"exact_answer": exact_answer, **{n: scorer_reward(n) for n in SCORERS}}
+"""Reward functions by name (`TrainConfig.reward_funcs`): the training reward and the evaluation scorers."""
+
+
+def reward_name(func: Callable[..., Any]) -> str:
+    """The name a reward function is logged under (`rewards/<name>/mean`): its `__name__` (of the wrapped
+    function for a `functools.partial`), else its class name."""
+    inner = getattr(func, "func", func)
+    return getattr(inner, "__name__", None) or type(inner).__name__
+
+
+def required_columns(func: Callable[..., Any]) -> set[str]:
+    """The dataset columns a reward function cannot do without: its named parameters without a default, other than
+    TRL's three positional ones and the trainer's keywords."""
+    try:
+        params = inspect.signature(func).parameters.values()
+    except (TypeError, ValueError):  # a builtin or C callable: nothing to read
+        return set()
+    return {p.name for p in params if p.default is inspect.Parameter.empty and p.name not in RESERVED
+            and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)}
+
+
+def _accepted(func: Callable[..., Any], kwargs: dict[str, Any]) -> dict[str, Any]:
+    """`kwargs` restricted to what `func` accepts (all of them if it takes **kwargs, as TRL's functions must)."""
+    try:
+        params = inspect.signature(func).parameters
+    except (TypeError, ValueError):
+        return kwargs
+    if any(p.kind == p.VAR_KEYWORD for p in params.values()):
+        return kwargs
+    return {k: v for k, v in kwargs.items() if k in params}
+
+
+def score_reward_funcs(funcs: Sequence[RewardFunc], **kwargs: Any) -> dict[str, list[float]]:
+    """Call each reward function with `kwargs` (prompts, completions, completion_ids, the columns, ...); returns
+    name -> its N rewards, None given as NaN. Raises InputError naming a function whose output is not N real
+    finite numbers (or None)."""
+    n = len(kwargs["completions"])
+    out: dict[str, list[float]] = {}
+    for func in funcs:
+        name = reward_name(func)
+        name = name if name not in out else f"{name}_{len(out)}"
+        values = func(**_accepted(func, kwargs))
+        if not isinstance(values, Sequence) or isinstance(values, (str, bytes)) or len(values) != n:
+            got = f"{len(values)} values" if isinstance(values, Sequence) else type(values).__name__
+            raise InputError(f"reward function {name!r} must return a list of {n} floats (one per completion); "
+                             f"got {got}")
+        row = []
+        for v in values:
+            if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v)):
+                raise InputError(f"reward function {name!r} returned {v!r}: rewards must be finite numbers or None")
+            row.append(float("nan") if v is None else float(v))
+        out[name] = row
+    return out

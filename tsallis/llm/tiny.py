@@ -3,7 +3,8 @@ Qwen3-0.6B in `configs/tiny/*.yaml` and the end-to-end tests (no Hub, no files s
 
 The tokenizer is byte-level BPE without merges (256 byte tokens, so any text round-trips exactly) plus Qwen3's
 markup tokens: <|endoftext|> (EOS and padding), <|im_start|>, <|im_end|> (special) and <think>, </think>
-(plain added tokens, as in Qwen3). `tsallis llm make-tiny-model --out runs/tiny-model` writes it.
+(plain added tokens, as in Qwen3), and a ChatML chat template. `tsallis llm make-tiny-model --out runs/tiny-model`
+writes it.
 """
 
 from __future__ import annotations
@@ -13,10 +14,14 @@ from pathlib import Path
 
 SPECIAL = ("<|endoftext|>", "<|im_start|>", "<|im_end|>")
 THINK = ("<think>", "</think>")
+CHATML = ("{%- for m in messages %}{{ '<|im_start|>' + m['role'] + '\\n' + m['content'] + '<|im_end|>\\n' }}"
+          "{%- endfor %}{%- if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{%- endif %}")
+"""A ChatML chat template (Qwen3's markup, without its tool and thinking logic), so warm-style prompts render."""
 
 
 def build_byte_tokenizer():
-    """A byte-level `PreTrainedTokenizerFast` (256 byte tokens + Qwen3 markup), built in code."""
+    """A byte-level `PreTrainedTokenizerFast` (256 byte tokens + Qwen3 markup, a ChatML chat template), built in
+    code."""
     from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers
     from transformers import PreTrainedTokenizerFast
 
@@ -27,8 +32,10 @@ def build_byte_tokenizer():
     tok.decoder = decoders.ByteLevel()
     tok.add_special_tokens([AddedToken(t, special=True, normalized=False) for t in SPECIAL])
     tok.add_tokens([AddedToken(t, special=False, normalized=False) for t in THINK])
-    return PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|endoftext|>", pad_token="<|endoftext|>",
-                                   padding_side="left")
+    out = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|endoftext|>", pad_token="<|endoftext|>",
+                                  padding_side="left")
+    out.chat_template = CHATML
+    return out
 
 
 def make_tiny_model(out: str | os.PathLike, *, n_layer: int = 2, hidden: int = 32, max_positions: int = 4096,

@@ -7,7 +7,8 @@ the run log (`tracking.RunLog`: metrics.jsonl and accelerate's trackers).
 
 Per optimizer step (`Trainer.step`): (1) this process's shard of the next `prompts_per_step` prompts, split into
 micro-batches; (2) per micro-batch, M rationales per prompt (and answers) in one `generate` call with budget
-forcing, or the gold rationales for SFT; (3) rewards of the sampled answers (`reward_fn`); (4) the method's
+forcing, or the gold rationales for SFT; (3) rewards of the sampled completions (`reward_funcs`, TRL's signature,
+weighted by `reward_weights`); (4) the method's
 `prepare` (GRPO: advantages, token count); (5) per micro-batch ONE teacher-forced forward with gradients over
 [prompt, rationale, delimiter, answer], the method's loss, divided by the number of micro-batches, backward;
 (6) clip, NaN/inf guard, optimizer step; (7) metrics. `train` runs steps, evaluates and checkpoints on schedule.
@@ -31,11 +32,34 @@ from tsallis.core import QSchedule, frac_zero_std
 from tsallis.errors import InputError, NonFiniteError
 from tsallis.llm import checkpoint as ckpt
 from tsallis.llm.config import DATASETS, TrainConfig
-from tsallis.llm.data import load_examples
+from tsallis.llm.data import (
+    as_examples,
+    check_chat_prompts,
+    check_prompt_length,
+    load_examples,
+    render_prompt,
+    warn_overflow,
+)
 from tsallis.llm.estimators import ESTIMATORS, Scored
 from tsallis.llm.example import Example
-from tsallis.llm.loading import build_optimizer, load_policy, load_reference, lr_lambda, shard_model
-from tsallis.llm.rewards import exact_match_reward
+from tsallis.llm.loading import (
+    build_optimizer,
+    hf_bars_off,
+    load_policy,
+    load_reference,
+    lora_config,
+    lr_lambda,
+    shard_model,
+)
+from tsallis.llm.rewards import (
+    REWARD_FUNCS,
+    RewardFunc,
+    exact_answer,
+    exact_match_reward,
+    required_columns,
+    reward_name,
+    score_reward_funcs,
+)
 from tsallis.llm.rollout import (
     EVAL_STREAM,
     LOG_P_STREAM,
@@ -51,7 +75,12 @@ from tsallis.llm.tracking import RunLog, check_trackers
 
 __all__ = ["LoopState", "NonFiniteError", "TrainResult", "Trainer"]
 
-RewardFn = Callable[[str | None, Example], float]
+
+def _nanstd(x: torch.Tensor) -> float:
+    """The sample standard deviation of the non-NaN entries (0 for fewer than two)."""
+    x = x[~x.isnan()]
+    return float(x.std()) if x.numel() > 1 else 0.0
+
 EvaluateFn = Callable[["Trainer"], dict[str, float]]
 Callback = Callable[["Trainer", dict[str, Any]], None]
 Stop = Callable[["Trainer", dict[str, Any]], bool]
@@ -99,8 +128,14 @@ class Trainer:
 
     Args:
         config: the run configuration.
-        train_examples, eval_examples: Examples (default: from `config.task`).
-        reward_fn: (answer text after the delimiter or None, example) -> float; default exact match (paper Sec. 7).
+        train_examples, eval_examples: Examples, a `datasets.Dataset` or a list of row dicts with a `prompt` column
+            (plain or conversational) and `answer` (default: from `config.task`).
+        reward_funcs: reward functions with TRL's signature `f(prompts, completions, completion_ids, **columns) ->
+            list[float | None]` (`tsallis.llm.rewards.RewardFunc`), or names of `rewards.REWARD_FUNCS`; default
+            `config.reward_funcs` (exact match, paper Sec. 7). Weighted by `config.reward_weights`; GRPO trains on
+            the weighted sum, GARL/PAFT only log it (their weight is p(y*|x, z)).
+        peft_config: a `peft.LoraConfig` (as TRL's `peft_config=`); default from `config.lora_config` and the
+            lora_* fields.
         evaluate_fn: called every `eval_every` steps as evaluate_fn(trainer) -> {name: value};
             `config.eval_metric` selects the best checkpoint (saved to output_dir/best). Default: the built-in
             sampled accuracy on eval_examples (toy, jsonl) or the paper's metrics (datasets), when there are any.
@@ -108,25 +143,29 @@ class Trainer:
         cache_dir: cache of the pretrained toy model.
     """
 
-    def __init__(self, config: TrainConfig, train_examples: Sequence[Example] | None = None,
-                 eval_examples: Sequence[Example] | None = None, *, reward_fn: RewardFn | None = None,
+    def __init__(self, config: TrainConfig, train_examples: Any = None, eval_examples: Any = None, *,
+                 reward_funcs: RewardFunc | str | Sequence[RewardFunc | str] | None = None,
                  evaluate_fn: EvaluateFn | None = None, resume_from: str | os.PathLike | None = None,
-                 cache_dir: str | None = None):
+                 cache_dir: str | None = None, peft_config: Any = None):
         from accelerate.utils import set_seed
 
         self.cfg = cfg = config
+        train_examples, eval_examples = as_examples(train_examples, "train_examples"), as_examples(
+            eval_examples, "eval_examples")
         if train_examples is None:
             train_examples, default_eval = load_examples(cfg)
             eval_examples = default_eval if eval_examples is None else eval_examples
         self.train_examples, self.eval_examples = list(train_examples), list(eval_examples or [])
         self._check_examples()
-        self.reward_fn = reward_fn or exact_match_reward
+        self.reward_funcs = self._reward_funcs(reward_funcs)
+        self.lora = peft_config if peft_config is not None else lora_config(cfg)
         self.accelerator = acc = self._make_accelerator()
         set_seed(cfg.seed, device_specific=True)
         self.output_dir = Path(cfg.output_dir)
         self.resume_path = ckpt.resolve_checkpoint(resume_from) if resume_from is not None else None
         on_cuda = acc.device.type == "cuda"
-        model, self.tokenizer, base = load_policy(cfg, self.resume_path, cache_dir=cache_dir, on_cuda=on_cuda)
+        model, self.tokenizer, base = load_policy(cfg, self.resume_path, cache_dir=cache_dir, on_cuda=on_cuda,
+                                                  lora=self.lora)
         self.delimiter_ids = self.tokenizer(cfg.resolved_delimiter, add_special_tokens=False)["input_ids"]
         if not self.delimiter_ids:
             raise InputError(f"the delimiter {cfg.resolved_delimiter!r} tokenizes to nothing: choose another")
@@ -134,9 +173,10 @@ class Trainer:
         self.stop_ids = stop_ids(self.tokenizer, model)  # any of them ends a sampled answer
         self.method = ESTIMATORS[cfg.method].from_config(cfg, delimiter_len=len(self.delimiter_ids),
                                                          process_index=acc.process_index)
+        self._check_prompts(model)
         # the KL reference: the adapter-disabled model with LoRA (as TRL), else a frozen full copy
         self.ref_model = (load_reference(base, cfg, acc.device, on_cuda=on_cuda)
-                          if self.method.needs_reference and cfg.lora_r == 0 else None)
+                          if self.method.needs_reference and self.lora is None else None)
         self.fsdp = cfg.fsdp
         self.model, self.optimizer, self.scheduler = self._prepare(model)
         self.schedule = QSchedule(cfg.q_schedule, q_start=cfg.q, q_end=cfg.q_end, switch_at=cfg.q_switch_at,
@@ -155,6 +195,49 @@ class Trainer:
         if ESTIMATORS[self.cfg.method].rationales == "gold" and any(ex.rationale is None for ex in self.train_examples):
             raise InputError(f"method={self.cfg.method!r} trains on gold rationales: some training examples have "
                              "rationale=None")
+
+    def _reward_funcs(self, funcs) -> list[RewardFunc]:
+        """The reward functions (callables, or names of REWARD_FUNCS), each checked to find its columns."""
+        cfg = self.cfg
+        funcs = cfg.reward_funcs if funcs is None else ([funcs] if callable(funcs) or isinstance(funcs, str) else funcs)
+        out = []
+        for f in funcs:
+            if isinstance(f, str) and f not in REWARD_FUNCS:
+                raise InputError(f"unknown reward function {f!r}; choose among {', '.join(REWARD_FUNCS)} or pass "
+                                 "a callable")
+            out.append(REWARD_FUNCS[f] if isinstance(f, str) else f)
+        if not out or not all(callable(f) for f in out):
+            raise InputError("reward_funcs must be a non-empty list of callables or REWARD_FUNCS names")
+        if cfg.reward_weights is not None and len(cfg.reward_weights) != len(out):
+            raise InputError(f"reward_weights has {len(cfg.reward_weights)} weight(s) for {len(out)} reward "
+                             f"function(s): give one weight per function")
+        for f in out:  # a column a function names without a default must be in every row
+            need = required_columns(f) - {"answer", "aliases", "id", "task", "rationale"}
+            for ex in self.train_examples + self.eval_examples if need else []:
+                missing = need - set(ex.meta)
+                if missing:
+                    raise InputError(f"reward function {reward_name(f)!r} needs the column(s) {sorted(missing)}, "
+                                     f"which {ex.source or 'example ' + repr(ex.id)} lacks")
+        return out
+
+    def _check_prompts(self, model) -> None:
+        """Before any step: no prompt wrapped twice by the chat template, and every prompt with its completion
+        budget within the model's context (a prompt that is too long would otherwise fail mid-step, or try to
+        allocate the attention of a million tokens)."""
+        cfg, examples = self.cfg, self.train_examples + self.eval_examples
+        check_chat_prompts(examples, self.tokenizer, chat_template=cfg.chat_template)
+        context = getattr(model.config, "max_position_embeddings", None)
+        if not isinstance(context, int):
+            return
+        D, gold = len(self.delimiter_ids), self.method.answers == "gold"
+        over, budget = [], 0
+        for ex in examples:
+            z = len(self.tokenizer(ex.rationale, add_special_tokens=False)["input_ids"]) if (
+                self.method.rationales == "gold" and ex.rationale) else cfg.max_rationale_tokens
+            budget = z + D + max(cfg.max_answer_tokens, len(self.encode_answer(ex.answer)) if gold else 0)
+            if check_prompt_length(ex, len(self.encode_prompt(ex.prompt)), budget, context):
+                over.append(ex)
+        warn_overflow(over, budget, context)
 
     def _make_accelerator(self):
         from accelerate import Accelerator
@@ -203,7 +286,7 @@ class Trainer:
                      trackers=cfg.trackers)
         bar = tqdm(total=cfg.max_steps, initial=st.step, desc=f"{cfg.method} q={cfg.q:g}", dynamic_ncols=True,
                    disable=not (cfg.progress_bar and self.accelerator.is_main_process))
-        with log, bar:
+        with log, bar, hf_bars_off():  # HF's per-save bars would break ours
             while st.step < cfg.max_steps:
                 m = self._guarded_step(log)
                 if cfg.eval_every and self.evaluate_fn and st.step % cfg.eval_every == 0:
@@ -229,7 +312,8 @@ class Trainer:
         q = self.current_q()
         micro = self.micro_batches()  # [(examples, prompt seeds)], one per accumulation step
         rollouts = [self.make_rollout(exs, seeds) for exs, seeds in micro]
-        rewards = [self.score_rewards(ro, exs) for ro, (exs, _) in zip(rollouts, micro)]  # (B, M) each, or None
+        scores = [self.score_rewards(ro, exs) for ro, (exs, _) in zip(rollouts, micro)]
+        rewards = [total for total, _ in scores]  # (B, M) each, or None
         batches = [self.scored_batch(exs, ro, gold=method.answers == "gold") for ro, (exs, _) in zip(rollouts, micro)]
         extras = method.prepare(rewards, batches, self._mean_over_processes)
         t_rollout = time.perf_counter() - t0
@@ -250,7 +334,7 @@ class Trainer:
         self.optimizer.step()
         self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
-        m = self._metrics(q, sum(losses), outs, entropy, grad_norm, micro, rollouts, rewards, batches)
+        m = self._metrics(q, sum(losses), outs, entropy, grad_norm, micro, rollouts, scores, batches)
         m.update({"step_time": time.perf_counter() - t0, "time/rollout": t_rollout})
         m["time/update"], m["tokens_per_s"] = m["step_time"] - t_rollout, m["step_tokens"] / m["step_time"]
         self.state.step += 1
@@ -298,13 +382,43 @@ class Trainer:
         return self.rollout(examples, num_samples=self.method.group_size, sample_answers=self.cfg.sample_answers,
                             prompt_seeds=seeds)
 
-    def score_rewards(self, ro: Rollout, examples: Sequence[Example]) -> torch.Tensor | None:
-        """(B, M) rewards of the sampled answers, `reward_fn(answer, example)`; None without sampled answers."""
-        if ro.answer_text is None:
-            return None
-        M = len(ro.answer_text) // len(examples)
-        rows = [ex for ex in examples for _ in range(M)]
-        return torch.tensor([self.reward_fn(a, ex) for a, ex in zip(ro.answer_text, rows)]).view(-1, M)
+    def completions(self, ro: Rollout) -> list[str]:
+        """(N) the text of each sampled completion: rationale + delimiter + answer (a final stop token dropped)."""
+        stops = set(self.stop_ids)
+        return [self.tokenizer.decode(z + self.delimiter_ids + (a[:-1] if a and a[-1] in stops else a),
+                                      skip_special_tokens=False)
+                for z, a in zip(ro.rationale_ids, ro.answer_ids or [[]] * len(ro.rationale_ids))]
+
+    @staticmethod
+    def reward_columns(examples: Sequence[Example], M: int) -> dict[str, list[Any]]:
+        """The dataset columns a reward function receives, one value per completion (each example M times):
+        answer, aliases, id, task, rationale and every `meta` key (None where an example lacks it)."""
+        keys = list(dict.fromkeys(k for ex in examples for k in ex.meta))
+        rows = [{"answer": ex.answer, "aliases": list(ex.aliases), "id": ex.id, "task": ex.task,
+                 "rationale": ex.rationale, **{k: ex.meta.get(k) for k in keys}} for ex in examples]
+        return {k: [row[k] for row in rows for _ in range(M)] for k in (rows[0] if rows else {})}
+
+    def score_rewards(self, ro: Rollout, examples: Sequence[Example]):
+        """(weighted (B, M) rewards, {function name: (B, M) rewards}) of the sampled completions, from the reward
+        functions called with TRL's keywords; (None, {}) without sampled answers. NaN marks a None."""
+        if ro.answer_ids is None:
+            return None, {}
+        M = len(ro.rationale_ids) // len(examples)
+        texts = self.completions(ro)
+        chat = [not isinstance(ex.prompt, str) for ex in examples for _ in range(M)]
+        per = score_reward_funcs(
+            self.reward_funcs, prompts=[ex.prompt for ex in examples for _ in range(M)],
+            completions=[[{"role": "assistant", "content": t}] if c else t for t, c in zip(texts, chat)],
+            completion_ids=[z + self.delimiter_ids + a for z, a in zip(ro.rationale_ids, ro.answer_ids)],
+            trainer_state=self.state, delimiter=self.cfg.resolved_delimiter, **self.reward_columns(examples, M))
+        per = {k: torch.tensor(v, dtype=torch.float64).view(-1, M) for k, v in per.items()}
+        weights = self.cfg.reward_weights or [1.0] * len(per)
+        stacked = torch.stack([w * r for w, r in zip(weights, per.values())])  # (F, B, M)
+        total = stacked.nansum(0).masked_fill(stacked.isnan().all(0), float("nan"))
+        if self.method.answers == "sampled" and bool(total.isnan().any()):  # the reward is the training signal
+            raise InputError("every reward function returned None for a completion: its reward, which the loss "
+                             "needs, is undefined; return a number for every completion from at least one function")
+        return total.to(torch.float32), per
 
     def scored_batch(self, examples: Sequence[Example], ro: Rollout, *, gold: bool) -> ScoredBatch:
         """The rows of one teacher-forced forward: gold y* (+EOS) after each rationale, or the sampled answer."""
@@ -356,7 +470,7 @@ class Trainer:
     def _gather(self, t: torch.Tensor) -> torch.Tensor:
         return self.accelerator.gather(t.to(self.accelerator.device)).cpu()
 
-    def _metrics(self, q, loss, outs, entropy, grad_norm, micro, rollouts, rewards, batches) -> dict[str, Any]:
+    def _metrics(self, q, loss, outs, entropy, grad_norm, micro, rollouts, scores, batches) -> dict[str, Any]:
         """The step's metrics; loss, reward, accuracy and num_tokens are global-batch values."""
         st, D = self.state, len(self.delimiter_ids)
         scored = sum(int(b.attention_mask.sum()) for b in batches)
@@ -367,14 +481,18 @@ class Trainer:
         m["entropy"] = float(np.mean(entropy))
         totals = self._gather(torch.tensor([loss, scored], dtype=torch.float64)).view(-1, 2)
         m["loss"] = float(totals[:, 0].mean())
-        if rewards[0] is not None:
-            reward = self._gather(torch.cat(rewards))
-            M = self.method.group_size
-            acc = [exact_match_reward(ro.answer_text[n], exs[n // M]) for ro, (exs, _) in zip(rollouts, micro)
-                   for n in range(len(ro.answer_text))]
-            m["reward"] = float(reward.mean())
-            m["reward_std"] = float(reward.std()) if reward.numel() > 1 else 0.0
+        if scores[0][0] is not None:
+            reward = self._gather(torch.cat([total for total, _ in scores]))
+            m["reward"] = float(reward.nanmean())
+            m["reward_std"] = _nanstd(reward)
             m["frac_reward_zero_std"] = frac_zero_std(reward)
+            for name in scores[0][1]:
+                r = self._gather(torch.cat([per[name] for _, per in scores]))
+                m[f"rewards/{name}/mean"], m[f"rewards/{name}/std"] = float(r.nanmean()), _nanstd(r)
+            M = self.method.group_size
+            acc = [v for ro, (exs, _) in zip(rollouts, micro) for v in exact_answer(
+                None, self.completions(ro), None, answer=[ex.answer for ex in exs for _ in range(M)],
+                delimiter=self.cfg.resolved_delimiter)]
             m["accuracy"] = float(self._gather(torch.tensor(acc, dtype=torch.float64)).mean())
         if self.method.rationales == "sampled":
             rows = [(z, f, a) for ro in rollouts
@@ -401,14 +519,12 @@ class Trainer:
         """Generation must run the same number of forwards on every rank (FSDP all-gathers in each forward)."""
         return self.fsdp and self.accelerator.num_processes > 1
 
-    def format_prompt(self, prompt: str) -> str:
-        """The prompt as the model sees it (the tokenizer's chat template when `chat_template`)."""
-        if self.cfg.chat_template:
-            prompt = self.tokenizer.apply_chat_template([{"role": "user", "content": prompt}], tokenize=False,
-                                                        add_generation_prompt=True, enable_thinking=True)
-        return prompt
+    def format_prompt(self, prompt: Any) -> str:
+        """The prompt as the model sees it: a conversational prompt (or a string, with `chat_template`) through the
+        tokenizer's chat template (`data.render_prompt`)."""
+        return render_prompt(prompt, self.tokenizer, chat_template=self.cfg.chat_template)
 
-    def encode_prompt(self, prompt: str) -> list[int]:
+    def encode_prompt(self, prompt: Any) -> list[int]:
         """Token ids of the formatted prompt (no special tokens added: the prompt is the full model input)."""
         return self.tokenizer(self.format_prompt(prompt), add_special_tokens=False)["input_ids"]
 
@@ -455,10 +571,14 @@ class Trainer:
 
     @torch.no_grad()
     def answers(self, examples: Sequence[Example], *, num_samples: int = 1, batch_size: int = 64,
-                temperature: float | None = None) -> list[list[str | None]]:
-        """Sampled answers, num_samples per example (temperature 0: greedy); independent of `batch_size`."""
+                temperature: float | None = None, progress: bool = False) -> list[list[str | None]]:
+        """Sampled answers, num_samples per example (temperature 0: greedy); independent of `batch_size`.
+        `progress`: a tqdm bar over the examples."""
+        from tqdm.auto import tqdm
+
         out: list[list[str | None]] = []
-        for s in range(0, len(examples), batch_size):
+        for s in tqdm(range(0, len(examples), batch_size), desc="eval", unit="batch", leave=False,
+                      disable=not progress, dynamic_ncols=True):
             chunk = list(examples[s:s + batch_size])
             ro = self.rollout(chunk, num_samples=num_samples, sample_answers=True, temperature=temperature,
                               prompt_seeds=self.eval_seeds(len(chunk), s))
@@ -467,7 +587,8 @@ class Trainer:
 
     def evaluate_accuracy(self) -> dict[str, float]:
         """Built-in evaluation: mean exact-match accuracy of `eval_samples` sampled answers per eval example."""
-        ans = self.answers(self.eval_examples, num_samples=self.cfg.eval_samples)
+        ans = self.answers(self.eval_examples, num_samples=self.cfg.eval_samples,
+                           progress=self.cfg.progress_bar and self.accelerator.is_main_process)
         correct = [exact_match_reward(a, ex) for ex, row in zip(self.eval_examples, ans) for a in row]
         return {"eval/accuracy": float(np.mean(correct))}
 
@@ -484,7 +605,8 @@ class Trainer:
             examples, k=cfg.eval_samples, scorer=cfg.eval_scorer, ties=cfg.eval_ties,
             max_rationale_tokens=cfg.max_rationale_tokens, max_answer_tokens=cfg.max_answer_tokens,
             temperature=cfg.temperature, top_p=cfg.top_p, delimiter=cfg.resolved_delimiter,
-            batch_size=cfg.eval_batch_size, seed=cfg.seed)
+            batch_size=cfg.eval_batch_size, seed=cfg.seed,
+            progress=cfg.progress_bar and self.accelerator.is_main_process)
 
     @torch.no_grad()
     def estimate_log_p(self, examples: Sequence[Example], *, num_samples: int = 32, batch_size: int = 16) -> np.ndarray:
