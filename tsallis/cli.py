@@ -13,7 +13,7 @@ import argparse
 import difflib
 import sys
 
-from tsallis.errors import EXIT_INPUT, InputError
+from tsallis.errors import EXIT_INPUT, EXIT_RUN, InputError, RunError
 
 
 class Parser(argparse.ArgumentParser):
@@ -68,6 +68,9 @@ def main(argv: list[str] | None = None) -> int:
     except InputError as err:  # bad input: the message names it and the fix; no traceback
         print(f"error: {err}", file=sys.stderr)
         return EXIT_INPUT
+    except RunError as err:  # the run stopped (full disk, NaN/inf): what happened and what was kept
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_RUN
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

@@ -5,20 +5,36 @@ argument) and is wrong: its message names the input and says how to fix it. It s
 callers that catch `ValueError` keep working. The `tsallis` command prints it as `error: <message>` and exits
 with status 2, without a traceback; any other exception is a bug and keeps its traceback.
 
-`NonFiniteError` is a NaN or infinite value met during a computation (training's guard: `tsallis llm train`
-exits 3 with it).
+`RunError` is a run stopped by something that is neither bad input nor a bug: a full disk, a NaN or infinite
+value (`NonFiniteError`), updates that explode. Its message says what happened, where, and what was kept (the
+last good checkpoint); the `tsallis` command prints it and exits with status 3, without a traceback.
 """
 
 from __future__ import annotations
 
 EXIT_INPUT = 2
 """Exit status of a command refused for bad input (argparse's own status for usage errors)."""
+EXIT_RUN = 3
+"""Exit status of a run stopped by a `RunError` (full disk, NaN/inf, exploding updates)."""
 
 
 class InputError(ValueError):
     """A value from outside is wrong; the message names it and the fix."""
 
 
-class NonFiniteError(RuntimeError):
+class RunError(RuntimeError):
+    """A run stopped for a reason outside its input (full disk, NaN/inf, exploding updates); the message says
+    what was kept."""
+
+
+class NonFiniteError(RunError):
     """A NaN or infinite value where training needs a finite one (sampling scores, a log-weight, the loss, the
-    gradient norm); raised where it is found, before any optimizer step uses it."""
+    gradient norm, the parameters or optimizer state after a step)."""
+
+
+class DivergedError(RunError):
+    """Updates that explode: one optimizer step multiplied the parameters' norm by more than allowed."""
+
+
+class DiskFullError(RunError):
+    """No space left on the device while writing a run's files; the message names the path."""

@@ -11,6 +11,7 @@ import torch
 
 from tests.llm.helpers import train_and_capture_grads
 from tsallis.errors import InputError
+from tsallis.llm import checkpoint as ckpt
 from tsallis.llm.config import TrainConfig, load_config
 from tsallis.llm.example import Example
 from tsallis.llm.rollout import build_scored_batch, token_logps
@@ -83,7 +84,7 @@ def test_nan_guard_stops_and_keeps_last_good_checkpoint(model_path, tmp_path):
     with pytest.raises(NonFiniteError, match="NaN/inf guard.*checkpoint-2"):
         tr.train()
     last = tmp_path / "checkpoints" / "checkpoint-2"
-    assert (last / "trainer_state.pt").exists()
+    assert ckpt.verify_checkpoint(last) is None
     assert (tmp_path / "checkpoints" / "latest").read_text() == "checkpoint-2"
     good = Trainer(_cfg(model_path, tmp_path / "r", max_steps=2), resume_from=last)
     assert all(torch.isfinite(p).all() for p in good.unwrapped.parameters())
@@ -170,7 +171,7 @@ def test_cli_train_runs_end_to_end(model_path, tmp_path):
                  "--output-dir", str(tmp_path / "run"), "--eval-every", "1"]) == 0
     saved = json.loads((tmp_path / "run" / "config.json").read_text())
     assert saved["method"] == "paft" and saved["max_steps"] == 2
-    assert (tmp_path / "run" / "best" / "trainer_state.pt").exists()
+    assert ckpt.verify_checkpoint(tmp_path / "run" / "best") is None
 
 
 def test_q_schedule_and_tensorboard(model_path, tmp_path):

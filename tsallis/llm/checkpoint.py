@@ -1,42 +1,82 @@
-"""Atomic checkpoints: model (or LoRA adapter), tokenizer, optimizer, scheduler, RNG states, the method's state
-(PAFT's resampling generator) and the loop state.
+"""Checkpoints that a kill, a full disk or a second run cannot corrupt, and that load without unpickling.
 
-A checkpoint is written into `<dir>.tmp-*` and moved into place with `os.replace`, so a crash mid-write never
-leaves a half checkpoint under the final name; `latest` (a text file, also replaced atomically) names the
-newest complete one. With FSDP the model and optimizer state are also written sharded (`sharded/`, one file
-per rank, torch.distributed.checkpoint), and the model's full weights are gathered for `save_pretrained`.
+A checkpoint folder holds the model (or LoRA adapter, `save_pretrained`) and tokenizer, `optimizer.pt` (the
+optimizer's tensors), one `rank-<i>.pt` per process (its RNG states and the method's state, e.g. PAFT's
+resampling generator, which differ per process), `trainer_state.json` (loop state, LR scheduler, the run's config,
+the process count) and, written last, `checkpoint.json`: every file with its size. Everything loads with
+`torch.load(weights_only=True)` or as JSON, so resuming a run folder from elsewhere runs no code from it.
+With FSDP the model and optimizer state are written sharded instead (`sharded/`, torch.distributed.checkpoint).
+
+Why not `accelerator.save_state`: it loads registered objects with `weights_only=False` (pickle) and does not
+know FSDP2 modules sharded with `fully_shard`; tsallis writes the same per-process pieces itself.
+
+Writes are atomic: a checkpoint is written into `.<name>.tmp-*` beside its final name; an existing folder of that
+name is renamed aside (`.<name>.old-*`), the new one renamed in, then the old one deleted; `latest` (a text file,
+replaced atomically) names the newest complete checkpoint. `recover` (run at the start of every run) undoes
+what a kill between those renames left: it moves an aside folder back when its name is free and deletes
+temporary folders. `resolve_checkpoint` checks the folder `latest` names against its `checkpoint.json` before
+trusting it, and falls back to the newest complete checkpoint otherwise.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import os
 import random
 import shutil
 import tempfile
+import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-STATE_FILE = "trainer_state.pt"
+from tsallis.errors import DiskFullError, InputError
+from tsallis.files import atomic_write_text
 
+FORMAT = 2
+STATE_FILE = "trainer_state.json"
+OPTIMIZER_FILE = "optimizer.pt"
+MANIFEST = "checkpoint.json"
+SHARDED_DIR = "sharded"
+LEGACY_STATE_FILE = "trainer_state.pt"  # format 1 (pickled): refused
+
+
+def rank_file(rank: int) -> str:
+    """The file of process `rank`'s RNG and method state."""
+    return f"rank-{rank}.pt"
+
+
+# ------------------------------------------------------------------------------------------------ RNG state
 
 def rng_state() -> dict[str, Any]:
-    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    """This process's RNG states (Python, NumPy, torch, CUDA) as tensors, ints and tuples only (weights_only)."""
+    kind, keys, pos, has_gauss, gauss = np.random.get_state()
+    state = {"python": random.getstate(),
+             "numpy": {"kind": kind, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
+                       "has_gauss": int(has_gauss), "gauss": float(gauss)},
+             "torch": torch.get_rng_state()}
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
 
 
 def set_rng_state(state: dict[str, Any]) -> None:
-    random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
+    """Restore `rng_state()`'s output."""
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    n = state["numpy"]
+    np.random.set_state((n["kind"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["gauss"]))
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
 
+
+# ---------------------------------------------------------------------------------------------------- write
 
 def begin_checkpoint(path: Path) -> Path:
     """A fresh temporary directory beside `path` to write a checkpoint into (main process)."""
@@ -45,48 +85,190 @@ def begin_checkpoint(path: Path) -> Path:
     return Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
 
 
+def write_rank_state(tmp: Path, rank: int, method_state: dict[str, Any]) -> None:
+    """Process `rank`'s RNG states and method state (every process calls this for itself)."""
+    torch.save({"rng": rng_state(), "method": method_state}, Path(tmp) / rank_file(rank))
+
+
 def write_checkpoint(tmp: Path, *, model, tokenizer, optimizer, scheduler, loop_state: dict[str, Any],
-                     method_state: dict[str, Any], state_dict: dict[str, Any] | None = None) -> None:
-    """Write model (`state_dict`: a gathered full state dict of a sharded model), tokenizer and trainer state into
-    `tmp`; `optimizer` None when its state is in the sharded part (`save_sharded`)."""
+                     config: dict[str, Any], num_processes: int, state_dict: dict[str, Any] | None = None) -> None:
+    """Write model (`state_dict`: a gathered full state dict of a sharded model), tokenizer, optimizer (None when
+    its state is in the sharded part) and the trainer state into `tmp`, then its manifest (main process, after
+    every process wrote its `write_rank_state`)."""
+    tmp = Path(tmp)
     model.save_pretrained(tmp, state_dict=state_dict)
     tokenizer.save_pretrained(tmp)
-    torch.save({"optimizer": None if optimizer is None else optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                "rng": rng_state(), "method": method_state, "loop": loop_state}, tmp / STATE_FILE)
-    (tmp / "loop_state.json").write_text(json.dumps(loop_state, indent=2, default=str))
+    if optimizer is not None:
+        torch.save(optimizer.state_dict(), tmp / OPTIMIZER_FILE)
+    state = {"format": FORMAT, "loop": loop_state, "scheduler": scheduler.state_dict(), "config": config,
+             "num_processes": num_processes}
+    (tmp / STATE_FILE).write_text(json.dumps(state, indent=2, default=str))
+    missing = [rank_file(r) for r in range(num_processes) if not (tmp / rank_file(r)).exists()]
+    if missing:
+        raise RuntimeError(f"checkpoint {tmp}: the per-process state {missing} was not written")
+    files = {str(p.relative_to(tmp)): p.stat().st_size for p in sorted(tmp.rglob("*")) if p.is_file()}
+    atomic_write_text(tmp / MANIFEST, json.dumps({"format": FORMAT, "step": loop_state.get("step"),
+                                                  "files": files}, indent=2))
 
 
-def commit_checkpoint(tmp: Path, path: Path) -> Path:
-    """Move a written checkpoint into place (`os.replace`) and point `latest` at it (atomically too)."""
-    path = Path(path)
-    try:
-        if path.exists():
-            shutil.rmtree(path)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-    latest_tmp = path.parent / ".latest.tmp"
-    latest_tmp.write_text(path.name)
-    os.replace(latest_tmp, path.parent / "latest")
+def commit_checkpoint(tmp: Path, path: Path, *, latest: bool = True) -> Path:
+    """Move a written checkpoint to `path` atomically: an existing `path` is renamed aside, `tmp` renamed in, the
+    aside copy deleted; with `latest`, `path.parent/latest` then names it."""
+    tmp, path = Path(tmp), Path(path)
+    aside = None
+    if path.exists():
+        aside = Path(tempfile.mkdtemp(prefix=f".{path.name}.old-", dir=path.parent))
+        os.replace(path, aside / path.name)
+    os.replace(tmp, path)
+    if latest:
+        atomic_write_text(path.parent / "latest", path.name)
+    if aside is not None:
+        shutil.rmtree(aside, ignore_errors=True)
     return path
 
 
 def save_checkpoint(path: Path, *, model, tokenizer, optimizer, scheduler, loop_state: dict[str, Any],
-                    method_state: dict[str, Any]) -> Path:
-    """Write a complete (unsharded) checkpoint to `path` atomically; returns `path`."""
+                    method_state: dict[str, Any], config: dict[str, Any] | None = None,
+                    latest: bool = True) -> Path:
+    """Write a complete single-process checkpoint to `path` atomically; returns `path`."""
     tmp = begin_checkpoint(path)
     try:
+        write_rank_state(tmp, 0, method_state)
         write_checkpoint(tmp, model=model, tokenizer=tokenizer, optimizer=optimizer, scheduler=scheduler,
-                         loop_state=loop_state, method_state=method_state)
+                         loop_state=loop_state, config=config or {}, num_processes=1)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    return commit_checkpoint(tmp, path)
+    return commit_checkpoint(tmp, path, latest=latest)
 
 
-SHARDED_DIR = "sharded"
+_TORCH_WRITE_FAILURES = ("PytorchStreamWriter failed", "file write failed", "unexpected pos")
 
+
+@contextlib.contextmanager
+def disk_errors(path: Path, kept: str | None) -> Iterator[None]:
+    """Turn a full disk met inside the block (ENOSPC/EDQUOT, or torch's "PytorchStreamWriter failed ... unexpected
+    pos") into a DiskFullError that names `path`, its free space and `kept` (the last good checkpoint)."""
+    try:
+        yield
+    except (OSError, RuntimeError) as err:
+        full = (isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT)) or (
+            isinstance(err, RuntimeError) and any(s in str(err) for s in _TORCH_WRITE_FAILURES))
+        if not full:
+            raise
+        where = Path(path)
+        while not where.exists() and where != where.parent:
+            where = where.parent
+        free = shutil.disk_usage(where).free
+        last = f"the last good checkpoint is {kept}. " if kept else ""
+        raise DiskFullError(f"the disk is full: writing {str(path)!r} failed ({err}); {free / 2**20:.1f} MiB free "
+                            f"on the device of {str(where)!r}. Nothing half-written is trusted; {last}Free some "
+                            "space (or lower save_total_limit), then --resume.") from None
+
+
+# ----------------------------------------------------------------------------------------- read, verify
+
+def verify_checkpoint(path: Path) -> str | None:
+    """Why the checkpoint folder `path` cannot be trusted (missing, no manifest, a file missing or of another
+    size than when it was written), or None when it is complete."""
+    path = Path(path)
+    if not path.is_dir():
+        return "it does not exist"
+    if not (path / MANIFEST).exists():
+        if (path / LEGACY_STATE_FILE).exists():
+            return (f"it was written by an older tsallis ({LEGACY_STATE_FILE}, pickled state): this version does not "
+                    "unpickle checkpoints, since loading one can run code; continue it with the version that wrote "
+                    "it, or start a new run")
+        return f"it has no {MANIFEST} (it was not completely written)"
+    try:
+        files = json.loads((path / MANIFEST).read_text())["files"]
+    except (ValueError, KeyError, TypeError):
+        return f"its {MANIFEST} is corrupt"
+    for rel, size in files.items():
+        f = path / rel
+        if not f.is_file():
+            return f"{rel} is missing"
+        if f.stat().st_size != size:
+            return f"{rel} has {f.stat().st_size} bytes, not the {size} it was written with"
+    return None
+
+
+def is_checkpoint(path: Path) -> bool:
+    """A folder that is (or was meant to be) a tsallis checkpoint."""
+    return any((Path(path) / name).exists() for name in (MANIFEST, STATE_FILE, LEGACY_STATE_FILE))
+
+
+def complete_checkpoints(root: Path) -> list[Path]:
+    """The complete `checkpoint-*` folders under `root`, oldest written first (by their manifest's time)."""
+    found = [p for p in Path(root).glob("checkpoint-*") if p.is_dir() and verify_checkpoint(p) is None]
+    return sorted(found, key=lambda p: (p / MANIFEST).stat().st_mtime_ns)
+
+
+def resolve_checkpoint(path: str | os.PathLike) -> Path:
+    """The checkpoint to resume from `path`: a checkpoint folder (which must be complete), or a run folder
+    (or its checkpoints/), whose `latest` is trusted only if the folder it names is complete; otherwise the
+    newest complete checkpoint, with a warning. Raises InputError when there is none."""
+    path = Path(path)
+    if is_checkpoint(path):
+        reason = verify_checkpoint(path)
+        if reason:
+            raise InputError(f"cannot resume from {str(path)!r}: {reason}")
+        return path
+    root = path / "checkpoints" if (path / "checkpoints").is_dir() else path
+    if not root.is_dir():
+        raise InputError(f"--resume {str(path)!r}: no such folder; pass a run folder or a checkpoint-<step> folder")
+    recover(root)
+    named = (root / "latest").read_text().strip() if (root / "latest").is_file() else None
+    if named and verify_checkpoint(root / named) is None:
+        return root / named
+    candidates = complete_checkpoints(root)
+    if not candidates:
+        raise InputError(f"no complete checkpoint found in {str(root)!r} to resume from (none was saved yet, or "
+                         "each is incomplete): start the run again, or pass a checkpoint folder")
+    if named:
+        warnings.warn(f"{root / 'latest'} names {named!r}, which {verify_checkpoint(root / named)}; resuming from "
+                      f"the newest complete checkpoint, {candidates[-1].name}", stacklevel=2)
+    return candidates[-1]
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as err:
+        raise InputError(f"checkpoint file {str(path)!r} is unreadable or corrupt ({err}); resume from another "
+                         "checkpoint") from None
+
+
+def _torch_load(path: Path) -> Any:
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # noqa: BLE001 (any failure to read a file from outside is reported as such)
+        raise InputError(f"checkpoint file {str(path)!r} is corrupt or not a tsallis checkpoint file ({err}); "
+                         "resume from another checkpoint") from None
+
+
+def load_trainer_state(path: Path, rank: int = 0) -> dict[str, Any]:
+    """The trainer state of checkpoint `path` for process `rank`: loop, scheduler, config, num_processes,
+    optimizer (None when sharded), rng and method (this rank's); JSON and weights_only tensors only."""
+    path = Path(path)
+    reason = verify_checkpoint(path)
+    if reason:
+        raise InputError(f"cannot resume from {str(path)!r}: {reason}")
+    state = _read_json(path / STATE_FILE)
+    if not (path / rank_file(rank)).exists():
+        raise InputError(f"checkpoint {str(path)!r} was written by {state.get('num_processes')} process(es) and has no "
+                         f"state for process {rank}: resume with the same number of processes")
+    state.update(_torch_load(path / rank_file(rank)))
+    state["optimizer"] = _torch_load(path / OPTIMIZER_FILE) if (path / OPTIMIZER_FILE).exists() else None
+    return state
+
+
+def saved_config(path: str | os.PathLike) -> dict[str, Any]:
+    """The config a checkpoint (or a run folder's latest checkpoint) was written with."""
+    return dict(_read_json(resolve_checkpoint(path) / STATE_FILE).get("config") or {})
+
+
+# ---------------------------------------------------------------------------------------------- sharded
 
 def full_state_dict(model) -> dict[str, Any]:
     """The full (gathered, CPU) state dict of an FSDP2 model on the main process; collective: every rank calls."""
@@ -116,27 +298,34 @@ def load_sharded(path: Path, model, optimizer) -> None:
     set_state_dict(model, optimizer, model_state_dict=state["model"], optim_state_dict=state["optimizer"])
 
 
-def load_trainer_state(path: Path) -> dict[str, Any]:
-    path = Path(path)
-    if not (path / STATE_FILE).exists():
-        raise FileNotFoundError(f"{str(path)!r} is not a tsallis checkpoint (no {STATE_FILE}); pass a "
-                                "checkpoint-<step> directory or a run directory with a 'latest' file to --resume")
-    return torch.load(path / STATE_FILE, map_location="cpu", weights_only=False)
+# ----------------------------------------------------------------------------------------- housekeeping
+
+def recover(root: Path) -> list[str]:
+    """Undo what a kill mid-commit left in `root`: an aside copy (`.<name>.old-*`) whose name is free moves
+    back; other aside copies and temporary folders (`.<name>.tmp-*`) are deleted. Returns what was done."""
+    root, done = Path(root), []
+    if not root.is_dir():
+        return done
+    for entry in sorted(root.iterdir()):
+        name = entry.name
+        if name.startswith(".") and ".old-" in name and entry.is_dir():
+            for inner in list(entry.iterdir()):
+                target = root / inner.name
+                if not target.exists():
+                    os.replace(inner, target)
+                    done.append(f"restored {target.name} (a kill interrupted its replacement)")
+            shutil.rmtree(entry, ignore_errors=True)
+        elif name.startswith(".") and ".tmp-" in name:
+            shutil.rmtree(entry, ignore_errors=True) if entry.is_dir() else entry.unlink(missing_ok=True)
+            done.append(f"deleted the unfinished {name}")
+    return done
 
 
-def resolve_checkpoint(path: str | os.PathLike) -> Path:
-    """A checkpoint dir from either the checkpoint itself or a run dir holding `checkpoints/latest`."""
-    path = Path(path)
-    if (path / STATE_FILE).exists():
-        return path
-    for latest in (path / "latest", path / "checkpoints" / "latest"):
-        if latest.exists():
-            return latest.parent / latest.read_text().strip()
-    raise FileNotFoundError(f"no checkpoint found at {str(path)!r}: expected {STATE_FILE} or a 'latest' file")
-
-
-def prune_checkpoints(root: Path, keep: int) -> None:
-    ckpts = sorted((p for p in Path(root).glob("checkpoint-*") if p.is_dir() and ".tmp-" not in p.name),
-                   key=lambda p: int(p.name.split("-")[-1]))
-    for old in ckpts[:-keep] if keep > 0 else []:
-        shutil.rmtree(old, ignore_errors=True)
+def prune_checkpoints(root: Path, keep: int, protect: Path | None = None) -> None:
+    """Keep the `keep` most recently written complete checkpoints of `root` (and `protect`); 0 keeps all."""
+    if keep <= 0:
+        return
+    ckpts = complete_checkpoints(root)
+    for old in ckpts[:-keep]:
+        if protect is None or old.resolve() != Path(protect).resolve():
+            shutil.rmtree(old, ignore_errors=True)

@@ -112,21 +112,22 @@ def typed(hint: Any):
 def _cmd_train(args: argparse.Namespace) -> int:
     from tsallis.llm.config import load_config
 
-    cfg = load_config(args.config, flags=_flags(args))
+    saved = None
+    if args.resume is not None:  # a resumed run starts from its saved config; --config and flags change it
+        from tsallis.llm.checkpoint import resolve_checkpoint, saved_config
+
+        resume = resolve_checkpoint(args.resume)
+        saved = saved_config(resume)
+        args.resume = str(resume)
+    cfg = load_config(args.config, flags=_flags(args), base=saved,
+                      base_name=f"the config saved in {args.resume!r}")
     if cfg.model != "toy":  # a missing model folder is found before the data is read
         from tsallis.llm.loading import resolve_model_path
 
         resolve_model_path(cfg.model)
-    from tsallis.errors import NonFiniteError
     from tsallis.llm.trainer import Trainer
 
-    try:
-        result = Trainer(cfg, resume_from=args.resume, cache_dir=args.cache_dir).train()
-    except FileNotFoundError as err:
-        raise InputError(str(err)) from None
-    except NonFiniteError as err:
-        print(f"tsallis llm train: {err}", file=sys.stderr)
-        return 3
+    result = Trainer(cfg, resume_from=args.resume, cache_dir=args.cache_dir).train()
     last = result.history[-1] if result.history else {}
     print(json.dumps({"step": result.step, "checkpoint": result.last_checkpoint, "best": result.best_checkpoint,
                       "final": {k: v for k, v in last.items() if isinstance(v, (int, float))}}, indent=2))
@@ -140,7 +141,9 @@ def register_train(sub) -> None:
                                    "--config); example: tsallis llm train --method garl --q 0.75 --output-dir "
                                    "runs/garl")
     p.add_argument("--config", help="YAML or JSON file of config fields (flags override it)")
-    p.add_argument("--resume", help="checkpoint directory (or run directory) to continue exactly")
+    p.add_argument("--resume", help="checkpoint directory (or run directory) to continue exactly; its saved config "
+                                    "is the starting point (--config and flags may change only max_steps, "
+                                    "learning_rate and the saving/eval/logging settings)")
     p.add_argument("--cache-dir", help="cache of the toy model (default ~/.cache/tsallis/toy)")
     add_config_flags(p)
     p.set_defaults(func=_cmd_train)
@@ -315,6 +318,8 @@ def resolve_eval_target(path: str | Path) -> tuple[Path | str, Path | None]:
     (run/best or run/checkpoints/checkpoint-N), a Hugging Face model directory, or "toy"."""
     if str(path) == "toy":
         return "toy", None
+    from tsallis.llm.checkpoint import is_checkpoint, resolve_checkpoint
+
     path = Path(path).expanduser()
     if not path.is_dir():
         raise InputError(f"{str(path)!r} is not a directory: give a run directory, a checkpoint directory "
@@ -322,11 +327,10 @@ def resolve_eval_target(path: str | Path) -> tuple[Path | str, Path | None]:
     if (path / "config.json").exists() and (path / "metrics.jsonl").exists():  # a run directory
         if (path / "best").is_dir():
             return path / "best", path
-        latest = path / "checkpoints" / "latest"
-        if latest.exists():
-            return path / "checkpoints" / latest.read_text().strip(), path
+        if (path / "checkpoints" / "latest").exists():
+            return resolve_checkpoint(path), path
         raise InputError(f"run directory {str(path)!r} has no best/ and no checkpoints/latest")
-    if (path / "trainer_state.pt").exists():  # a checkpoint
+    if is_checkpoint(path):  # a checkpoint
         for run in (path.parent, path.parent.parent):
             if (run / "metrics.jsonl").exists() and (run / "config.json").exists():
                 return path, run

@@ -205,10 +205,16 @@ class TrainConfig:
     gradient_accumulation_steps: PosInt = param(1, """Micro-batches per optimizer step; prompts_per_step is split
         among them (transformers default 1).""")
     max_steps: PosInt = param(100, "Optimizer steps. (ours)")
+    max_param_growth: NonNegFloat = param(10.0, """Stop the run when one optimizer step multiplies the norm of the
+        trainable parameters by more than this (exploding updates, e.g. a far too high learning_rate); the last
+        good checkpoint is kept. 0 turns the check off. (ours)""")
 
     # ---- run management
     seed: Seed = param(0, "Seed of sampling, resampling and data order (same seed, same run on CPU). (ours)")
     output_dir: str = param("runs/llm", "Run directory: config.json, metrics.jsonl, checkpoints. (ours)")
+    overwrite_output_dir: bool = param(False, """Start a fresh run in an output_dir that holds one (its metrics and
+        checkpoints are deleted first); without it such a folder is refused. (transformers' TrainingArguments
+        name)""")
     save_every: NonNegInt = param(50, "Checkpoint every this many steps (and at the end); 0 saves only at the end. "
                                       "(ours)")
     save_total_limit: NonNegInt = param(2, """Keep this many latest step checkpoints (the best one is kept apart);
@@ -303,9 +309,25 @@ class TrainConfig:
         """Whether the model is trained through a LoRA adapter (lora_r > 0 or a lora_config file)."""
         return self.lora_r > 0 or self.lora_config is not None
 
+    def resume_changes(self, saved: dict[str, Any]) -> tuple[dict[str, tuple[Any, Any]], dict[str, tuple[Any, Any]]]:
+        """Compare with the config a checkpoint was saved with: ({field: (saved, now)} of the fields a resumed run
+        may change (`RESUMABLE`), {field: (saved, now)} of the others, which define the run)."""
+        now, safe, refused = self.to_dict(), {}, {}
+        for key, value in now.items():
+            if key in saved and saved[key] != value:
+                (safe if key in RESUMABLE else refused)[key] = (saved[key], value)
+        return safe, refused
+
     def to_dict(self) -> dict[str, Any]:
         """The fields as a JSON-serialisable dict (what config.json holds)."""
         return dataclasses.asdict(self)
+
+
+RESUMABLE = frozenset({"max_steps", "learning_rate", "save_every", "save_total_limit", "eval_every",
+                       "eval_batch_size", "progress_bar", "report_to", "output_dir", "overwrite_output_dir",
+                       "max_param_growth"})
+"""Fields a resumed run may change (applied and logged); a change to any other field is refused, since it would
+make a different run than the one the checkpoint continues."""
 
 
 def _valid_task(task: str, *, files_only: bool = False) -> bool:
@@ -477,12 +499,16 @@ def read_config_file(path: str | Path, what: str = "config file") -> dict[str, A
 
 
 def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None, *,
-                flags: dict[str, Any] | None = None) -> TrainConfig:
-    """TrainConfig from a YAML/JSON file (or defaults), then `overrides` (Python values), then `flags` (command-line
-    strings, parsed by `check_value(text=True)`); later sources win. Every value is checked against its field's
-    annotation, and an error names its source: the file, "the overrides" or the flag."""
+                flags: dict[str, Any] | None = None, base: dict[str, Any] | None = None,
+                base_name: str = "the saved config") -> TrainConfig:
+    """TrainConfig from `base` (e.g. a checkpoint's saved config; default: the defaults), then a YAML/JSON file,
+    then `overrides` (Python values), then `flags` (command-line strings, parsed by `check_value(text=True)`);
+    later sources win. Every value is checked against its field's annotation, and an error names its source:
+    `base_name`, the file, "the overrides" or the flag."""
     hints, data = type_hints(), {}
     sources: list[tuple[str, dict[str, Any], bool]] = []
+    if base is not None:
+        sources.append((base_name, dict(base), False))
     if path is not None:
         sources.append((f"config file {str(path)!r}", read_config_file(path), False))
     sources += [("the overrides", dict(overrides or {}), False), ("flags", dict(flags or {}), True)]

@@ -179,7 +179,8 @@ def _run_one(job: dict[str, Any]) -> dict[str, Any]:
     import torch
 
     torch.set_num_threads(1)
-    from tsallis.llm.trainer import NonFiniteError, Trainer
+    from tsallis.errors import DivergedError, NonFiniteError
+    from tsallis.llm.trainer import Trainer
 
     cfg, t0 = _config(job), time.perf_counter()
     if Path(cfg.output_dir).exists():
@@ -199,7 +200,7 @@ def _run_one(job: dict[str, Any]) -> dict[str, Any]:
         tr.train()
     except Escaped:
         status = "escaped"
-    except NonFiniteError as err:
+    except (NonFiniteError, DivergedError) as err:
         status, records = "diverged", records + [{"error": str(err)[:200]}]
     steps = _read_steps(Path(cfg.output_dir) / "metrics.jsonl")
     shutil.rmtree(Path(cfg.output_dir) / "checkpoints", ignore_errors=True)

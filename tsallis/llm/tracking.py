@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import warnings
 from pathlib import Path
 from typing import Any
 
 from tsallis.errors import InputError
+from tsallis.files import atomic_write_text
 
 PACKAGES = {"tensorboard": "tensorboard", "wandb": "wandb", "trackio": "trackio", "mlflow": "mlflow"}
 PROJECT = "tsallis"
@@ -43,12 +45,11 @@ class RunLog:
     def __enter__(self) -> RunLog:
         if self.main:
             self.dir.mkdir(parents=True, exist_ok=True)
-            (self.dir / "config.json").write_text(json.dumps(self.config, indent=2))
+            atomic_write_text(self.dir / "config.json", json.dumps(self.config, indent=2))
             path = self.dir / "metrics.jsonl"
-            if path.exists():  # on resume, drop lines past the checkpoint's step so the file continues exactly
-                keep = [ln for ln in path.read_text().splitlines()
-                        if ln.strip() and json.loads(ln).get("step", 0) <= self.resume_step]
-                path.write_text("".join(k + "\n" for k in keep))
+            if path.exists():  # on resume, keep the lines up to the checkpoint's step so the file continues exactly
+                atomic_write_text(path, "".join(json.dumps(m) + "\n" for m in read_metrics(path)
+                                                if m.get("step", 0) <= self.resume_step))
             self._fh = open(path, "a")
         if self.trackers:
             kwargs = {"wandb": {"mode": "offline", "dir": str(self.dir / "logs")}}
@@ -58,8 +59,7 @@ class RunLog:
     def write(self, metrics: dict[str, Any]) -> None:
         """One line (flushed) and one tracker log at `metrics["step"]`."""
         if self.main:
-            self._fh.write(json.dumps(metrics) + "\n")
-            self._fh.flush()
+            self._line(json.dumps(metrics))
         if self.trackers:
             scalars = {k: v for k, v in metrics.items() if isinstance(v, (int, float)) and k != "step"}
             self.acc.log(scalars, step=int(metrics["step"]))
@@ -67,7 +67,13 @@ class RunLog:
     def error(self, step: int, message: str) -> None:
         """An error line {"step", "error"} in metrics.jsonl (flushed), before the error propagates."""
         if self.main:
-            self._fh.write(json.dumps({"step": step, "error": message}) + "\n")
+            self._line(json.dumps({"step": step, "error": message}))
+
+    def _line(self, text: str) -> None:
+        from tsallis.llm.checkpoint import disk_errors
+
+        with disk_errors(self.dir / "metrics.jsonl", kept=None):
+            self._fh.write(text + "\n")
             self._fh.flush()
 
     def __exit__(self, *exc) -> None:
@@ -75,6 +81,28 @@ class RunLog:
             self._fh.close()
         if self.trackers:
             self.acc.end_training()
+
+
+def read_metrics(path: Path) -> list[dict[str, Any]]:
+    """The records of a metrics.jsonl; a partial last line (a kill or a full disk mid-write) is dropped with a
+    warning, a corrupt line elsewhere is an InputError naming it."""
+    lines = Path(path).read_text(encoding="utf-8", errors="replace").split("\n")
+    out = []
+    for i, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+            if not isinstance(record, dict):
+                raise ValueError("not a JSON object")
+        except ValueError as err:
+            if i >= len(lines) - 1 and not any(ln.strip() for ln in lines[i:]):
+                warnings.warn(f"{path}, line {i}: dropped a partial last line (a write was interrupted): "
+                              f"{line[:60]!r}", stacklevel=2)
+                break
+            raise InputError(f"{path}, line {i}: not a metrics record ({err}); repair or delete that line") from None
+        out.append(record)
+    return out
 
 
 def _flat(config: dict[str, Any]) -> dict[str, Any]:

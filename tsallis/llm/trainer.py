@@ -17,6 +17,7 @@ weighted by `reward_weights`); (4) the method's
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
 import os
 import time
@@ -29,7 +30,7 @@ import numpy as np
 import torch
 
 from tsallis.core import QSchedule, frac_zero_std
-from tsallis.errors import InputError, NonFiniteError
+from tsallis.errors import DivergedError, InputError, NonFiniteError
 from tsallis.llm import checkpoint as ckpt
 from tsallis.llm.config import DATASETS, TrainConfig
 from tsallis.llm.data import (
@@ -71,9 +72,12 @@ from tsallis.llm.rollout import (
     stop_ids,
     token_logps,
 )
+from tsallis.llm.rundir import RunLock, check_run_folder, clear_run, holds_run
 from tsallis.llm.tracking import RunLog, check_trackers
 
 __all__ = ["LoopState", "NonFiniteError", "TrainResult", "Trainer"]
+
+log = logging.getLogger("tsallis.llm")
 
 
 def _nanstd(x: torch.Tensor) -> float:
@@ -162,7 +166,21 @@ class Trainer:
         self.accelerator = acc = self._make_accelerator()
         set_seed(cfg.seed, device_specific=True)
         self.output_dir = Path(cfg.output_dir)
-        self.resume_path = ckpt.resolve_checkpoint(resume_from) if resume_from is not None else None
+        self.lock = RunLock(self.output_dir)
+        self.resume_path = self._open_run(resume_from)
+        try:
+            self._build(cache_dir)
+        except BaseException:
+            self.lock.release()
+            raise
+        if evaluate_fn is None and self.eval_examples:
+            evaluate_fn = self.dataset_evaluate_fn() if cfg.task in DATASETS else Trainer.evaluate_accuracy
+        self.evaluate_fn = evaluate_fn
+        self.history: list[dict[str, Any]] = []
+
+    def _build(self, cache_dir: str | None) -> None:
+        """Model, tokenizer, method, reference, optimizer, schedule and loop state (restored when resuming)."""
+        cfg, acc = self.cfg, self.accelerator
         on_cuda = acc.device.type == "cuda"
         model, self.tokenizer, base = load_policy(cfg, self.resume_path, cache_dir=cache_dir, on_cuda=on_cuda,
                                                   lora=self.lora)
@@ -182,12 +200,62 @@ class Trainer:
         self.schedule = QSchedule(cfg.q_schedule, q_start=cfg.q, q_end=cfg.q_end, switch_at=cfg.q_switch_at,
                                   switch_p=cfg.q_switch_p)
         self.state = LoopState()
+        self._param_norm: float | None = None
         if self.resume_path is not None:
             self._restore(self.resume_path)
-        if evaluate_fn is None and self.eval_examples:
-            evaluate_fn = self.dataset_evaluate_fn() if cfg.task in DATASETS else Trainer.evaluate_accuracy
-        self.evaluate_fn = evaluate_fn
-        self.history: list[dict[str, Any]] = []
+
+    def _open_run(self, resume_from) -> Path | None:
+        """Before any model loads: the main process takes the run folder's lock, refuses a folder that holds
+        another run and cleans up after a kill; the checkpoint to resume from, whose saved config must agree with
+        this one (`TrainConfig.resume_changes`)."""
+        cfg = self.cfg
+
+        def on_main():
+            self.lock.acquire()
+            try:
+                path = ckpt.resolve_checkpoint(resume_from) if resume_from is not None else None
+                check_run_folder(self.output_dir, resume_path=path, overwrite=cfg.overwrite_output_dir)
+                for folder in (self.output_dir, self.output_dir / "checkpoints"):
+                    for note in ckpt.recover(folder):
+                        log.warning("%s: %s", folder, note)
+            except BaseException:
+                self.lock.release()
+                raise
+            return path
+
+        path = self._on_main(on_main)
+        self.resume_changes: dict[str, tuple[Any, Any]] = {}
+        if path is not None:
+            saved = ckpt.saved_config(path)
+            self.resume_changes, refused = cfg.resume_changes(saved)
+            if refused:
+                self.lock.release()
+                said = "; ".join(f"{k}: {old!r} in the run, {new!r} now" for k, (old, new) in refused.items())
+                raise InputError(f"--resume {str(path)!r} continues a run made with other values of what defines it "
+                                 f"({said}). Resume with the run's values (the CLI takes them from the checkpoint "
+                                 "when no flag or --config says otherwise), or start a new run in another "
+                                 "--output-dir")
+            for k, (old, new) in self.resume_changes.items():
+                log.warning("resume: %s changed from %r to %r", k, old, new)
+        return path
+
+    def _on_main(self, fn: Callable[[], Any]) -> Any:
+        """fn() on the main process, its result (or its InputError) shared with every process."""
+        acc = self.accelerator
+        if acc.num_processes == 1:
+            return fn()
+        from accelerate.utils import broadcast_object_list
+
+        out, err = None, None
+        if acc.is_main_process:
+            try:
+                out = fn()
+            except InputError as e:
+                err = str(e)
+        out, err = broadcast_object_list([out, err])
+        if err is not None:
+            raise InputError(err)
+        return out
 
     def _check_examples(self) -> None:
         if not self.train_examples:
@@ -282,18 +350,30 @@ class Trainer:
         from tqdm.auto import tqdm
 
         cfg, st = self.cfg, self.state
-        log = RunLog(self.accelerator, self.output_dir, config=cfg.to_dict(), resume_step=st.step,
-                     trackers=cfg.trackers)
+        try:
+            self.lock.acquire()
+            if cfg.overwrite_output_dir and self.accelerator.is_main_process and holds_run(self.output_dir):
+                clear_run(self.output_dir, keep=self.resume_path)
+            return self._train(callbacks, stop)
+        finally:
+            self.lock.release()
+
+    def _train(self, callbacks: Sequence[Callback], stop: Stop | None) -> TrainResult:
+        from tqdm.auto import tqdm
+
+        cfg, st = self.cfg, self.state
+        run_log = RunLog(self.accelerator, self.output_dir, config=cfg.to_dict(), resume_step=st.step,
+                         trackers=cfg.trackers)
         bar = tqdm(total=cfg.max_steps, initial=st.step, desc=f"{cfg.method} q={cfg.q:g}", dynamic_ncols=True,
                    disable=not (cfg.progress_bar and self.accelerator.is_main_process))
-        with log, bar, hf_bars_off():  # HF's per-save bars would break ours
+        with run_log, bar, hf_bars_off():  # HF's per-save bars would break ours
             while st.step < cfg.max_steps:
-                m = self._guarded_step(log)
+                m = self._guarded_step(run_log)
                 if cfg.eval_every and self.evaluate_fn and st.step % cfg.eval_every == 0:
                     m.update(self._evaluate())
                 for callback in callbacks:
                     callback(self, m)
-                log.write(m)
+                run_log.write(m)
                 self.history.append(m)
                 bar.set_postfix({k: f"{m[k]:.3g}" for k in ("reward", "log_p_hat/mean", "weights/ess", "q",
                                                            "grad_norm", "eval/accuracy") if k in m}, refresh=False)
@@ -331,10 +411,14 @@ class Trainer:
             outs.append(out)
             entropy.append(ent)
         grad_norm = self.clip_gradients()
+        if self._param_norm is None:
+            self._param_norm = self.param_norm()
         self.optimizer.step()
+        self._param_norm = self._check_update(self._param_norm)
         self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
         m = self._metrics(q, sum(losses), outs, entropy, grad_norm, micro, rollouts, scores, batches)
+        m["param_norm"] = self._param_norm
         m.update({"step_time": time.perf_counter() - t0, "time/rollout": t_rollout})
         m["time/update"], m["tokens_per_s"] = m["step_time"] - t_rollout, m["step_tokens"] / m["step_time"]
         self.state.step += 1
@@ -462,6 +546,42 @@ class Trainer:
         if not math.isfinite(norm):
             raise NonFiniteError(f"the gradient norm is {norm}")
         return norm
+
+    @torch.no_grad()
+    def _norms(self) -> tuple[float, float]:
+        """(norm of the trainable parameters, norm of the optimizer state), over all processes' shards (float64:
+        a finite value never overflows here, a NaN or inf shows as one)."""
+        def sq(tensors) -> torch.Tensor:
+            parts = [torch.linalg.vector_norm(t.to_local() if hasattr(t, "to_local") else t, dtype=torch.float64)
+                     for t in tensors if t.is_floating_point()]
+            return torch.stack(parts).square().sum() if parts else torch.zeros((), dtype=torch.float64)
+
+        opt = getattr(self.optimizer, "optimizer", self.optimizer)
+        params = [p.detach() for p in self.model.parameters() if p.requires_grad]
+        state = [v.detach() for s in opt.state.values() for v in s.values() if torch.is_tensor(v)]
+        total = torch.stack([sq(params).to(self.accelerator.device), sq(state).to(self.accelerator.device)])
+        if self.fsdp:
+            torch.distributed.all_reduce(total)
+        return float(total[0].sqrt()), float(total[1].sqrt())
+
+    def param_norm(self) -> float:
+        """The norm of the trainable parameters (all processes' shards)."""
+        return self._norms()[0]
+
+    def _check_update(self, before: float) -> float:
+        """After the optimizer step: the parameters and optimizer state must be finite, and the parameters' norm
+        must not have grown by more than `max_param_growth` in the step. Returns the new norm."""
+        after, state = self._norms()
+        if not math.isfinite(after):
+            raise NonFiniteError(f"the parameters are {after} after the optimizer step (norm)")
+        if not math.isfinite(state):
+            raise NonFiniteError(f"the optimizer state is {state} after the optimizer step (norm)")
+        growth = self.cfg.max_param_growth
+        if growth and before > 0 and after > growth * before:
+            raise DivergedError(f"the updates explode: one optimizer step took the parameters' norm from {before:.4g} "
+                                f"to {after:.4g} (x{after / before:.3g} > max_param_growth {growth:g}); lower "
+                                f"learning_rate (now {self.cfg.learning_rate:g})")
+        return after
 
     def _mean_over_processes(self, value: float) -> float:
         acc = self.accelerator
@@ -638,53 +758,79 @@ class Trainer:
             self.save(self.output_dir / "best", prune=False)
         return res
 
-    def _guarded_step(self, log: RunLog) -> dict[str, Any]:
+    def _guarded_step(self, run_log: RunLog) -> dict[str, Any]:
         try:
             return self.step()
-        except NonFiniteError as err:
+        except (NonFiniteError, DivergedError) as err:
             last = self.state.last_checkpoint or "none saved yet (set save_every)"
-            msg = (f"NaN/inf guard: {err} at step {self.state.step + 1}; stopped before the optimizer step. "
+            guard = "NaN/inf guard" if isinstance(err, NonFiniteError) else "divergence guard"
+            msg = (f"{guard}: {err} at step {self.state.step + 1}; the run stopped and saved nothing of this step. "
                    f"Last good checkpoint: {last}. Lower learning_rate or check the data, then --resume.")
-            log.error(self.state.step + 1, msg)
-            raise NonFiniteError(msg) from err
+            run_log.error(self.state.step + 1, msg)
+            raise type(err)(msg) from err
 
     # ------------------------------------------------------------------------------------------- state
 
     def save(self, path: Path | None = None, *, prune: bool = True) -> Path:
-        """Atomic checkpoint of the whole training state (the main process writes, with FSDP every rank writes its
-        shards; all wait)."""
-        acc, st = self.accelerator, self.state
+        """Atomic checkpoint of the whole training state: every process writes its RNG and method state (and with
+        FSDP its shards), the main process the rest, then moves it into place (`checkpoint`); all wait. A step
+        checkpoint (under output_dir/checkpoints) becomes `latest`. Refuses to save non-finite weights."""
+        acc, st, cfg = self.accelerator, self.state, self.cfg
         path = Path(path) if path is not None else self.output_dir / "checkpoints" / f"checkpoint-{st.step}"
-        if path.parent.name == "checkpoints":
-            st.last_checkpoint = str(path)
-        kw = dict(model=self.unwrapped, tokenizer=self.tokenizer, scheduler=self.scheduler,
-                  loop_state=st.to_dict(), method_state=self.method.state_dict())
+        is_step = path.parent.name == "checkpoints"
+        params, state = self._norms()
+        if not (math.isfinite(params) and math.isfinite(state)):
+            raise NonFiniteError(f"not saving {path}: the parameters (norm {params}) or optimizer state (norm {state}) "
+                                 f"are not finite; the last good checkpoint is {st.last_checkpoint}")
+        kept, loop = st.last_checkpoint, st.to_dict()
+        if is_step:
+            loop["last_checkpoint"] = str(path)
         acc.wait_for_everyone()
-        if not self.fsdp:
-            if acc.is_main_process:
-                ckpt.save_checkpoint(path, optimizer=self.optimizer, **kw)
-        else:
-            from accelerate.utils import broadcast_object_list
+        with ckpt.disk_errors(path, kept):
+            tmp = self._on_main(lambda: ckpt.begin_checkpoint(path))
+            try:
+                ckpt.write_rank_state(tmp, acc.process_index, self.method.state_dict())
+                full = None
+                if self.fsdp:
+                    ckpt.save_sharded(tmp, self.model, self.optimizer.optimizer)
+                    full = ckpt.full_state_dict(self.model)
+                acc.wait_for_everyone()
+                if acc.is_main_process:
+                    ckpt.write_checkpoint(tmp, model=self.unwrapped, tokenizer=self.tokenizer,
+                                          optimizer=None if self.fsdp else self.optimizer, scheduler=self.scheduler,
+                                          loop_state=loop, config=cfg.to_dict(), num_processes=acc.num_processes,
+                                          state_dict=full)
+                    ckpt.commit_checkpoint(tmp, path, latest=is_step)
+            finally:
+                if acc.is_main_process and tmp.exists():
+                    import shutil
 
-            tmp = broadcast_object_list([ckpt.begin_checkpoint(path) if acc.is_main_process else None])[0]
-            ckpt.save_sharded(tmp, self.model, self.optimizer.optimizer)
-            full = ckpt.full_state_dict(self.model)
-            if acc.is_main_process:
-                ckpt.write_checkpoint(tmp, optimizer=None, state_dict=full, **kw)
-                ckpt.commit_checkpoint(tmp, path)
-        if acc.is_main_process and prune and path.parent.name == "checkpoints":
-            ckpt.prune_checkpoints(path.parent, self.cfg.save_total_limit)
+                    shutil.rmtree(tmp, ignore_errors=True)
+        if is_step:
+            st.last_checkpoint = str(path)
+            if acc.is_main_process and prune:
+                ckpt.prune_checkpoints(path.parent, cfg.save_total_limit, protect=path)
         acc.wait_for_everyone()
         return path
 
     def _restore(self, path: Path) -> None:
-        state = ckpt.load_trainer_state(path)
+        acc = self.accelerator
+        state = ckpt.load_trainer_state(path, acc.process_index)
+        if state.get("num_processes") != acc.num_processes and self.method.state_dict():
+            raise InputError(f"checkpoint {str(path)!r} was written by {state.get('num_processes')} process(es); "
+                             f"{self.cfg.method}'s state is per process: resume with that many processes")
+        opt = getattr(self.optimizer, "optimizer", self.optimizer)
         if self.fsdp:
-            ckpt.load_sharded(path, self.model, self.optimizer.optimizer)
+            ckpt.load_sharded(path, self.model, opt)
         else:
             self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
+        if {"learning_rate", "max_steps"} & set(self.resume_changes):  # the new rate (and schedule) from now on
+            factor = lr_lambda(self.cfg)(self.scheduler.last_epoch)
+            self.scheduler.base_lrs = [self.cfg.learning_rate for _ in opt.param_groups]
+            for group in opt.param_groups:
+                group["initial_lr"], group["lr"] = self.cfg.learning_rate, self.cfg.learning_rate * factor
+            self.scheduler._last_lr = [group["lr"] for group in opt.param_groups]
         self.state = LoopState.from_dict(state["loop"])
-        # checkpoints written before the method objects kept PAFT's generator under "paft_generator"
-        self.method.load_state_dict(state.get("method") or {"generator": state.get("paft_generator")})
+        self.method.load_state_dict(state["method"])
         ckpt.set_rng_state(state["rng"])
