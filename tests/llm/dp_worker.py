@@ -5,8 +5,12 @@ process): trains GARL for 2 steps on 4 toy prompts per step and saves, per rank,
 on rank 0, the (all-reduced, full) gradient at each optimizer step, the logged metrics and the final parameters.
 With `fsdp` the model is sharded (FSDP2) and checkpointed at step 1 (sharded); a second Trainer then resumes from
 that checkpoint and trains step 2 again, and its final parameters are saved too.
+With `paft`: PAFT (q = 0.75) for 4 steps uninterrupted in OUT/full; the same run in OUT/part crashes during step
+3 after its checkpoint of step 2, and a new Trainer resumes it from that checkpoint to step 4; both runs'
+parameters and histories are saved.
 """
 
+import dataclasses
 import sys
 
 import torch
@@ -35,8 +39,38 @@ def _params(tr: Trainer) -> dict[str, torch.Tensor]:
     return {n: p.detach().clone() for n, p in tr.unwrapped.named_parameters()}
 
 
+class Crash(RuntimeError):
+    pass
+
+
+def paft_kill_and_resume(model: str, out: str) -> None:
+    def cfg(run: str) -> TrainConfig:
+        return dataclasses.replace(_config(model, f"{out}/{run}", False), method="paft", q=0.75, paft_k=3,
+                                   max_steps=4, save_every=2)
+
+    full = Trainer(cfg("full"))
+    history = full.train().history
+
+    def crash(trainer, metrics):
+        if metrics["step"] == 3:
+            raise Crash("killed during step 3")
+
+    part = Trainer(cfg("part"))
+    try:
+        part.train(callbacks=[crash])
+    except Crash:
+        pass
+    resumed = Trainer(cfg("part"), resume_from=f"{out}/part/checkpoints/checkpoint-2")
+    resumed_history = resumed.train().history
+    record = {"full_params": _params(full), "full_history": history, "resumed_params": _params(resumed),
+              "resumed_history": resumed_history, "generator": resumed.method.generator.get_state()}
+    torch.save(record, f"{out}/rank{full.accelerator.process_index}.pt")
+
+
 def main(model: str, out: str, mode: str = "ddp") -> None:
     torch.set_num_threads(1)
+    if mode == "paft":
+        return paft_kill_and_resume(model, out)
     fsdp = mode == "fsdp"
     tr = Trainer(_config(model, out, fsdp))
     rollouts, grads = [], []

@@ -40,6 +40,7 @@ class RunLock:
     def __init__(self, output_dir: str | os.PathLike):
         self.path = Path(output_dir) / LOCK_FILE
         self.held = False
+        self.made_folder = False  # the folder was made for the lock: removed again if the run leaves it empty
 
     def _owner(self) -> dict:
         try:
@@ -49,7 +50,9 @@ class RunLock:
 
     def acquire(self) -> RunLock:
         """Take the lock, or raise InputError naming the process that holds it."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if not self.path.parent.exists():
+            self.path.parent.mkdir(parents=True)
+            self.made_folder = True
         me = {"pid": os.getpid(), "host": socket.gethostname(), "started": time.strftime("%Y-%m-%d %H:%M:%S")}
         for _ in range(3):
             try:
@@ -72,7 +75,8 @@ class RunLock:
                     continue
                 raise InputError(f"the run folder {str(self.path.parent)!r} is in use by process {pid} on {host} "
                                  f"(since {owner.get('started')}): wait for it to end, or choose another "
-                                 f"--output-dir; if that process does not run any more, delete {str(self.path)!r}")
+                                 f"--output-dir; if that process does not run any more, delete {str(self.path)!r}"
+                                 ) from None
             with os.fdopen(fd, "w") as fh:
                 fh.write(json.dumps(me))
             self.held = True
@@ -83,6 +87,8 @@ class RunLock:
         """Give the lock up (only if this process holds it)."""
         if self.held and self._owner().get("pid") == os.getpid():
             self.path.unlink(missing_ok=True)
+            if self.made_folder and not any(self.path.parent.iterdir()):
+                self.path.parent.rmdir()
         self.held = False
 
     def __enter__(self) -> RunLock:

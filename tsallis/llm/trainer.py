@@ -163,16 +163,15 @@ class Trainer:
         self._check_examples()
         self.reward_funcs = self._reward_funcs(reward_funcs)
         self.lora = peft_config if peft_config is not None else lora_config(cfg)
-        self.accelerator = acc = self._make_accelerator()
+        self.accelerator = self._make_accelerator()
         set_seed(cfg.seed, device_specific=True)
         self.output_dir = Path(cfg.output_dir)
         self.lock = RunLock(self.output_dir)
         self.resume_path = self._open_run(resume_from)
         try:
             self._build(cache_dir)
-        except BaseException:
+        finally:  # taken again (and the folder checked again) by train()
             self.lock.release()
-            raise
         if evaluate_fn is None and self.eval_examples:
             evaluate_fn = self.dataset_evaluate_fn() if cfg.task in DATASETS else Trainer.evaluate_accuracy
         self.evaluate_fn = evaluate_fn
@@ -347,13 +346,15 @@ class Trainer:
         bar and the checkpoint schedule; a final checkpoint at the end. Raises NonFiniteError on NaN/inf (no
         update made; the error is logged with the last good checkpoint).
         """
-        from tqdm.auto import tqdm
 
         cfg, st = self.cfg, self.state
         try:
-            self.lock.acquire()
-            if cfg.overwrite_output_dir and self.accelerator.is_main_process and holds_run(self.output_dir):
-                clear_run(self.output_dir, keep=self.resume_path)
+            if self.accelerator.is_main_process:  # another run may have started in the folder since __init__
+                self.lock.acquire()
+                if cfg.overwrite_output_dir and holds_run(self.output_dir):
+                    clear_run(self.output_dir, keep=self.resume_path)
+                elif st.step == 0 or self.resume_path is not None:
+                    check_run_folder(self.output_dir, resume_path=self.resume_path, overwrite=False)
             return self._train(callbacks, stop)
         finally:
             self.lock.release()
