@@ -363,6 +363,31 @@ CASES["llm train"] = [
        {"l.yaml": "r: 8\nlayers_pattern: h\n"}),
     _t("--lora-config {tmp}/none.json", "lora_config file '{tmp}/none.json' does not exist"),
 ]
+def _checkpoint(folder: str, config: dict, *, drop: str | None = None) -> dict[str, str]:
+    """The files of a (model-less) checkpoint folder whose manifest checks out; `drop`: a listed file left out."""
+    files = {"trainer_state.json": json.dumps({"format": 2, "config": config, "loop": {}, "num_processes": 1}),
+             "rank-0.pt": "x"}
+    manifest = json.dumps({"format": 2, "files": {k: len(v) for k, v in files.items()}})
+    return {f"{folder}/{k}": v for k, v in {**files, "checkpoint.json": manifest}.items() if k != drop}
+
+
+CASES["llm train"] += [  # run folders and resume (refused before any model loads)
+    _t("", "output_dir '{tmp}/run' already holds a run (metrics.jsonl)", {"run/metrics.jsonl": '{"step": 1}\n'}),
+    _t("", "already holds a run (checkpoints): continue it with --resume", {"run/checkpoints/latest": "x"}),
+    _t("--resume {tmp}/nothing", "--resume '{tmp}/nothing': no such folder"),
+    _t("--resume {tmp}/r", "no complete checkpoint found in '{tmp}/r/checkpoints'", {"r/checkpoints/latest": "c"}),
+    _t("--resume {tmp}/old", "written by an older tsallis (trainer_state.pt, pickled state)",
+       {"old/trainer_state.pt": "pickle"}),
+    _t("--resume {tmp}/ck", "cannot resume from '{tmp}/ck': rank-0.pt is missing",
+       _checkpoint("ck", {"q": 0.75}, drop="rank-0.pt")),
+    _t("--resume {tmp}/ck --q 0.5", "other values of what defines it (q: 0.75 in the run, 0.5 now)",
+       _checkpoint("ck", {"q": 0.75})),
+    _t("--resume {tmp}/ck --method paft", "(method: 'garl' in the run, 'paft' now)", _checkpoint("ck", {"method": "garl"})),
+    _t("--resume {tmp}/ck", "q (in the config saved in '{tmp}/ck') must lie in [0, 1]; got 7.0",
+       _checkpoint("ck", {"q": 7.0})),
+    _t("--resume {tmp}/ck", "output_dir '{tmp}/run' holds another run (metrics.jsonl) than the checkpoint",
+       {**_checkpoint("ck", {}), "run/metrics.jsonl": '{"step": 1}\n'}),
+]
 CASES["llm eval"] = [
     _c("llm eval {tmp}/nope", "'{tmp}/nope' is not a directory"),
     _c("llm eval {tmp}/run", "run directory '{tmp}/run' has no best/ and no checkpoints/latest",
