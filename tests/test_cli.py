@@ -34,3 +34,32 @@ def test_other_exceptions_are_bugs_and_propagate(monkeypatch):
     _patched_parser(monkeypatch, bug)
     with pytest.raises(KeyError):
         cli.main(["boom"])
+
+
+def test_a_stopped_run_and_a_full_disk_exit_3_with_the_message(monkeypatch, capsys):
+    import errno
+
+    from tsallis.errors import EXIT_RUN, NonFiniteError
+
+    def stopped(args):
+        raise NonFiniteError("NaN/inf guard: the loss is nan at step 3. Last good checkpoint: run/checkpoint-2")
+
+    _patched_parser(monkeypatch, stopped)
+    assert cli.main(["boom"]) == EXIT_RUN == 3
+    assert "error: NaN/inf guard: the loss is nan" in capsys.readouterr().err
+
+    def full(args):
+        raise OSError(errno.ENOSPC, "No space left on device", "out/report.md")
+
+    _patched_parser(monkeypatch, full)
+    assert cli.main(["boom"]) == 3
+    err = capsys.readouterr().err
+    assert "error: the disk is full: [Errno 28] No space left on device: 'out/report.md'" in err
+    assert "Traceback" not in err
+
+    def other(args):
+        raise OSError(errno.EACCES, "Permission denied")
+
+    _patched_parser(monkeypatch, other)
+    with pytest.raises(PermissionError):  # any other OSError is not ours to hide
+        cli.main(["boom"])

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import errno
 import sys
 
 from tsallis.errors import EXIT_INPUT, EXIT_RUN, InputError, RunError
@@ -70,6 +71,12 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_INPUT
     except RunError as err:  # the run stopped (full disk, NaN/inf): what happened and what was kept
         print(f"error: {err}", file=sys.stderr)
+        return EXIT_RUN
+    except OSError as err:  # a full disk anywhere else: say so, not a traceback
+        if err.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        print(f"error: the disk is full: {err}. Free some space and run the command again (finished work is kept: "
+              "every result file is written atomically).", file=sys.stderr)
         return EXIT_RUN
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
