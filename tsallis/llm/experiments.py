@@ -627,7 +627,8 @@ def noise_verdict(result: LabelNoiseResult, *, min_rise: float = 0.1, min_contam
     crit = (f"contamination (mean P-hat of the noisy labels, eps={result.eps}) at the end: q=1 > q=0 by > {k:g} SE, "
             f"and q=0 at most {max_growth:g}x its start (or within {k:g} SE of it); testable only if some arm's clean "
             f"training accuracy rose by >= {min_rise} and some arm's contamination reached {floor:.0e}")
-    ev = ("end contamination " + ", ".join(f"{a} {c:.1e} +- {e:.1e}" for a, (c, e) in cont.items())
+    ev = ("end contamination " + ", ".join(f"{a} {c:.1e}" + (f" +- {e:.1e}" if math.isfinite(e) else " (one seed)")
+                                           for a, (c, e) in cont.items())
           + f" (q=0 start {c0_start:.1e}); noisy labels reproduced when sampled (end): "
           + ", ".join(f"{a} {_end(result, a, 'train/memorized_noisy')[0]:.2f}" for a in noisy_arms)
           + "; clean-train accuracy rise " + ", ".join(f"{a} {v:+.2f}" for a, v in rise.items()))
