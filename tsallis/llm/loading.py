@@ -110,6 +110,8 @@ def check_model_files(path: str | Path) -> None:
     model.safetensors.index.json names shard files that exist.
     """
     path = Path(path)
+    if not path.is_dir():
+        raise InputError(f"model directory {str(path)!r} does not exist")
     parsed = {name: _json_object(path / name) for name in JSON_FILES if (path / name).is_file()}
     if "model.safetensors.index.json" in parsed:
         index = path / "model.safetensors.index.json"
