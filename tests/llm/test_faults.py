@@ -176,6 +176,10 @@ def _interrupted_run(model: Path, root: Path, plan: list[Delay | Fault], referen
     raise AssertionError("unreachable: the undisturbed attempt returned above or failed its assert")
 
 
+def _same_tensors(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
 def _losses(run: Path, reference: Reference) -> list[str]:
     """What the finished run `run` lost or left behind, compared to the uninterrupted run."""
     latest, problems = _latest(run), []
@@ -187,17 +191,16 @@ def _losses(run: Path, reference: Reference) -> list[str]:
     if files != reference.files:
         problems.append(f"{run.name}/{latest.name} is incomplete: missing {sorted(reference.files - files)}, "
                         f"extra {sorted(files - reference.files)}")
-    elif (weights := load_file(latest / "model.safetensors")).keys() != reference.weights.keys() or not all(
-            torch.equal(weights[k], w) for k, w in reference.weights.items()):
+    elif not _same_tensors(load_file(latest / "model.safetensors"), reference.weights):
         problems.append(f"{run.name}: the final weights differ from the uninterrupted run's")
     try:
         metrics = _metrics(run)
     except json.JSONDecodeError as err:
-        metrics = [f"unreadable: {err}"]
-    if metrics != reference.metrics:
-        problems.append(f"{run.name}: metrics.jsonl differs: steps {[m.get('step') for m in metrics]}, uninterrupted "
-                        f"{[m['step'] for m in reference.metrics]}"
-                        + (" (same steps, other values)" if len(metrics) == len(reference.metrics) else ""))
+        problems.append(f"{run.name}: metrics.jsonl is not JSON lines: {err}")
+    else:
+        if metrics != reference.metrics:
+            problems.append(f"{run.name}: metrics.jsonl differs: steps {[m.get('step') for m in metrics]}, "
+                            f"uninterrupted {[m['step'] for m in reference.metrics]}")
     temps = sorted(str(p.relative_to(run)) for p in run.rglob("*") if any(m in p.name for m in TEMP_MARKS))
     if temps:
         problems.append(f"{run.name}: temporary folders left: {temps}")
@@ -228,7 +231,7 @@ def test_killed_everywhere_runs_resume_to_the_same_result(model, reference, tmp_
     for i in range(3):
         plan = [*faults[i::3], Delay(rng.uniform(0.1, 0.9))]
         run, k = _interrupted_run(model, tmp_path / f"campaign-{i}", plan, reference, rng)
-        problems += _losses(run, reference)
+        problems += [f"campaign-{i}/{problem}" for problem in _losses(run, reference)]
         killed += [f"campaign-{i}/{what}" for what in k]
     assert len(killed) >= 15, killed
     missed = [f for f in called if not any(f" of {f} " in what for what in killed)]
