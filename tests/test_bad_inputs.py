@@ -245,6 +245,28 @@ def _t(argv: str, fragment: str, files: dict[str, str | bytes] | None = None) ->
     return _c(f"llm train {argv} {RUN}", fragment, files)
 
 
+
+
+def _safetensors(cut: int = 0) -> bytes:
+    """A valid safetensors file of one float32 tensor of 4 values (u64 header length, JSON header, data), less
+    its last `cut` bytes."""
+    header = json.dumps({"__metadata__": {"format": "pt"},
+                         "w": {"dtype": "F32", "shape": [4], "data_offsets": [0, 16]}}).encode()
+    data = len(header).to_bytes(8, "little") + header + bytes(16)
+    return data[:len(data) - cut]
+
+
+def _model(files: dict[str, str | bytes], folder: str = "m") -> dict[str, str | bytes]:
+    """A minimal model folder {tmp}/<folder> (config.json, model.safetensors), with `files` (name -> content)
+    added or replacing those two."""
+    return {f"{folder}/{name}": content for name, content in
+            {"config.json": '{"model_type": "gpt2"}', "model.safetensors": _safetensors(), **files}.items()}
+
+
+INDEX = json.dumps({"metadata": {}, "weight_map": {"w": "model-00001-of-00002.safetensors",
+                                                   "v": "model-00002-of-00002.safetensors"}})
+CORRUPT = "re-download the model, or re-save it with model.save_pretrained"  # the fix every such message gives
+
 CASES["llm"] = [
     _c("llm", "required: LLM_COMMAND"),
     _c("llm trian", "invalid choice: 'trian'"),
@@ -304,6 +326,30 @@ CASES["llm train"] = [
     _t("--fsdp true --lora-r 8", "fsdp=True with LoRA"),
     _t("--delimiter EMPTY", "--delimiter must be a non-empty string"),
     _t("--model {tmp}/nomodel", "model path '{tmp}/nomodel' does not exist"),
+    # model files (checked before any model loads)
+    _t("--model {tmp}/m", "model file '{tmp}/m/config.json' is corrupt or truncated (not valid JSON",
+       _model({"config.json": '{"model_type": "gpt2",'})),
+    _t("--model {tmp}/m", "'{tmp}/m/config.json' is corrupt: it holds a JSON list, not an object",
+       _model({"config.json": "[1, 2]"})),
+    _t("--model {tmp}/m", "model file '{tmp}/m/model.safetensors' is truncated: its tensors need",
+       _model({"model.safetensors": _safetensors(cut=5)})),
+    _t("--model {tmp}/m", CORRUPT, _model({"model.safetensors": _safetensors(cut=5)})),
+    _t("--model {tmp}/m", "'{tmp}/m/model.safetensors' is truncated or not a safetensors file",
+       _model({"model.safetensors": b"\x89PNG\r\n\x1a\n garbage, not a header"})),
+    _t("--model {tmp}/m", "'{tmp}/m/model.safetensors' is truncated or not a safetensors file (0 bytes",
+       _model({"model.safetensors": b""})),
+    _t("--model {tmp}/m", "'{tmp}/m/model.safetensors' is corrupt: its header is not a safetensors header",
+       _model({"model.safetensors": (12).to_bytes(8, "little") + b"not json!!!!" + bytes(8)})),
+    _t("--model {tmp}/m", "'{tmp}/m/model.safetensors' is corrupt: its header is not a safetensors header",
+       _model({"model.safetensors": (20).to_bytes(8, "little") + b'{"w": {"dtype": 1}} '})),
+    _t("--model {tmp}/m", "model file '{tmp}/m/tokenizer.json' is corrupt or truncated",
+       _model({"tokenizer.json": '{"version": "1.0", "trunc'})),
+    _t("--model {tmp}/m", "model file '{tmp}/m/tokenizer_config.json' is corrupt or truncated",
+       _model({"tokenizer_config.json": b'{"pad_token": "\xff"}'})),
+    _t("--model {tmp}/m", "names the weights shard 'model-00002-of-00002.safetensors', which does not exist",
+       {**_model({"model.safetensors.index.json": INDEX}), "m/model-00001-of-00002.safetensors": _safetensors()}),
+    _t("--model {tmp}/m", "'{tmp}/m/model.safetensors.index.json' is corrupt: it has no weight_map object",
+       _model({"model.safetensors.index.json": '{"metadata": {}}'})),
     # config files
     _t("--config {tmp}/c.yaml", "seed (in config file '{tmp}/c.yaml') must be an integer; got 1.5",
        {"c.yaml": "seed: 1.5\n"}),
@@ -397,6 +443,17 @@ CASES["llm eval"] = [
     _c("llm eval toy --scorer bleu", "--scorer must be one of 'relaxed', 'em', 'f1', 'numeric', 'exact'"),
     _c("llm eval toy --scorer EM", "(did you mean 'em'?)"),
     _c("llm eval toy --max-examples 0", "argument --max-examples: must lie in [1, inf); got 0"),
+    _c("llm eval toy --k 0", "argument --k: must lie in [1, inf); got 0"),
+    _c("llm eval toy --k 1.5", "argument --k: must be an integer; got '1.5'"),
+    _c("llm eval toy --k -3", "argument --k: must lie in [1, inf); got -3"),
+    _c("llm eval {tmp}/m", "model file '{tmp}/m/model.safetensors' is truncated: its tensors need",
+       _model({"model.safetensors": _safetensors(cut=1)})),
+    _c("llm eval {tmp}/m", "model file '{tmp}/m/config.json' is corrupt or truncated", _model({"config.json": ""})),
+    _c("llm eval {tmp}/m", "model file '{tmp}/m/tokenizer.json' is corrupt: it holds a JSON str, not an object",
+       _model({"tokenizer.json": '"a string"'})),
+    _c("llm eval {tmp}/run", "model file '{tmp}/run/checkpoints/checkpoint-2/model.safetensors' is truncated",
+       {"run/config.json": "{}", "run/metrics.jsonl": "", "run/checkpoints/latest": "checkpoint-2",
+        **_model({"model.safetensors": _safetensors(cut=9)}, "run/checkpoints/checkpoint-2")}),
     _c("llm eval toy --temperature 0", "--temperature must lie in (0, inf)"),
     _c("llm eval toy --top-p 0", "--top-p must lie in (0, 1]"),
     _c("llm eval toy --eval-batch-size 0", "--eval-batch-size must lie in [1, inf)"),
@@ -536,6 +593,15 @@ def test_good_input_passes_the_same_gate(tmp_path, monkeypatch):
     for argv in (["--max-steps", "2"], ["--config", str(config), "--task", f"jsonl:{rows}", "--q", "0.5"]):
         with pytest.raises(AssertionError, match="work started"):  # the toy model's pretraining
             main(["llm", "train", *argv, "--output-dir", str(tmp_path / "run")])
+    for rel, content in _model({"model.safetensors.index.json": INDEX.replace("00002-of-00002", "00001-of-00002"),
+                                "model-00001-of-00002.safetensors": _safetensors(),
+                                "tokenizer.json": "{}"}).items():  # an intact model folder passes the file check
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_bytes(content) if isinstance(content, bytes) else (tmp_path / rel).write_text(content)
+    for argv in (["train", "--model", str(tmp_path / "m"), "--output-dir", str(tmp_path / "run2")],
+                 ["eval", str(tmp_path / "m"), "--k", "2"]):
+        with pytest.raises(AssertionError, match="work started"):  # AutoModelForCausalLM.from_pretrained
+            main(["llm", *argv])
     with pytest.raises(RuntimeError, match="work started"):  # run_stages names the stage that raised
         main(["reproduce", "--only", "theory", "--out", str(tmp_path / "new" / "out")])
 

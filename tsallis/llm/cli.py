@@ -393,6 +393,10 @@ def _eval_config(args: argparse.Namespace):
     from tsallis.llm.config import check_value, load_config
 
     target, run_dir = resolve_eval_target(args.checkpoint)
+    if target != "toy":  # a corrupt model file is named before the data is read
+        from tsallis.llm.loading import check_model_files
+
+        check_model_files(target)
     cfg_path = args.config or (run_dir / "config.json" if run_dir is not None else None)
     cfg = load_config(cfg_path, flags=_flags(args))
     if cfg.task in ("finqa", "hotpotqa", "musique") and not Path(cfg.data_dir).expanduser().is_dir():
@@ -472,7 +476,7 @@ def register_eval(sub) -> None:
     p.add_argument("checkpoint", metavar="CHECKPOINT")
     p.add_argument("--config", help="YAML or JSON config (default: the run's config.json)")
     p.add_argument("--split", default="test", choices=["train", "validation", "test"], help="dataset split")
-    p.add_argument("--k", type=int, help="samples per example (default: eval_samples)")
+    p.add_argument("--k", type=typed(PosInt), metavar="N", help="samples per example (default: eval_samples)")
     p.add_argument("--scorer", help="answer check: relaxed, em, f1, numeric, exact (default: eval_scorer; 'exact' "
                                     "for the toy task)")
     p.add_argument("--max-examples", type=typed(PosInt), metavar="N",

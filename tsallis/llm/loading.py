@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import math
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -90,7 +91,84 @@ def resolve_model_path(model: str, cache_dir: str | None = None) -> Path:
     if not (path / "config.json").exists():
         raise InputError(f"model path {str(path)!r} has no config.json: it is not a Hugging Face model "
                                 "directory (write one with model.save_pretrained and tokenizer.save_pretrained)")
+    check_model_files(path)
     return path
+
+
+JSON_FILES = ("config.json", "model.safetensors.index.json", "tokenizer.json", "tokenizer_config.json",
+              "adapter_config.json")
+"""The JSON files of a model directory that `check_model_files` parses when present."""
+FIX = "re-download the model, or re-save it with model.save_pretrained and tokenizer.save_pretrained"
+
+
+def check_model_files(path: str | Path) -> None:
+    """Raise InputError naming a corrupt or truncated file of the model directory `path`, before any loads.
+
+    Cheap checks, reading JSON files and safetensors headers only: each of `JSON_FILES` present parses as a JSON
+    object; each `*.safetensors` file is 8 bytes of little-endian header length N, then N bytes of a JSON
+    object, then at least as many data bytes as its tensors' largest `data_offsets` end; a
+    model.safetensors.index.json names shard files that exist.
+    """
+    path = Path(path)
+    if not path.is_dir():
+        raise InputError(f"model directory {str(path)!r} does not exist")
+    parsed = {name: _json_object(path / name) for name in JSON_FILES if (path / name).is_file()}
+    if "model.safetensors.index.json" in parsed:
+        index = path / "model.safetensors.index.json"
+        weight_map = parsed[index.name].get("weight_map")
+        if not isinstance(weight_map, dict):
+            raise InputError(f"model file {str(index)!r} is corrupt: it has no weight_map object; {FIX}")
+        for shard in sorted(set(map(str, weight_map.values()))):
+            if not (path / shard).is_file():
+                raise InputError(f"model file {str(index)!r} names the weights shard {shard!r}, which does not "
+                                 f"exist: the download is incomplete; {FIX}")
+    for file in sorted(path.glob("*.safetensors")):
+        _check_safetensors(file)
+
+
+def _json_object(file: Path) -> dict[str, Any]:
+    try:
+        value = json.loads(file.read_bytes())
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise InputError(f"model file {str(file)!r} is corrupt or truncated (not valid JSON: {err}); {FIX}") from None
+    if not isinstance(value, dict):
+        raise InputError(f"model file {str(file)!r} is corrupt: it holds a JSON {type(value).__name__}, not an "
+                         f"object; {FIX}")
+    return value
+
+
+def _check_safetensors(file: Path) -> None:
+    """A safetensors file: u64 little-endian header length N, N bytes of JSON {name: {dtype, shape,
+    data_offsets: [begin, end]}, "__metadata__": ...}, then the data (offsets count from byte 8 + N)."""
+    size = file.stat().st_size
+    with open(file, "rb") as fh:
+        n = int.from_bytes(fh.read(8), "little")
+        if size < 10 or not 2 <= n <= size - 8:  # "{}" is the shortest header
+            raise InputError(f"model file {str(file)!r} is truncated or not a safetensors file ({size} bytes; its "
+                             f"first 8 bytes do not give the length of a header inside it); {FIX}")
+        header = fh.read(n)
+    ends = _data_ends(header)
+    if ends is None:
+        raise InputError(f"model file {str(file)!r} is corrupt: its header is not a safetensors header (a JSON "
+                         f"object of tensors with data_offsets); {FIX}")
+    if size < 8 + n + max(ends, default=0):
+        raise InputError(f"model file {str(file)!r} is truncated: its tensors need {8 + n + max(ends)} bytes, the "
+                         f"file has {size}; {FIX}")
+
+
+def _data_ends(header: bytes) -> list[int] | None:
+    """The end offset of each tensor's data in a safetensors header, or None if it is not one."""
+    try:
+        tensors = json.loads(header)
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    if not isinstance(tensors, dict):
+        return None
+    offsets = [t.get("data_offsets") if isinstance(t, dict) else None for k, t in tensors.items()
+               if k != "__metadata__"]
+    if not all(isinstance(o, list) and len(o) == 2 and all(isinstance(x, int) for x in o) for o in offsets):
+        return None
+    return [o[1] for o in offsets]
 
 
 def load_model_and_tokenizer(path: str | Path, cfg: TrainConfig, *, on_cuda: bool = False, lora: Any = None):
@@ -100,9 +178,10 @@ def load_model_and_tokenizer(path: str | Path, cfg: TrainConfig, *, on_cuda: boo
 
     dtype = {"auto": torch.bfloat16 if on_cuda else torch.float32, "float32": torch.float32,
              "bfloat16": torch.bfloat16, "float16": torch.float16}[cfg.dtype]
+    check_model_files(path)
     with hf_bars_off():
-        model = AutoModelForCausalLM.from_pretrained(path, local_files_only=True, dtype=dtype)
-        tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+        model = _from_pretrained(AutoModelForCausalLM, path, "model", dtype=dtype)
+        tokenizer = _from_pretrained(AutoTokenizer, path, "tokenizer")
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
     if cfg.disable_dropout:
@@ -119,6 +198,16 @@ def load_model_and_tokenizer(path: str | Path, cfg: TrainConfig, *, on_cuda: boo
         except ValueError as err:  # e.g. peft knows no default target modules for this architecture
             raise InputError(f"LoRA: {err} (set lora_target_modules, e.g. all-linear)") from None
     return model, tokenizer
+
+
+def _from_pretrained(cls, path: str | Path, what: str, **kwargs):
+    """`cls.from_pretrained(path, local_files_only=True)`, with transformers' errors about the files (OSError,
+    ValueError, bad JSON) turned into an InputError naming the directory."""
+    try:
+        return cls.from_pretrained(path, local_files_only=True, **kwargs)
+    except (OSError, ValueError) as err:  # json.JSONDecodeError is a ValueError
+        raise InputError(f"model directory {str(path)!r}: the {what} does not load ({type(err).__name__}: {err}); "
+                         f"{FIX}") from None
 
 
 def load_policy(cfg: TrainConfig, resume_path: Path | None, *, cache_dir: str | None = None, on_cuda: bool = False,
