@@ -25,13 +25,7 @@ from tsallis.llm.example import Example  # noqa: E402
 WORDS = ["[PAD]", "[UNK]", "[EOS]", "</think>", "<think>", "yes", "no", "paris", "question", "the", "is", "a", "b"]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """A 2-layer model on a shared 2-core CI box runs ~100x faster on one thread (no intra-op contention)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -12,12 +12,7 @@ from tsallis.llm.rollout import RowSeededSampler, delimiter_automaton, generate_
 WORDS = ["[PAD]", "[EOS]", "a", "b", "c", "d", "e"]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

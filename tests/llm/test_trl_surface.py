@@ -32,12 +32,7 @@ CHAT = [{"prompt": [{"role": "system", "content": "Be brief."}, {"role": "user",
          "answer": str(2 * i), "level": i} for i in range(4)]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,14 @@
+"""Fixtures shared by the llm tests."""
+
+import pytest
+import torch
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Torch on one thread for the module: a 2-layer model on a shared 2-core CI box runs ~100x faster without
+    intra-op contention. Use with `pytestmark = pytest.mark.usefixtures("one_thread")`."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
