@@ -39,6 +39,11 @@ SIZES: dict[str, dict[str, Any]] = {
                  "optimizers": ("sgd",), "seeds": (0, 1, 2), "max_steps": 300, "eval_every": 10, "n_eval": 32,
                  "sweep_lrs": SGD_LRS_CPU, "sweep_steps": 30, "noise_arms": None, "noise_steps": 100,
                  "noise_eval_every": 20, "n_prompts": 64, "num_samples": 16},
+    "sgd_200": {"levels": (8, 11, 14), "labels": ("grpo", "garl q=0", "garl q=0.5", "garl q=0.75", "garl q=1",
+                                                  "paft q=0.75"),
+                "optimizers": ("sgd",), "seeds": (0, 1), "max_steps": 200, "eval_every": 10, "n_eval": 32,
+                "sweep_lrs": SGD_LRS_CPU, "sweep_steps": 30, "noise_arms": None, "noise_steps": 100,
+                "noise_eval_every": 20, "n_prompts": 64, "num_samples": 16},
     "full": {"levels": (8, 11, 14, 17), "labels": None, "optimizers": ("adamw", "sgd"), "seeds": (0, 1, 2),
              "max_steps": 200, "eval_every": 10, "n_eval": 64, "noise_arms": None, "noise_steps": 200,
              "noise_eval_every": 20, "n_prompts": 64, "num_samples": 16},
@@ -47,7 +52,8 @@ SIZES: dict[str, dict[str, Any]] = {
 levels, GRPO / GARL q=0 / GARL q=1 under AdamW, one seed; "full" is the issue's whole grid; "quick" is a smoke
 test on a 300-step pretrained model (no skill: its numbers mean nothing); "cpu" is the part of the full grid
 that fits a few hours of 2 shared cores (five methods, 60 steps, 3 AdamW and 2 SGD seeds) and "cpu_rest" the
-grid's other five methods at the same sizes (docs/llm.md quotes both); "sgd_long" is the plain-SGD half at a
+grid's other five methods at the same sizes (docs/llm.md quotes both); "sgd_200" is plain SGD at 200 steps on three
+levels, six methods, two seeds (docs/llm_results.md, with the cpu sweep's rates); "sgd_long" is the plain-SGD half at a
 5x longer budget (300 steps, 3 seeds, eight methods), where the theory's escape law can show."""
 
 
