@@ -3,6 +3,14 @@
 import pytest
 import torch
 
+from tsallis.llm.toy import tiny_random_model
+
+
+@pytest.fixture(scope="module")
+def model_path(tmp_path_factory):
+    """A tiny random-init GPT-2 (n_embd 16) with the toy tokenizer, saved once per module."""
+    return str(tiny_random_model(tmp_path_factory.mktemp("tiny"), n_embd=16))
+
 
 @pytest.fixture(scope="module")
 def one_thread():

@@ -25,6 +25,7 @@ import torch
 from safetensors.torch import load_file
 
 from tests.llm.fault_worker import FUNCTIONS
+from tests.llm.helpers import VOLATILE
 from tsallis.llm.toy import tiny_random_model
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -34,7 +35,6 @@ FLAGS = ("--max-steps", str(MAX_STEPS), "--save-every", "1", "--num-generations"
          "--toy-n-steps", "1", "--toy-width", "3", "--toy-n-train", "8", "--toy-n-eval", "4",
          "--max-rationale-tokens", "6", "--max-answer-tokens", "4", "--learning-rate", "1e-2",
          "--progress-bar", "false")
-VOLATILE = ("step_time", "tokens_per_s", "time/rollout", "time/update")
 TEMP_MARKS = (".tmp-", ".old-")  # in the names of the folders a checkpoint write makes and removes
 TIMEOUT = 300  # seconds for one attempt (about 10 on 2 busy cores)
 

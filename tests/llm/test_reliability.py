@@ -17,28 +17,16 @@ import sys
 import pytest
 import torch
 
+from tests.llm.helpers import flat_params, logged_metrics, tiny_config
 from tsallis.cli import main
 from tsallis.errors import DiskFullError, InputError, NonFiniteError
 from tsallis.llm import checkpoint as ckpt
-from tsallis.llm.config import TrainConfig
 from tsallis.llm.rundir import LOCK_FILE
-from tsallis.llm.toy import tiny_random_model
 from tsallis.llm.trainer import Trainer
-
-VOLATILE = ("step_time", "tokens_per_s", "time/rollout", "time/update")
-
-
-@pytest.fixture(scope="module")
-def model_path(tmp_path_factory):
-    return str(tiny_random_model(tmp_path_factory.mktemp("tiny"), n_embd=16))
 
 
 def _cfg(model_path, out, **kw):
-    base = dict(model=model_path, output_dir=str(out), max_steps=4, num_generations=3, prompts_per_step=2,
-                toy_n_steps=1, toy_width=3, toy_n_train=8, toy_n_eval=4, max_rationale_tokens=6, max_answer_tokens=4,
-                learning_rate=1e-2, progress_bar=False, save_every=1)
-    base.update(kw)
-    return TrainConfig(**base)
+    return tiny_config(model_path, out, **{"save_every": 1, **kw})
 
 
 def _flags(model_path, out, **kw) -> list[str]:
@@ -47,15 +35,6 @@ def _flags(model_path, out, **kw) -> list[str]:
                 progress_bar="false", save_every=1)
     base.update(kw)
     return ["llm", "train"] + [a for k, v in base.items() for a in (f"--{k.replace('_', '-')}", str(v))]
-
-
-def _metrics(out):
-    return [{k: v for k, v in json.loads(x).items() if k not in VOLATILE}
-            for x in (out / "metrics.jsonl").read_text().splitlines()]
-
-
-def _params(trainer):
-    return torch.cat([p.detach().reshape(-1) for p in trainer.unwrapped.parameters()])
 
 
 def _leftovers(folder):
@@ -87,7 +66,7 @@ def test_an_update_that_makes_the_weights_inf_is_caught_after_the_step_and_never
         tr.save()
     assert sorted(p.name for p in root.iterdir()) == ["checkpoint-1", "checkpoint-2", "latest"]
     good = Trainer(_cfg(model_path, tmp_path, max_steps=5), resume_from=tmp_path)
-    assert torch.isfinite(_params(good)).all()
+    assert torch.isfinite(flat_params(good)).all()
     assert json.loads((tmp_path / "metrics.jsonl").read_text().splitlines()[-1])["step"] == 3  # the error line
 
 
@@ -142,7 +121,7 @@ def test_a_fresh_run_into_a_run_folder_is_refused_and_loses_nothing(model_path, 
     assert f"output_dir {str(out)!r} already holds a run" in err and "--resume" in err and "Traceback" not in err
     assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
     assert main(_flags(model_path, out, max_steps=2, overwrite_output_dir="true")) == 0
-    assert [m["step"] for m in _metrics(out)] == [1, 2]
+    assert [m["step"] for m in logged_metrics(out)] == [1, 2]
     assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["checkpoint-1", "checkpoint-2", "latest"]
 
 
@@ -157,7 +136,7 @@ def test_pruning_keeps_the_newest_checkpoints_not_the_highest_steps(model_path, 
     resumed.train()
     assert sorted(p.name for p in (tmp_path / "checkpoints").glob("checkpoint-*")) == ["checkpoint-3", "checkpoint-4"]
     assert (tmp_path / "checkpoints" / "latest").read_text() == "checkpoint-4"
-    assert [m["step"] for m in _metrics(tmp_path)] == [1, 2, 3, 4]
+    assert [m["step"] for m in logged_metrics(tmp_path)] == [1, 2, 3, 4]
 
 
 def test_a_second_process_is_locked_out_and_a_dead_owner_is_taken_over(model_path, tmp_path):
@@ -221,10 +200,14 @@ def test_a_kill_between_the_renames_of_a_checkpoint_swap_loses_nothing(model_pat
     monkeypatch.undo()
     root = tmp_path / "checkpoints"
     assert not (root / "checkpoint-2").exists() and _leftovers(root)  # the state a kill leaves
+    # resolving is read-only (an eval, or a resume refused by another run's lock, must not move a live run's
+    # folders): it finds the complete copy aside and leaves it there
+    aside = ckpt.resolve_checkpoint(tmp_path)
+    assert aside.name == "checkpoint-2" and ".old-" in aside.parent.name and not (root / "checkpoint-2").exists()
     resumed = Trainer(_cfg(model_path, tmp_path, max_steps=3, save_every=0), resume_from=tmp_path)
     assert resumed.resume_path == root / "checkpoint-2" and ckpt.verify_checkpoint(root / "checkpoint-2") is None
     assert _leftovers(tmp_path) == []
-    torch.testing.assert_close(_params(resumed), _params(tr), rtol=0, atol=0)
+    torch.testing.assert_close(flat_params(resumed), flat_params(tr), rtol=0, atol=0)
 
 
 def test_latest_naming_an_incomplete_folder_is_not_trusted(model_path, tmp_path):
@@ -260,13 +243,13 @@ def test_best_is_swapped_atomically_too(model_path, tmp_path, monkeypatch):
 def test_a_partial_last_metrics_line_is_dropped_on_resume(model_path, tmp_path):
     """The fault: a half line (full disk, kill) made the next --resume crash."""
     Trainer(_cfg(model_path, tmp_path, max_steps=2)).train()
-    full = _metrics(tmp_path)
+    full = logged_metrics(tmp_path)
     with open(tmp_path / "metrics.jsonl", "a") as fh:
         fh.write('{"step": 3, "loss": 0.1')  # the half line of a write cut short
     resumed = Trainer(_cfg(model_path, tmp_path, max_steps=3), resume_from=tmp_path)
     with pytest.warns(UserWarning, match="line 3: dropped a partial last line"):
         resumed.train()
-    assert _metrics(tmp_path)[:2] == full and [m["step"] for m in _metrics(tmp_path)] == [1, 2, 3]
+    assert logged_metrics(tmp_path)[:2] == full and [m["step"] for m in logged_metrics(tmp_path)] == [1, 2, 3]
 
 
 def test_a_corrupt_metrics_line_in_the_middle_is_an_error(model_path, tmp_path):
@@ -363,7 +346,7 @@ def test_cli_resume_takes_the_saved_config(model_path, tmp_path, capsys):
     assert main(["llm", "train", "--resume", str(out), "--max-steps", "3"]) == 0
     saved = json.loads((out / "config.json").read_text())
     assert (saved["q"], saved["method"], saved["max_steps"], saved["model"]) == (0.75, "garl", 3, model_path)
-    assert [m["step"] for m in _metrics(out)] == [1, 2, 3]
+    assert [m["step"] for m in logged_metrics(out)] == [1, 2, 3]
     capsys.readouterr()
     assert main(["llm", "train", "--resume", str(out), "--q", "0.5"]) == 2
     err = capsys.readouterr().err

@@ -9,38 +9,18 @@ import sys
 import pytest
 import torch
 
-from tests.llm.helpers import train_and_capture_grads
+from tests.llm.helpers import flat_params, logged_metrics, tiny_config, train_and_capture_grads
 from tsallis.errors import InputError
 from tsallis.llm import checkpoint as ckpt
 from tsallis.llm.config import TrainConfig, load_config
 from tsallis.llm.example import Example
 from tsallis.llm.rollout import build_scored_batch, token_logps
-from tsallis.llm.toy import build_tokenizer, tiny_random_model
+from tsallis.llm.toy import build_tokenizer
 from tsallis.llm.trainer import NonFiniteError, Trainer
-
-VOLATILE = ("step_time", "tokens_per_s", "time/rollout", "time/update")
-
-
-@pytest.fixture(scope="module")
-def model_path(tmp_path_factory):
-    return str(tiny_random_model(tmp_path_factory.mktemp("tiny"), n_embd=16))
 
 
 def _cfg(model_path, out, **kw):
-    base = dict(model=model_path, output_dir=str(out), max_steps=4, num_generations=3, prompts_per_step=2,
-                toy_n_steps=1, toy_width=3, toy_n_train=8, toy_n_eval=4, max_rationale_tokens=6, max_answer_tokens=4,
-                learning_rate=1e-2, progress_bar=False, save_every=2)
-    base.update(kw)
-    return TrainConfig(**base)
-
-
-def _params(trainer):
-    return torch.cat([p.detach().reshape(-1) for p in trainer.unwrapped.parameters()])
-
-
-def _metrics(out):
-    lines = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
-    return [{k: v for k, v in m.items() if k not in VOLATILE} for m in lines]
+    return tiny_config(model_path, out, **kw)
 
 
 @pytest.mark.parametrize("method", ["garl", "paft", "grpo"])
@@ -51,11 +31,11 @@ def test_resume_continues_exactly(model_path, tmp_path, method):
                       resume_from=tmp_path / "full" / "checkpoints" / "checkpoint-2")
     # resume into a copy of the run dir: metrics.jsonl is truncated to step 2 and continued
     resumed.cfg.output_dir = str(tmp_path / "full")
-    params_full = _params(full)
-    metrics_full = _metrics(tmp_path / "full")
+    params_full = flat_params(full)
+    metrics_full = logged_metrics(tmp_path / "full")
     resumed.train()
-    torch.testing.assert_close(_params(resumed), params_full, rtol=0, atol=0)
-    assert _metrics(tmp_path / "full") == metrics_full
+    torch.testing.assert_close(flat_params(resumed), params_full, rtol=0, atol=0)
+    assert logged_metrics(tmp_path / "full") == metrics_full
     assert [m["step"] for m in metrics_full] == [1, 2, 3, 4]
 
 
@@ -64,7 +44,7 @@ def test_same_seed_same_run_and_other_seed_differs(model_path, tmp_path):
     for name, seed in (("a", 0), ("b", 0), ("c", 1)):
         tr = Trainer(_cfg(model_path, tmp_path / name, seed=seed, max_steps=2, save_every=0))
         tr.train()
-        runs.append((_params(tr), _metrics(tmp_path / name)))
+        runs.append((flat_params(tr), logged_metrics(tmp_path / name)))
     torch.testing.assert_close(runs[0][0], runs[1][0], rtol=0, atol=0)
     assert runs[0][1] == runs[1][1]
     assert not torch.equal(runs[0][0], runs[2][0])
@@ -211,7 +191,7 @@ def _sgd_step(model_path, out, max_grad_norm):
     cfg = _cfg(model_path, out, optimizer="sgd", max_grad_norm=max_grad_norm, max_steps=1, learning_rate=10.0,
                save_every=0)
     tr = Trainer(cfg)
-    before, grads, orig = _params(tr), {}, tr.optimizer.step
+    before, grads, orig = flat_params(tr), {}, tr.optimizer.step
 
     def capture(*a, **k):  # the gradient the optimizer sees (after any clipping)
         grads["g"] = torch.cat([p.grad.detach().reshape(-1) for p in tr.unwrapped.parameters()])
@@ -219,7 +199,7 @@ def _sgd_step(model_path, out, max_grad_norm):
 
     tr.optimizer.step = capture
     m = tr.step()
-    return before, _params(tr), grads["g"], m["grad_norm"]
+    return before, flat_params(tr), grads["g"], m["grad_norm"]
 
 
 def test_sgd_step_is_a_plain_gradient_step_and_zero_turns_clipping_off(model_path, tmp_path):
@@ -255,7 +235,7 @@ def test_train_callbacks_and_stop(model_path, tmp_path):
     tr = Trainer(_cfg(model_path, tmp_path, max_steps=5, save_every=0))
     res = tr.train(callbacks=[note], stop=lambda trainer, m: m["step"] == 2)
     assert res.step == 2 and seen == [(1, 1), (2, 2)] and res.last_checkpoint.endswith("checkpoint-2")
-    assert [m["custom/value"] for m in _metrics(tmp_path)] == [2.0, 4.0]
+    assert [m["custom/value"] for m in logged_metrics(tmp_path)] == [2.0, 4.0]
     resumed = Trainer(_cfg(model_path, tmp_path, max_steps=3, save_every=0), resume_from=res.last_checkpoint)
     assert resumed.state.step == 2 and resumed.train().step == 3
 

@@ -12,10 +12,11 @@ know FSDP2 modules sharded with `fully_shard`; tsallis writes the same per-proce
 
 Writes are atomic: a checkpoint is written into `.<name>.tmp-*` beside its final name; an existing folder of that
 name is renamed aside (`.<name>.old-*`), the new one renamed in, then the old one deleted; `latest` (a text file,
-replaced atomically) names the newest complete checkpoint. `recover` (run at the start of every run) undoes
-what a kill between those renames left: it moves an aside folder back when its name is free and deletes
-temporary folders. `resolve_checkpoint` checks the folder `latest` names against its `checkpoint.json` before
-trusting it, and falls back to the newest complete checkpoint otherwise.
+replaced atomically) names the newest complete checkpoint. `recover` (run at the start of every run, by the
+process that holds the folder's lock) undoes what a kill between those renames left: it moves an aside folder back
+when its name is free and deletes temporary folders. `resolve_checkpoint` (read-only) checks the folder `latest`
+names against its `checkpoint.json` before trusting it, and falls back to the newest complete checkpoint
+otherwise.
 """
 
 from __future__ import annotations
@@ -127,21 +128,6 @@ def commit_checkpoint(tmp: Path, path: Path, *, latest: bool = True) -> Path:
     return path
 
 
-def save_checkpoint(path: Path, *, model, tokenizer, optimizer, scheduler, loop_state: dict[str, Any],
-                    method_state: dict[str, Any], config: dict[str, Any] | None = None,
-                    latest: bool = True) -> Path:
-    """Write a complete single-process checkpoint to `path` atomically; returns `path`."""
-    tmp = begin_checkpoint(path)
-    try:
-        write_rank_state(tmp, 0, method_state)
-        write_checkpoint(tmp, model=model, tokenizer=tokenizer, optimizer=optimizer, scheduler=scheduler,
-                         loop_state=loop_state, config=config or {}, num_processes=1)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return commit_checkpoint(tmp, path, latest=latest)
-
-
 _TORCH_WRITE_FAILURES = ("PytorchStreamWriter failed", "file write failed", "unexpected pos")
 
 
@@ -204,10 +190,17 @@ def complete_checkpoints(root: Path) -> list[Path]:
     return sorted(found, key=lambda p: (p / MANIFEST).stat().st_mtime_ns)
 
 
+def _aside_copies(root: Path) -> list[Path]:
+    """Complete checkpoints a kill left aside (`.<name>.old-*/<name>`) whose own name is free."""
+    return [inner for aside in Path(root).glob(".*.old-*") if aside.is_dir() for inner in aside.iterdir()
+            if inner.is_dir() and not (Path(root) / inner.name).exists() and verify_checkpoint(inner) is None]
+
+
 def resolve_checkpoint(path: str | os.PathLike) -> Path:
     """The checkpoint to resume from `path`: a checkpoint folder (which must be complete), or a run folder
-    (or its checkpoints/), whose `latest` is trusted only if the folder it names is complete; otherwise the
-    newest complete checkpoint, with a warning. Raises InputError when there is none."""
+    (or its checkpoints/), whose `latest` is trusted only if the folder it names is complete (or lies complete
+    aside, where a kill mid-swap left it); otherwise the newest complete checkpoint, with a warning. Raises
+    InputError when there is none. Read-only: moving an aside copy back is `recover`'s, under the run's lock."""
     path = Path(path)
     if is_checkpoint(path):
         reason = verify_checkpoint(path)
@@ -217,11 +210,14 @@ def resolve_checkpoint(path: str | os.PathLike) -> Path:
     root = path / "checkpoints" if (path / "checkpoints").is_dir() else path
     if not root.is_dir():
         raise InputError(f"--resume {str(path)!r}: no such folder; pass a run folder or a checkpoint-<step> folder")
-    recover(root)
     named = (root / "latest").read_text().strip() if (root / "latest").is_file() else None
+    aside = _aside_copies(root)
     if named and verify_checkpoint(root / named) is None:
         return root / named
-    candidates = complete_checkpoints(root)
+    if named and any(p.name == named for p in aside):
+        return next(p for p in aside if p.name == named)
+    candidates = sorted(complete_checkpoints(root) + [p for p in aside if p.name.startswith("checkpoint-")],
+                        key=lambda p: (p / MANIFEST).stat().st_mtime_ns)
     if not candidates:
         raise InputError(f"no complete checkpoint found in {str(root)!r} to resume from (none was saved yet, or "
                          "each is incomplete): start the run again, or pass a checkpoint folder")
@@ -263,9 +259,14 @@ def load_trainer_state(path: Path, rank: int = 0) -> dict[str, Any]:
     return state
 
 
+def checkpoint_config(path: Path) -> dict[str, Any]:
+    """The config the checkpoint folder `path` was written with."""
+    return dict(_read_json(Path(path) / STATE_FILE).get("config") or {})
+
+
 def saved_config(path: str | os.PathLike) -> dict[str, Any]:
-    """The config a checkpoint (or a run folder's latest checkpoint) was written with."""
-    return dict(_read_json(resolve_checkpoint(path) / STATE_FILE).get("config") or {})
+    """The config a checkpoint (or a run folder's latest checkpoint, `resolve_checkpoint`) was written with."""
+    return checkpoint_config(resolve_checkpoint(path))
 
 
 # ---------------------------------------------------------------------------------------------- sharded

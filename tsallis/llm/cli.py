@@ -114,11 +114,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
     saved = None
     if args.resume is not None:  # a resumed run starts from its saved config; --config and flags change it
-        from tsallis.llm.checkpoint import resolve_checkpoint, saved_config
+        from tsallis.llm.checkpoint import saved_config
 
-        resume = resolve_checkpoint(args.resume)
-        saved = saved_config(resume)
-        args.resume = str(resume)
+        saved = saved_config(args.resume)
     cfg = load_config(args.config, flags=_flags(args), base=saved,
                       base_name=f"the config saved in {args.resume!r}")
     if cfg.model != "toy":  # a missing model folder is found before the data is read

@@ -20,6 +20,7 @@ import contextlib
 import logging
 import math
 import os
+import shutil
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, fields
@@ -211,12 +212,12 @@ class Trainer:
 
         def on_main():
             self.lock.acquire()
-            try:
-                path = ckpt.resolve_checkpoint(resume_from) if resume_from is not None else None
-                check_run_folder(self.output_dir, resume_path=path, overwrite=cfg.overwrite_output_dir)
+            try:  # undo what a kill left in this folder first (only the lock holder may), then resolve
                 for folder in (self.output_dir, self.output_dir / "checkpoints"):
                     for note in ckpt.recover(folder):
                         log.warning("%s: %s", folder, note)
+                path = ckpt.resolve_checkpoint(resume_from) if resume_from is not None else None
+                check_run_folder(self.output_dir, resume_path=path, overwrite=cfg.overwrite_output_dir)
             except BaseException:
                 self.lock.release()
                 raise
@@ -225,7 +226,7 @@ class Trainer:
         path = self._on_main(on_main)
         self.resume_changes: dict[str, tuple[Any, Any]] = {}
         if path is not None:
-            saved = ckpt.saved_config(path)
+            saved = ckpt.checkpoint_config(path)
             self.resume_changes, refused = cfg.resume_changes(saved)
             if refused:
                 self.lock.release()
@@ -804,8 +805,6 @@ class Trainer:
                     ckpt.commit_checkpoint(tmp, path, latest=is_step)
             finally:
                 if acc.is_main_process and tmp.exists():
-                    import shutil
-
                     shutil.rmtree(tmp, ignore_errors=True)
         if is_step:
             st.last_checkpoint = str(path)
