@@ -4,7 +4,9 @@ level, so that `tsallis theory` starts fast and works without the `[llm]` extra.
 
 Bad input never ends in a traceback: a usage error (unknown flag, a value argparse cannot convert) and any
 `InputError` a command raises are printed as `error: ...` and give exit status 2. An unknown flag close to a
-known one gets "(did you mean --x?)".
+known one gets "(did you mean --x?)". A flag given twice is refused (argparse would keep the last silently),
+except flags made to repeat (append/count actions). A run stopped by SIGTERM/SIGINT after saving its checkpoint
+(`Preempted`) exits with status 75 and says how to resume.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import difflib
 import errno
 import sys
 
-from tsallis.errors import EXIT_INPUT, EXIT_RUN, InputError, RunError
+from tsallis.errors import EXIT_INPUT, EXIT_PREEMPTED, EXIT_RUN, InputError, Preempted, RunError
 
 
 class Parser(argparse.ArgumentParser):
@@ -25,7 +27,9 @@ class Parser(argparse.ArgumentParser):
         raise InputError(f"{self.prog}: {message} (see {self.prog} --help)")
 
     def parse_known_args(self, args=None, namespace=None):
-        """argparse's, plus: an unknown flag close to one of this parser's is refused here with the closest."""
+        """argparse's, plus: an unknown flag close to one of this parser's is refused here with the closest, and
+        a flag given twice is refused."""
+        self._refuse_repeats(sys.argv[1:] if args is None else list(args))
         namespace, extras = super().parse_known_args(args, namespace)
         options = [o for o in self._option_string_actions if o.startswith("--")]
         for arg in extras:
@@ -33,6 +37,33 @@ class Parser(argparse.ArgumentParser):
             if close:
                 self.error(f"unrecognized arguments: {arg} (did you mean {close[0]}?)")
         return namespace, extras
+
+    def _refuse_repeats(self, args: list[str]) -> None:
+        """Refuse a flag of this parser given twice (or under two spellings, --a-b and --a_b): argparse keeps
+        the last silently. Flags that collect (append, count) may repeat; a subcommand's own parser checks its
+        own flags."""
+        seen: dict[str, str] = {}
+        for arg in args:
+            if arg == "--":
+                break
+            if not arg.startswith("-") or arg == "-":
+                continue
+            found = self._parse_optional(arg)
+            if isinstance(found, list):  # Python >= 3.12.7: a list of matches
+                found = found[0] if len(found) == 1 else None
+            action = found[0] if found else None
+            if action is None or isinstance(action, _COLLECTING):
+                continue
+            flag = arg.split("=")[0]
+            if action.dest in seen:
+                also = "" if seen[action.dest] == flag else f" (also as {seen[action.dest]})"
+                self.error(f"{flag} is given twice{also}; give each flag once (argparse would keep only the last, "
+                           "silently)")
+            seen[action.dest] = flag
+
+
+_COLLECTING = (argparse._AppendAction, argparse._AppendConstAction, argparse._CountAction,
+               argparse._HelpAction, argparse._VersionAction)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -69,6 +100,9 @@ def main(argv: list[str] | None = None) -> int:
     except InputError as err:  # bad input: the message names it and the fix; no traceback
         print(f"error: {err}", file=sys.stderr)
         return EXIT_INPUT
+    except Preempted as err:  # SIGTERM/SIGINT: the checkpoint is saved; a job script may requeue
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_PREEMPTED
     except RunError as err:  # the run stopped (full disk, NaN/inf): what happened and what was kept
         print(f"error: {err}", file=sys.stderr)
         return EXIT_RUN

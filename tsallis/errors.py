@@ -8,6 +8,10 @@ with status 2, without a traceback; any other exception is a bug and keeps its t
 `RunError` is a run stopped by something that is neither bad input nor a bug: a full disk, a NaN or infinite
 value (`NonFiniteError`), updates that explode. Its message says what happened, where, and what was kept (the
 last good checkpoint); the `tsallis` command prints it and exits with status 3, without a traceback.
+
+`Preempted` is a training run stopped by SIGTERM or SIGINT (a cluster preempting the job, Ctrl-C) after it
+wrote a checkpoint; the `tsallis` command prints how to resume and exits with status 75 (`EXIT_PREEMPTED`,
+sysexits' EX_TEMPFAIL: "try again later"), so a job script can tell it from a crash and requeue the job.
 """
 
 from __future__ import annotations
@@ -16,6 +20,8 @@ EXIT_INPUT = 2
 """Exit status of a command refused for bad input (argparse's own status for usage errors)."""
 EXIT_RUN = 3
 """Exit status of a run stopped by a `RunError` (full disk, NaN/inf, exploding updates)."""
+EXIT_PREEMPTED = 75
+"""Exit status of a run stopped by SIGTERM/SIGINT after it saved a checkpoint (`Preempted`; EX_TEMPFAIL)."""
 
 
 class InputError(ValueError):
@@ -38,3 +44,11 @@ class DivergedError(RunError):
 
 class DiskFullError(RunError):
     """No space left on the device while writing a run's files; the message names the path."""
+
+
+class Preempted(RunError):
+    """A run stopped by SIGTERM or SIGINT once its checkpoint was written; the message says how to resume."""
+
+    def __init__(self, message: str, signal_name: str = "SIGTERM"):
+        super().__init__(message)
+        self.signal_name = signal_name

@@ -476,7 +476,8 @@ def check_keys(keys, source: str) -> None:
 
 def read_config_file(path: str | Path, what: str = "config file") -> dict[str, Any]:
     """The field: value mapping of a YAML or JSON config file (YAML: `1e-3` is a float, as in YAML 1.2, and only
-    true/false/yes/no are booleans). Raises InputError naming the file, and the line of a syntax error."""
+    true/false/yes/no are booleans). Raises InputError naming the file, and the line of a syntax error, or the
+    key and both lines of a key set twice."""
     from tsallis.llm.data import read_utf8
 
     path = Path(path)
@@ -485,7 +486,11 @@ def read_config_file(path: str | Path, what: str = "config file") -> dict[str, A
                          f"{what} {str(path)!r} is not a file")
     text = read_utf8(path, what)
     try:
-        data = json.loads(text) if path.suffix == ".json" else _yaml_load(text)
+        data = json.loads(text, object_pairs_hook=_no_duplicates) if path.suffix == ".json" else _yaml_load(text)
+    except DuplicateKeyError as err:
+        where = f" (lines {err.first} and {err.second})" if err.first else ""
+        raise InputError(f"{what} {str(path)!r} sets {err.key!r} twice{where}; keep one (a file is read whole, "
+                         "and silently taking the last would hide the other)") from None
     except json.JSONDecodeError as err:
         raise InputError(f"{what} {str(path)!r}, line {err.lineno}: invalid JSON ({err.msg})") from None
     except _yaml_error() as err:
@@ -520,6 +525,24 @@ def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None
     return TrainConfig(**data)
 
 
+class DuplicateKeyError(Exception):
+    """A YAML mapping holds one key twice (at the two 1-based lines)."""
+
+    def __init__(self, key: Any, first: int, second: int):
+        super().__init__(key, first, second)
+        self.key, self.first, self.second = key, first, second
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """`json.loads`'s object hook refusing a key given twice (the json module keeps the last silently)."""
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise DuplicateKeyError(key, 0, 0)
+        out[key] = value
+    return out
+
+
 def _yaml_load(text: str) -> Any:
     import yaml
 
@@ -539,7 +562,21 @@ def _yaml_loader():
     import yaml
 
     class Loader(yaml.SafeLoader):
-        pass
+        def construct_mapping(self, node, deep=False):
+            """SafeLoader's, refusing a key given twice in one mapping (PyYAML keeps the last silently)."""
+            lines: dict[Any, int] = {}
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *base` overrides on purpose
+                    continue
+                key = self.construct_object(key_node, deep=True)
+                line = key_node.start_mark.line + 1
+                try:
+                    if key in lines:
+                        raise DuplicateKeyError(key, lines[key], line)
+                except TypeError:  # an unhashable key: SafeLoader's own error follows
+                    continue
+                lines[key] = line
+            return super().construct_mapping(node, deep=deep)
 
     Loader.yaml_implicit_resolvers = {
         k: [(tag, rx) for tag, rx in v if tag not in ("tag:yaml.org,2002:bool", "tag:yaml.org,2002:float")]

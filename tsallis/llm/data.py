@@ -11,7 +11,7 @@ permuted with `numpy.random.default_rng([seed, salt])` and the first n kept:
   hotpot_dev_distractor_v1.json (the official test file has no answers).
 - MuSiQue: train <- musique_ans_v1.0_train.jsonl; validation and test are disjoint slices of one permutation
   of musique_ans_v1.0_dev.jsonl (test answers are withheld). With the `musique_full_*` files, rows with
-  `answerable: false` are dropped (they have no gold to train on).
+  `answerable: false` are dropped, with a warning counting them (they have no gold to train on).
 When a file has fewer rows than asked (e.g. the fixtures), all rows are used with a warning, and a shared
 validation/test pool is split in the ratio of the asked sizes; an empty split is an error.
 
@@ -427,27 +427,43 @@ def read_file(
     template: str | None = None,
     delimiter: str = DEFAULT_DELIMITER,
 ) -> list[Example]:
-    """Every usable record of one official file, in file order (MuSiQue rows with answerable=false dropped, and
-    records whose gold answer is empty or whitespace, with a warning naming them: y* cannot be empty)."""
+    """Every usable record of one official file, in file order. MuSiQue rows with answerable=false and records
+    whose gold answer is empty or whitespace (y* cannot be empty) are dropped, with a warning saying how many and
+    where; a file left with none is an error that says why."""
     if task not in _BUILDERS:
         raise ValueError(f"unknown task {task!r}; choose one of {list(TASKS)}")
     path = Path(path)
-    out, blank = [], []
+    out, blank, unanswerable, total = [], [], [], 0
     for loc, record in _records(path):
+        total += 1
         where = f"line {loc}" if path.suffix == ".jsonl" else f"record {loc}"
         if task == "musique" and record.get("answerable", True) is False:
+            unanswerable.append(where)
             continue
         ex = _BUILDERS[task](record, path=path, where=where, style=style, template=template, delimiter=delimiter)
         if ex.answer.strip():
             out.append(dataclasses.replace(ex, source=f"{path}, {where}"))
         else:
             blank.append(where)
-    if blank:
-        warnings.warn(f"{path}: dropped {len(blank)} record(s) with an empty answer ({', '.join(blank[:5])}"
-                      f"{', ...' if len(blank) > 5 else ''})", stacklevel=2)
+    dropped = [f"{len(unanswerable)} marked answerable: false (no gold answer to train on or score; "
+               f"{_some(unanswerable)})" if unanswerable else "",
+               f"{len(blank)} with an empty answer (y* cannot be empty; {_some(blank)})" if blank else ""]
+    dropped = [d for d in dropped if d]
+    if not total:
+        raise DataFormatError(f"{path}: no records; the file is empty (re-download the official file)")
     if not out:
-        raise DataFormatError(f"{path}: no usable records; the file is empty (re-download the official file)")
+        fix = ("use the answerable files, musique_ans_v1.0_*.jsonl (docs/datasets.md)" if unanswerable else
+               "check the file's answer field, or re-download the official file")
+        raise DataFormatError(f"{path}: none of its {total} record(s) is usable: {'; '.join(dropped)}; {fix}")
+    if dropped:
+        warnings.warn(f"{path}: dropped {' and '.join(dropped)}; {len(out)} of {total} record(s) kept",
+                      stacklevel=2)
     return out
+
+
+def _some(where: list[str]) -> str:
+    """The first five locations of a list, then "..." when there are more."""
+    return ", ".join(where[:5]) + (", ..." if len(where) > 5 else "")
 
 
 def _permute(examples: list[Example], seed: int, salt: int) -> list[Example]:

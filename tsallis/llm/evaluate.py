@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from tsallis.files import atomic_write_text
 from tsallis.llm.example import Example
 from tsallis.llm.metrics import Ties, majority_index, summarize
 from tsallis.llm.rewards import DEFAULT_DELIMITER, Scorer, extract_answer, get_scorer
@@ -71,7 +72,7 @@ class EvalResult:
 
     def save(self, path: str | Path) -> None:
         """Write the result as JSON (metrics, settings, records)."""
-        Path(path).write_text(json.dumps(asdict(self), indent=1, ensure_ascii=False))
+        atomic_write_text(path, json.dumps(asdict(self), indent=1, ensure_ascii=False))
 
 
 def score_completions(

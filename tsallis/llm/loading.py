@@ -99,6 +99,9 @@ JSON_FILES = ("config.json", "model.safetensors.index.json", "tokenizer.json", "
               "adapter_config.json")
 """The JSON files of a model directory that `check_model_files` parses when present."""
 FIX = "re-download the model, or re-save it with model.save_pretrained and tokenizer.save_pretrained"
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model", "vocab.json", "vocab.txt",
+                   "spiece.model", "sentencepiece.bpe.model")
+"""The files a Hugging Face tokenizer loads from; a model directory needs at least one."""
 
 
 def check_model_files(path: str | Path) -> None:
@@ -107,7 +110,8 @@ def check_model_files(path: str | Path) -> None:
     Cheap checks, reading JSON files and safetensors headers only: each of `JSON_FILES` present parses as a JSON
     object; each `*.safetensors` file is 8 bytes of little-endian header length N, then N bytes of a JSON
     object, then at least as many data bytes as its tensors' largest `data_offsets` end; a
-    model.safetensors.index.json names shard files that exist.
+    model.safetensors.index.json names shard files that exist; at least one of `TOKENIZER_FILES` is there (without
+    one, transformers builds an empty tokenizer that fails later, obscurely).
     """
     path = Path(path)
     if not path.is_dir():
@@ -124,6 +128,10 @@ def check_model_files(path: str | Path) -> None:
                                  f"exist: the download is incomplete; {FIX}")
     for file in sorted(path.glob("*.safetensors")):
         _check_safetensors(file)
+    if not any((path / name).is_file() for name in TOKENIZER_FILES):
+        raise InputError(f"model directory {str(path)!r} has no tokenizer files (none of {', '.join(TOKENIZER_FILES)}):"
+                         " copy them from the model it came from (tokenizer.save_pretrained writes them), or "
+                         "re-download the model")
 
 
 def _json_object(file: Path) -> dict[str, Any]:

@@ -50,13 +50,23 @@ class RunLock:
 
     def acquire(self) -> RunLock:
         """Take the lock, or raise InputError naming the process that holds it."""
-        if not self.path.parent.exists():
-            self.path.parent.mkdir(parents=True)
+        folder = self.path.parent
+        if folder.exists() and not folder.is_dir():
+            raise InputError(f"output_dir {str(folder)!r} is a file, not a folder: choose another --output-dir")
+        if not folder.exists():
+            try:
+                folder.mkdir(parents=True)
+            except OSError as err:  # a file above it, a read-only place
+                raise InputError(f"output_dir {str(folder)!r} cannot be created ({err.strerror}): choose another "
+                                 "--output-dir") from None
             self.made_folder = True
         me = {"pid": os.getpid(), "host": socket.gethostname(), "started": time.strftime("%Y-%m-%d %H:%M:%S")}
         for _ in range(3):
             try:
                 fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except PermissionError as err:
+                raise InputError(f"output_dir {str(folder)!r} is not writable ({err.strerror}): choose another "
+                                 "--output-dir") from None
             except FileExistsError:
                 owner = self._owner()
                 pid, host = owner.get("pid"), owner.get("host")
@@ -114,13 +124,17 @@ def check_run_folder(output_dir: str | os.PathLike, *, resume_path: Path | None,
     if resume_path is not None and out.resolve() in Path(resume_path).resolve().parents:
         return  # resuming the run of this folder
     what = ", ".join(found)
+    from tsallis.llm.checkpoint import run_folder  # light enough here: the trainer has loaded torch already
+
+    home = run_folder(resume_path) if resume_path is not None else None
     if resume_path is None:
         raise InputError(f"output_dir {str(out)!r} already holds a run ({what}): continue it with --resume "
                          f"{str(out)!r}, start it over with --overwrite-output-dir true (deletes its metrics and "
                          "checkpoints), or choose another --output-dir")
+    own = f"--output-dir {str(home)!r} (the checkpoint's own run folder)" if home is not None else \
+        "the checkpoint's own run folder"
     raise InputError(f"output_dir {str(out)!r} holds another run ({what}) than the checkpoint {str(resume_path)!r}: "
-                     "resume into a new --output-dir (or the checkpoint's own run folder), or pass "
-                     "--overwrite-output-dir true")
+                     f"resume with {own}, or into a new --output-dir, or pass --overwrite-output-dir true")
 
 
 def clear_run(output_dir: str | os.PathLike, keep: Path | None = None) -> None:

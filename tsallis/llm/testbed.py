@@ -245,11 +245,14 @@ CRITERIA = {
     "max_pretrain_cpu_seconds": 300.0,
 }
 """Thresholds of the four testbed criteria (issue 13): a skill, a knob over two decades with p0 ~ a^n, a
-floor far below p0, a cheap cached model. `max_per_step_gap`: |exp(fitted slope of log p0 vs n) - a|."""
+floor far below p0, a cheap cached model. `max_per_step_gap`: |exp(fitted slope of log p0 vs n) - a|. The cost is
+reported, never gating (`gates` False): CPU seconds measured once, while pretraining, depend on how busy the
+machine was then, and would fail a good cached model forever."""
 
 
 def check_testbed(report: TestbedReport, thresholds: dict[str, float] = CRITERIA) -> list[dict[str, Any]]:
-    """Each criterion with its threshold, the measured value and whether it passed."""
+    """Each criterion with its threshold, the measured value, whether it passed, and whether it `gates` (decides
+    the verdict on the testbed; the pretraining cost only informs)."""
     t, lv = thresholds, report.levels
     acc = [x["per_step_accuracy"] for x in lv]
     p0 = np.array([x["p0"] for x in lv])
@@ -274,7 +277,9 @@ def check_testbed(report: TestbedReport, thresholds: dict[str, float] = CRITERIA
          gap <= t["max_per_step_gap"]),
         (f"floor: uniform-answer likelihood >= {t['min_floor_ratio']:g}x below the smallest p0", ratio,
          ratio >= t["min_floor_ratio"]),
-        (f"cost: pretraining <= {t['max_pretrain_cpu_seconds']:g} CPU s, and cached", report.pretrain_cpu_seconds,
+        (f"cost: pretraining <= {t['max_pretrain_cpu_seconds']:g} CPU s, and cached (reported, not gating: the "
+         "time depends on the machine's load when it was measured)", report.pretrain_cpu_seconds,
          bool(report.pretrain_cpu_seconds <= t["max_pretrain_cpu_seconds"] and report.cached)),
     ]
-    return [{"criterion": c, "value": float(v), "passed": bool(ok)} for c, v, ok in rows]
+    return [{"criterion": c, "value": float(v), "passed": bool(ok), "gates": not c.startswith("cost:")}
+            for c, v, ok in rows]

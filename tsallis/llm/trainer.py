@@ -33,6 +33,7 @@ import torch
 from tsallis.core import QSchedule, frac_zero_std
 from tsallis.errors import DivergedError, InputError, NonFiniteError
 from tsallis.llm import checkpoint as ckpt
+from tsallis.llm import preempt
 from tsallis.llm.config import DATASETS, TrainConfig
 from tsallis.llm.data import (
     as_examples,
@@ -356,7 +357,10 @@ class Trainer:
                     clear_run(self.output_dir, keep=self.resume_path)
                 elif st.step == 0 or self.resume_path is not None:
                     check_run_folder(self.output_dir, resume_path=self.resume_path, overwrite=False)
-            return self._train(callbacks, stop)
+            with preempt.on_signals() as signals:  # SIGTERM/SIGINT: finish the step, save, raise Preempted
+                result = self._train(callbacks, signals.stop_after(stop))
+            signals.raise_if_stopped(self)
+            return result
         finally:
             self.lock.release()
 
