@@ -1,9 +1,9 @@
 """Every bad input to the `tsallis` command: exit status 2, a message naming the input, no traceback, nothing
 written and no study started.
 
-One table, `CASES`: for each command a list of `Case(argv, fragment, files)`. `{tmp}` in argv is the test's
-temporary folder; `files` (path -> content) are created there first (a file in the way of a folder, an old
-run's marker). Each case runs in-process through `tsallis.cli.main(argv)` with every study replaced by a
+One table, `CASES`: for each command a list of `Case(argv, fragment, files)`. `{tmp}` in argv (and in a text
+file's content) is the test's temporary folder; `files` (path -> content) are created there first (a file in the
+way of a folder, an old run's marker). Each case runs in-process through `tsallis.cli.main(argv)` with every study replaced by a
 function that fails the test, so a case passes only if the input is refused before any work starts.
 To cover another command (e.g. `tsallis llm train`), add `CASES["llm train"] = [...]` and, if it runs
 work of its own, its entry point to `_forbid_work`.
@@ -408,12 +408,34 @@ CASES["llm train"] = [
     _t("--lora-config {tmp}/l.yaml", "do not make a peft.LoraConfig: When `layers_pattern` is specified",
        {"l.yaml": "r: 8\nlayers_pattern: h\n"}),
     _t("--lora-config {tmp}/none.json", "lora_config file '{tmp}/none.json' does not exist"),
+    # issue 22: duplicates, output folders, missing tokenizer files
+    _t("--config {tmp}/c.yaml", "config file '{tmp}/c.yaml' sets 'q' twice (lines 2 and 4); keep one",
+       {"c.yaml": "method: garl\nq: 0.5\nseed: 1\nq: 0.9\n"}),
+    _t("--config {tmp}/c.yaml", "sets 'q' twice (lines 1 and 1)", {"c.yaml": "{q: 0.5, q: 0.9}\n"}),
+    _t("--config {tmp}/c.json", "config file '{tmp}/c.json' sets 'q' twice; keep one", {"c.json": '{"q": 0.5, "q": 0.9}'}),
+    _t("--config {tmp}/a.yaml --config {tmp}/b.yaml", "--config is given twice; give each flag once",
+       {"a.yaml": "q: 0.5\n", "b.yaml": "seed: 3\n"}),
+    _t("--q 0.5 --q 0.9", "--q is given twice; give each flag once"),
+    _t("--learning-rate 1e-3 --learning_rate=1e-2", "--learning_rate is given twice (also as --learning-rate)"),
+    _t("--reward-funcs em --reward-funcs f1", "--reward-funcs is given twice"),
+    _c("llm train --output-dir {tmp}/afile", "--output-dir '{tmp}/afile' is a file, not a folder", {"afile": "x"}),
+    _c("llm train --output-dir {tmp}/afile/run", "'{tmp}/afile' is a file, so the folder cannot be created",
+       {"afile": "x"}),
+    _c("llm train --config {tmp}/c.yaml", "output_dir '{tmp}/afile' is a file, not a folder",
+       {"afile": "x", "c.yaml": "output_dir: {tmp}/afile\n"}),
+    _t("--model {tmp}/m", "model directory '{tmp}/m' has no tokenizer files (none of tokenizer.json", _model({})),
 ]
-def _checkpoint(folder: str, config: dict, *, drop: str | None = None) -> dict[str, str]:
-    """The files of a (model-less) checkpoint folder whose manifest checks out; `drop`: a listed file left out."""
+def _checkpoint(folder: str, config: dict, *, drop: str | None = None,
+                sums: dict[str, str] | None = None) -> dict[str, str]:
+    """The files of a (model-less) checkpoint folder whose manifest checks out; `drop`: a listed file left out;
+    `sums`: the manifest records the SHA-256 of these contents instead of the files' own."""
+    import hashlib
+
     files = {"trainer_state.json": json.dumps({"format": 2, "config": config, "loop": {}, "num_processes": 1}),
              "rank-0.pt": "x"}
-    manifest = json.dumps({"format": 2, "files": {k: len(v) for k, v in files.items()}})
+    recorded = {**files, **(sums or {})}
+    manifest = json.dumps({"format": 2, "files": {k: len(v) for k, v in files.items()},
+                           "sha256": {k: hashlib.sha256(v.encode()).hexdigest() for k, v in recorded.items()}})
     return {f"{folder}/{k}": v for k, v in {**files, "checkpoint.json": manifest}.items() if k != drop}
 
 
@@ -433,9 +455,17 @@ CASES["llm train"] += [  # run folders and resume (refused before any model load
        _checkpoint("ck", {"q": 7.0})),
     _t("--resume {tmp}/ck", "output_dir '{tmp}/run' holds another run (metrics.jsonl) than the checkpoint",
        {**_checkpoint("ck", {}), "run/metrics.jsonl": '{"step": 1}\n'}),
+    _t("--resume {tmp}/ck", "checkpoint file '{tmp}/ck/rank-0.pt' is corrupt: its SHA-256 differs",
+       _checkpoint("ck", {}, sums={"rank-0.pt": "y"})),
 ]
 CASES["llm eval"] = [
     _c("llm eval {tmp}/nope", "'{tmp}/nope' is not a directory"),
+    _c("llm eval toy --out {tmp}/e.json", "--out '{tmp}/e.json' already exists: pass --overwrite to replace it",
+       {"e.json": '{"an": "earlier evaluation"}'}),
+    _c("llm eval toy --out {tmp}/afile/e.json", "its folder '{tmp}/afile' is not a folder", {"afile": "x"}),
+    _c("llm eval toy --out {tmp}", "--out '{tmp}' is a folder"),
+    _c("llm eval toy --k 2 --k 3", "--k is given twice"),
+    _c("llm eval {tmp}/m", "model directory '{tmp}/m' has no tokenizer files", _model({})),
     _c("llm eval {tmp}/run", "run directory '{tmp}/run' has no best/ and no checkpoints/latest",
        {"run/config.json": "{}", "run/metrics.jsonl": ""}),
     _c("llm eval toy --learning-rate 1e-3", "unrecognized arguments: --learning-rate"),
@@ -474,19 +504,27 @@ CASES["llm pretrain-toy"] = [
     _c("llm pretrain-toy --seed abc", "argument --seed: must be an integer; got 'abc'"),
     _c("llm pretrain-toy --out {tmp}/m", "--out '{tmp}/m' already exists and is not an empty folder",
        {"m/config.json": "{}"}),
+    _c("llm pretrain-toy --out {tmp}/afile/m", "'{tmp}/afile' is a file, so the folder cannot be created",
+       {"afile": "x"}),
 ]
 CASES["llm testbed"] = [
     _c("llm testbed --levels 0", "argument --levels: must lie in [1, 99]; got 0"),
     _c("llm testbed --levels 8 1.5", "argument --levels: must be an integer; got '1.5'"),
     _c("llm testbed --n-prompts 1", "argument --n-prompts: must lie in [2, inf); got 1"),
     _c("llm testbed --num-samples 0", "argument --num-samples: must lie in [1, inf); got 0"),
-    _c("llm testbed --json {tmp}/no/such/t.json", "--json '{tmp}/no/such/t.json': folder"),
+    _c("llm testbed --json {tmp}/t.json", "--json '{tmp}/t.json' already exists: pass --overwrite",
+       {"t.json": '{"an": "earlier report"}'}),
+    _c("llm testbed --json {tmp}", "--json '{tmp}' is a folder"),
+    _c("llm testbed --json {tmp}/no/such/t.json", "--json '{tmp}/no/such/t.json': its folder '{tmp}/no/such' does not exist"),
 ]
 CASES["llm study"] = [
     _c("llm study escape --out {tmp}/s --workers 0", "argument --workers: must lie in [1, 64]; got 0"),
     _c("llm study escape --out {tmp}/s --size huge", "argument --size: invalid choice: 'huge'"),
     _c("llm study nothing --out {tmp}/s", "invalid choice: 'nothing'"),
     _c("llm study escape --out {tmp}/used", "exists and is not empty", {"used/old.txt": "a user's result"}),
+    _c("llm study escape --out {tmp}/afile", "--out '{tmp}/afile' is a file, not a folder", {"afile": "x"}),
+    _c("llm study escape --out {tmp}/afile/s", "'{tmp}/afile' is a file, so the folder cannot be created",
+       {"afile": "x"}),
 ]
 CASES["llm measure-p0"] = [
     _c("llm measure-p0 --n-steps 2 100", "argument --n-steps: must lie in [1, 99]; got 100"),
@@ -501,6 +539,8 @@ CASES["llm make-tiny-model"] = [
     _c("llm make-tiny-model --hidden 1", "argument --hidden: must lie in [2, inf); got 1"),
     _c("llm make-tiny-model --hidden 33 --out {tmp}/m", "--hidden must be even"),
     _c("llm make-tiny-model --out {tmp}/m", "--out '{tmp}/m' already exists", {"m/x": "x"}),
+    _c("llm make-tiny-model --out {tmp}/afile/m", "'{tmp}/afile' is a file, so the folder cannot be created",
+       {"afile": "x"}),
 ]
 
 ALL = [pytest.param(cli, case, id=f"{cli}: {' '.join(case.argv) or '(none)'}")
@@ -568,7 +608,8 @@ def test_bad_input_exits_2_naming_it(cli, case, tmp_path, monkeypatch, capsys):
     for rel, content in case.files.items():
         path = tmp_path / rel
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(content) if isinstance(content, bytes) else path.write_text(content)
+        path.write_bytes(content) if isinstance(content, bytes) else path.write_text(
+            content.replace("{tmp}", str(tmp_path)))
     before = sorted(tmp_path.rglob("*"))
     argv = [a.replace("{tmp}", str(tmp_path)) for a in case.argv]
     assert main(argv) == 2
@@ -577,6 +618,43 @@ def test_bad_input_exits_2_naming_it(cli, case, tmp_path, monkeypatch, capsys):
     assert err.startswith("error: "), err
     assert "Traceback" not in out + err
     assert sorted(tmp_path.rglob("*")) == before, "a refused command wrote files"
+
+
+@pytest.fixture
+def read_only_dir(tmp_path):
+    """A folder this process really cannot write in: a folder made read-only (chmod 555), or, for root, whom
+    permissions do not stop, /sys (a kernel file system that refuses new files). Skipped where neither refuses,
+    so that the test never passes on a check it did not exercise."""
+    import os
+    import tempfile
+    from pathlib import Path
+
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    folder.chmod(0o555)
+    for candidate in (folder, Path("/sys")):
+        try:
+            fd, probe = tempfile.mkstemp(dir=candidate)
+        except OSError:
+            yield candidate
+            break
+        os.close(fd)
+        os.unlink(probe)
+    else:
+        pytest.skip("no folder here refuses this process's writes")
+    folder.chmod(0o755)
+
+
+@pytest.mark.parametrize("argv", ["llm train --output-dir {ro}/run --max-steps 1", "llm make-tiny-model --out {ro}/m",
+                                  "llm pretrain-toy --out {ro}/m", "llm eval toy --out {ro}/e.json",
+                                  "llm testbed --json {ro}/t.json", "llm study escape --out {ro}/s"])
+def test_an_unwritable_output_is_refused_before_any_work(argv, read_only_dir, monkeypatch, capsys):
+    """Issue 22 §5: these were tracebacks (PermissionError), and eval's came after the whole evaluation."""
+    _forbid_work(monkeypatch)
+    assert main([a.replace("{ro}", str(read_only_dir)) for a in argv.split()]) == 2
+    err = capsys.readouterr().err
+    assert f"cannot write in '{read_only_dir}'" in err and "pick a writable folder" in err, err
+    assert "Traceback" not in err
 
 
 def test_good_input_passes_the_same_gate(tmp_path, monkeypatch):

@@ -370,6 +370,7 @@ def test_checkpoints_load_without_unpickling(model_path, tmp_path):
     torch.save({"rng": Payload(), "method": {}}, path / "rank-0.pt")
     manifest = json.loads((path / "checkpoint.json").read_text())
     manifest["files"]["rank-0.pt"] = (path / "rank-0.pt").stat().st_size
+    manifest["sha256"]["rank-0.pt"] = ckpt.sha256(path / "rank-0.pt")  # a consistent manifest: only unpickling is left
     (path / "checkpoint.json").write_text(json.dumps(manifest))
     with pytest.raises(InputError, match="rank-0.pt' is corrupt or not a tsallis checkpoint file"):
         Trainer(_cfg(model_path, tmp_path, max_steps=2, method="paft"), resume_from=path)
@@ -391,3 +392,94 @@ def test_resume_path_errors_exit_2(model_path, tmp_path, capsys):
     (tmp_path / "empty" / "checkpoints").mkdir(parents=True)
     assert main(["llm", "train", "--resume", str(tmp_path / "empty")]) == 2
     assert "no complete checkpoint found" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------- integrity and copies (issue 22)
+
+def _tensor_byte(path) -> int:
+    """The offset of a byte inside tensor data: in a safetensors file, near the end (the last tensor's data); in
+    a torch.save zip, inside its last data/<n> record (past the record's local header), since the end of a zip is
+    its directory, whose damage torch would notice on its own."""
+    if path.suffix != ".pt":
+        return path.stat().st_size - 3
+    import struct
+    import zipfile
+
+    with zipfile.ZipFile(path) as z:
+        info = [i for i in z.infolist() if "/data/" in i.filename and i.file_size >= 4][-1]
+    raw = path.read_bytes()
+    name_len, extra_len = struct.unpack("<HH", raw[info.header_offset + 26:info.header_offset + 30])
+    return info.header_offset + 30 + name_len + extra_len + info.file_size // 2
+
+
+def _flip(path, offset: int) -> None:
+    """Flip one bit of the file at `offset` (size and header unchanged)."""
+    data = bytearray(path.read_bytes())
+    data[offset] ^= 0x01
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("name", ["model.safetensors", "optimizer.pt"])
+def test_a_bit_flip_in_a_checkpoint_file_is_refused_on_resume_and_eval(model_path, tmp_path, capsys, name):
+    """The fault: one flipped bit in the tensor data of model.safetensors or optimizer.pt left every size (and the
+    safetensors header) intact, so --resume trained on from corrupt state (exit 0). Now the manifest records each
+    file's SHA-256, and resume and eval refuse the file by name (exit 2), pointing at the earlier checkpoint."""
+    out = tmp_path / "run"
+    assert main(_flags(model_path, out, max_steps=2)) == 0
+    ck = out / "checkpoints" / "checkpoint-2"
+    manifest = json.loads((ck / "checkpoint.json").read_text())
+    assert set(manifest["sha256"]) == set(manifest["files"]) and name in manifest["sha256"]
+    target = ck / name
+    size = target.stat().st_size
+    _flip(target, _tensor_byte(target))  # inside tensor data: every header still parses
+    assert target.stat().st_size == size and ckpt.verify_checkpoint(ck) is None  # what sizes alone miss
+    if name == "optimizer.pt":  # and torch itself loads the damaged file without a word
+        torch.load(target, weights_only=True)
+    capsys.readouterr()
+    assert main(["llm", "train", "--resume", str(out), "--max-steps", "3"]) == 2
+    err = capsys.readouterr().err
+    assert f"checkpoint file '{target}' is corrupt: its SHA-256 differs" in err and "Traceback" not in err
+    assert f"--resume '{out / 'checkpoints' / 'checkpoint-1'}'" in err
+    assert [m["step"] for m in logged_metrics(out)] == [1, 2]  # nothing trained on the corrupt state
+    assert main(["llm", "eval", str(ck), "--k", "1", "--max-examples", "1"]) == 2
+    assert f"checkpoint file '{target}' is corrupt" in capsys.readouterr().err
+    assert not (out / "eval").exists()
+    _flip(target, _tensor_byte(target))  # flipped back: the same checks pass
+    assert main(["llm", "train", "--resume", str(out), "--max-steps", "3"]) == 0
+    assert [m["step"] for m in logged_metrics(out)] == [1, 2, 3]
+
+
+def test_a_copied_run_folder_resumes_in_the_copy(model_path, tmp_path, capsys):
+    """The fault: `cp -a run copy; tsallis llm train --resume copy` was refused as "another run" (the saved
+    output_dir named the original) unless --output-dir copy was added. Now the run continues where its
+    checkpoint is, says so, and the original is left alone."""
+    import shutil
+
+    run, copy = tmp_path / "run", tmp_path / "copy"
+    assert main(_flags(model_path, run, max_steps=2)) == 0
+    shutil.copytree(run, copy, symlinks=True)
+    before = {p: p.read_bytes() for p in run.rglob("*") if p.is_file()}
+    capsys.readouterr()
+    assert main(["llm", "train", "--resume", str(copy), "--max-steps", "3"]) == 0
+    assert f"resuming in '{copy}', the checkpoint's run folder" in capsys.readouterr().err
+    assert [m["step"] for m in logged_metrics(copy)] == [1, 2, 3]
+    assert json.loads((copy / "config.json").read_text())["output_dir"] == str(copy)
+    assert {p: p.read_bytes() for p in run.rglob("*") if p.is_file()} == before
+    # an explicit --output-dir still decides, and a refusal names the checkpoint's own folder
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "metrics.jsonl").write_text('{"step": 1}\n')
+    assert main(["llm", "train", "--resume", str(copy), "--max-steps", "4", "--output-dir",
+                 str(tmp_path / "other")]) == 2
+    assert f"resume with --output-dir '{copy}' (the checkpoint's own run folder)" in capsys.readouterr().err
+
+
+def test_unwritable_or_file_output_dirs_are_refused_by_the_lock_too(tmp_path):
+    """The Python API path (no CLI check before it): the lock names the folder instead of a NotADirectoryError."""
+    from tsallis.llm.rundir import RunLock
+
+    (tmp_path / "afile").write_text("a user's file")
+    with pytest.raises(InputError, match="output_dir '.*afile' is a file, not a folder"):
+        RunLock(tmp_path / "afile").acquire()
+    with pytest.raises(InputError, match=r"output_dir '.*afile/run' cannot be created \(Not a directory\)"):
+        RunLock(tmp_path / "afile" / "run").acquire()
+    assert (tmp_path / "afile").read_text() == "a user's file"

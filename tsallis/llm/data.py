@@ -450,11 +450,12 @@ def read_file(
                f"{len(blank)} with an empty answer (y* cannot be empty; {_some(blank)})" if blank else ""]
     dropped = [d for d in dropped if d]
     if not total:
-        raise DataFormatError(f"{path}: no records; the file is empty (re-download the official file)")
+        raise DataFormatError(f"{path}: no usable records; the file holds no records at all (re-download the "
+                              "official file)")
     if not out:
         fix = ("use the answerable files, musique_ans_v1.0_*.jsonl (docs/datasets.md)" if unanswerable else
                "check the file's answer field, or re-download the official file")
-        raise DataFormatError(f"{path}: none of its {total} record(s) is usable: {'; '.join(dropped)}; {fix}")
+        raise DataFormatError(f"{path}: no usable records; of its {total} record(s), {'; '.join(dropped)}; {fix}")
     if dropped:
         warnings.warn(f"{path}: dropped {' and '.join(dropped)}; {len(out)} of {total} record(s) kept",
                       stacklevel=2)
