@@ -52,6 +52,7 @@ CASES: dict[str, list[Case]] = {
         _c("theory --json {tmp}/afile/x.json", "is not a folder", {"afile": "x"}),
         _c("theory --json EMPTY", "--json must be a file path"),
         _c("theory --bogus", "unrecognized arguments: --bogus"),
+        _c("theory --json {tmp}/a.json --json={tmp}/b.json", "--json is given twice; give each flag once"),
     ],
     "reproduce": [
         _c("reproduce --only nosuch", "--only: unknown stage(s) nosuch"),
@@ -72,6 +73,7 @@ CASES: dict[str, list[Case]] = {
         _c("simulate escape --q nan", "--q must lie in [0, 1]"),
         _c("simulate escape --q abc", "argument --q: invalid float value: 'abc'"),
         _c("simulate escape --q 0.5 0.5", "--q lists 0.5 twice"),
+        _c("simulate escape --q 0.5 --q 0.75", "--q is given twice"),
         _c("simulate escape --p0 0", "--p0 must lie in (0, 1)"),
         _c("simulate escape --p0 -0.001", "--p0 must lie in (0, 1)"),
         _c("simulate escape --p0 -1e-3", "argument --p0: expected at least one argument"),  # argparse: an option

@@ -279,3 +279,33 @@ def test_paper_configs(path):
         root = Path(__file__).resolve().parents[2]
         splits = _load_dir(cfg["task"], root / cfg["data_dir"], seed=cfg["data_seed"], style=cfg["prompt_style"])
         assert all(splits.values())
+
+
+def test_unanswerable_musique_rows_are_counted_and_a_file_of_only_them_is_refused(tmp_path):
+    """Issue 22 §5: rows marked `answerable: false` were dropped without a word, and a file of only such rows was
+    called "empty (re-download)". Now the drop is counted in a warning, and a file left with none says why."""
+    src = FIXTURES / "musique" / "musique_full_v1.0_train.jsonl"
+    rows = [json.loads(ln) for ln in src.read_text().splitlines()]
+    with pytest.warns(UserWarning, match=r"dropped 1 marked answerable: false \(no gold answer to train on or "
+                                         r"score; line 5\); 4 of 5 record\(s\) kept"):
+        assert len(read_file("musique", src)) == 4
+    path = tmp_path / "musique_full_v1.0_train.jsonl"
+    path.write_text("\n".join(json.dumps({**r, "answerable": False}) for r in rows) + "\n")
+    with pytest.raises(DataFormatError, match=r"no usable records; of its 5 record\(s\), 5 marked answerable: "
+                                              r"false .*; use the answerable files, musique_ans_v1\.0_\*\.jsonl"):
+        read_file("musique", path)
+
+
+def test_a_file_whose_every_answer_is_empty_says_so(tmp_path):
+    """Issue 22 §5: it said "the file is empty (re-download the official file)"; the file is not empty."""
+    rows = json.loads((FIXTURES / "hotpotqa" / "hotpot_train_v1.1.json").read_text())
+    path = tmp_path / "hotpot_train_v1.1.json"
+    path.write_text(json.dumps([{**r, "answer": " "} for r in rows]))
+    with pytest.raises(DataFormatError, match=rf"no usable records; of its {len(rows)} record\(s\), {len(rows)} "
+                                              r"with an empty answer \(y\* cannot be empty; record 0, "
+                                              r".*check the file's answer field") as err:
+        read_file("hotpotqa", path)
+    assert "the file is empty" not in str(err.value)
+    path.write_text("[]")
+    with pytest.raises(DataFormatError, match="the file holds no records at all"):
+        read_file("hotpotqa", path)
