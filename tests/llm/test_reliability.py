@@ -427,8 +427,6 @@ def test_a_bit_flip_in_a_checkpoint_file_is_refused_on_resume_and_eval(model_pat
     out = tmp_path / "run"
     assert main(_flags(model_path, out, max_steps=2)) == 0
     ck = out / "checkpoints" / "checkpoint-2"
-    manifest = json.loads((ck / "checkpoint.json").read_text())
-    assert set(manifest["sha256"]) == set(manifest["files"]) and name in manifest["sha256"]
     target = ck / name
     size = target.stat().st_size
     _flip(target, _tensor_byte(target))  # inside tensor data: every header still parses
@@ -444,6 +442,8 @@ def test_a_bit_flip_in_a_checkpoint_file_is_refused_on_resume_and_eval(model_pat
     assert main(["llm", "eval", str(ck), "--k", "1", "--max-examples", "1"]) == 2
     assert f"checkpoint file '{target}' is corrupt" in capsys.readouterr().err
     assert not (out / "eval").exists()
+    manifest = json.loads((ck / "checkpoint.json").read_text())
+    assert set(manifest["sha256"]) == set(manifest["files"]) and name in manifest["sha256"]
     _flip(target, _tensor_byte(target))  # flipped back: the same checks pass
     assert main(["llm", "train", "--resume", str(out), "--max-steps", "3"]) == 0
     assert [m["step"] for m in logged_metrics(out)] == [1, 2, 3]
