@@ -118,19 +118,20 @@ def typed(hint: Any):
 def _cmd_train(args: argparse.Namespace) -> int:
     from tsallis.llm.config import load_config
 
-    saved, flags = None, _flags(args)
+    saved, flags, moved = None, _flags(args), None
     if args.resume is not None:  # a resumed run starts from its saved config; --config and flags change it
         from tsallis.llm.checkpoint import checkpoint_config, resolve_checkpoint, run_folder
 
         checkpoint = resolve_checkpoint(args.resume)
         saved = checkpoint_config(checkpoint)
-        run = run_folder(checkpoint)
-        if run is not None and saved.get("output_dir") != str(run):  # e.g. a copied run folder: resume it there
-            print(f"resuming in {str(run)!r}, the checkpoint's run folder (the run was made in "
-                  f"{saved.get('output_dir')!r}); --output-dir says otherwise", file=sys.stderr)
-            saved["output_dir"] = str(run)
+        run, made_in = run_folder(checkpoint), saved.get("output_dir")
+        if run is not None and (not isinstance(made_in, str) or Path(made_in).resolve() != run.resolve()):
+            saved["output_dir"], moved = str(run), made_in  # a copied or moved run folder continues where it is
     cfg = load_config(args.config, flags=flags, base=saved,
                       base_name=f"the config saved in {args.resume!r}")
+    if moved is not None and cfg.output_dir == saved["output_dir"]:
+        print(f"resuming in {cfg.output_dir!r}, the checkpoint's run folder (the run was made in {moved!r}; "
+              "--output-dir would say otherwise)", file=sys.stderr)
     check_output_dir(cfg.output_dir, "--output-dir" if "output_dir" in flags else "output_dir")
     if cfg.model != "toy":  # a missing model folder is found before the data is read
         from tsallis.llm.loading import resolve_model_path
