@@ -24,3 +24,16 @@ def test_accelerate_cpu_with_several_processes_is_refused_with_the_way_that_work
                                                                            "RANK": "1"}])
 def test_launches_that_run_what_they_ask_pass(env):
     check_launcher(env)
+
+
+def test_the_train_command_refuses_before_reading_anything(monkeypatch, tmp_path, capsys):
+    from tsallis.cli import main
+
+    for k, v in ACCELERATE_CPU_N.items():
+        monkeypatch.setenv(k, v)
+    for k in ("WORLD_SIZE", "RANK"):
+        monkeypatch.delenv(k, raising=False)
+    code = main(["llm", "train", "--model", str(tmp_path / "no-such-model"), "--output-dir", str(tmp_path / "run")])
+    assert code == 2
+    assert "starts only one process" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
