@@ -68,6 +68,21 @@ class QSchedule:
             return self.q_start + (self.q_end - self.q_start) * frac
         return self.q_end + (self.q_start - self.q_end) * 0.5 * (1.0 + math.cos(math.pi * frac))
 
+    def at_step(self, step: int, max_steps: int, p: float | None = None, switched: bool = False) -> float:
+        """q of training step `step` of `max_steps`, both counted from 1 as logs and progress bars count them.
+
+        The discrete convention of the trainers: "linear"/"cosine" start at q_start on step 1 and reach q_end on
+        step `max_steps` (the fraction is (step - 1)/(max_steps - 1)); a "step" schedule with switch_at = k uses
+        q_end from step k on. `__call__` keeps the continuous convention (t/total) of gradient-flow time.
+        """
+        if isinstance(step, bool) or not isinstance(step, numbers.Integral) or not 1 <= step:
+            raise InputError(f"step must be an integer >= 1 (steps count from 1); got {step!r}")
+        if isinstance(max_steps, bool) or not isinstance(max_steps, numbers.Integral) or not step <= max_steps:
+            raise InputError(f"max_steps must be an integer >= step ({step}); got {max_steps!r}")
+        if self.kind in ("linear", "cosine"):
+            return self((step - 1) / (max_steps - 1) if max_steps > 1 else 1.0, 1.0, p)
+        return self(step, max_steps, p, switched)
+
     def should_switch(self, t: float, p: float | None) -> bool:
         """Whether a "step" schedule switches at (t, p)."""
         by_time = self.switch_at is not None and t >= self.switch_at

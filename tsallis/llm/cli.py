@@ -117,6 +117,9 @@ def typed(hint: Any):
 
 def _cmd_train(args: argparse.Namespace) -> int:
     from tsallis.llm.config import load_config
+    from tsallis.llm.launch import check_launcher
+
+    check_launcher()  # before anything: a launcher that started 1 process of N trains nothing it was asked to
 
     saved, flags, moved = None, _flags(args), None
     if args.resume is not None:  # a resumed run starts from its saved config; --config and flags change it

@@ -169,9 +169,10 @@ class TrainConfig:
     mask_truncated_completions: bool = param(False, """GRPO: drop completions whose rationale hit the budget
         (forced delimiter) from the loss. (TRL default False)""")
     reward_funcs: list[str] = param(["exact_answer"], """Reward functions by name (tsallis.llm.rewards.REWARD_FUNCS:
-        exact_answer, exact, em, f1, relaxed, numeric); GRPO's reward is their weighted sum, GARL/PAFT only log them.
-        Python callers pass callables with TRL's signature to Trainer(reward_funcs=...). (paper Sec. 7: exact
-        match)""")
+        exact_answer, exact, em, f1, relaxed, numeric) or import path ('module:function', 'module.function',
+        'path/to/file.py:function', as TRL's CLI takes them); GRPO's reward is their weighted sum, GARL/PAFT
+        only log them. Python callers pass callables with TRL's signature to Trainer(reward_funcs=...).
+        (paper Sec. 7: exact match)""")
     reward_weights: list[Annotated[float, Range("(-inf, inf)")]] | None = param(None, """One weight per reward
         function; null: all 1.0. (TRL's reward_weights)""")
 
@@ -279,12 +280,12 @@ class TrainConfig:
         self._check_rewards()
 
     def _check_rewards(self) -> None:
-        from tsallis.llm.rewards import REWARD_FUNCS
+        from tsallis.llm.rewards import resolve_reward_func
 
         if not self.reward_funcs:
             raise InputError("reward_funcs is empty: name at least one (e.g. exact_answer)")
         for name in self.reward_funcs:  # reward_weights vs the functions: Trainer (Python callers pass their own)
-            _one_of("reward_funcs", name, tuple(REWARD_FUNCS))
+            resolve_reward_func(name)  # a name of REWARD_FUNCS or an import path; raises InputError naming it
 
     @property
     def resolved_delimiter(self) -> str:

@@ -384,6 +384,58 @@ REWARD_FUNCS: dict[str, RewardFunc] = {"exact_answer": exact_answer, **{n: score
 """Reward functions by name (`TrainConfig.reward_funcs`): the training reward and the evaluation scorers."""
 
 
+def resolve_reward_func(spec: str | RewardFunc) -> RewardFunc:
+    """A reward function from its name or import path, as TRL's CLI takes them: a name of `REWARD_FUNCS`,
+    `package.module:function`, `package.module.function`, or `path/to/file.py:function` (a file loaded as a
+    module). A callable passes through. Raises InputError naming `spec` and what was wrong."""
+    if callable(spec):
+        return spec
+    if not isinstance(spec, str) or not spec.strip():
+        raise InputError(f"reward function {spec!r}: give a name ({', '.join(REWARD_FUNCS)}), an import path "
+                         "'module:function', or 'path/to/file.py:function'")
+    if spec in REWARD_FUNCS:
+        return REWARD_FUNCS[spec]
+    where, sep, attr = spec.rpartition(":") if ":" in spec else spec.rpartition(".")
+    if not sep or not where or not attr:
+        raise InputError(f"unknown reward function {spec!r}: choose among {', '.join(REWARD_FUNCS)}, or give an "
+                         "import path 'module:function' / 'module.function' / 'path/to/file.py:function'")
+    module = _load_module(spec, where)
+    func = getattr(module, attr, None)
+    if func is None or not callable(func):
+        raise InputError(f"reward function {spec!r}: {where!r} has no callable {attr!r}")
+    return func
+
+
+def _load_module(spec: str, where: str):
+    """The module `where` names: a .py file path, or an importable module name."""
+    import importlib
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    if where.endswith(".py"):
+        path = Path(where).expanduser().resolve()
+        if not path.is_file():
+            raise InputError(f"reward function {spec!r}: no file {str(path)!r}")
+        name = f"tsallis_reward_{abs(hash(str(path)))}"
+        if name in sys.modules:
+            return sys.modules[name]
+        loader_spec = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(loader_spec)
+        try:
+            loader_spec.loader.exec_module(module)
+        except Exception as e:  # the user's file: name it, whatever it raised
+            raise InputError(f"reward function {spec!r}: importing {str(path)!r} failed: "
+                             f"{type(e).__name__}: {e}") from e
+        sys.modules[name] = module
+        return module
+    try:
+        return importlib.import_module(where)
+    except ImportError as e:
+        raise InputError(f"reward function {spec!r}: cannot import module {where!r} ({e}); put it on PYTHONPATH "
+                         "or give 'path/to/file.py:function'") from e
+
+
 def reward_name(func: Callable[..., Any]) -> str:
     """The name a reward function is logged under (`rewards/<name>/mean`): its `__name__` (of the wrapped
     function for a `functools.partial`), else its class name."""

@@ -55,11 +55,11 @@ from tsallis.llm.loading import (
     shard_model,
 )
 from tsallis.llm.rewards import (
-    REWARD_FUNCS,
     RewardFunc,
     exact_answer,
     exact_match_reward,
     required_columns,
+    resolve_reward_func,
     reward_name,
     score_reward_funcs,
 )
@@ -270,11 +270,8 @@ class Trainer:
         cfg = self.cfg
         funcs = cfg.reward_funcs if funcs is None else ([funcs] if callable(funcs) or isinstance(funcs, str) else funcs)
         out = []
-        for f in funcs:
-            if isinstance(f, str) and f not in REWARD_FUNCS:
-                raise InputError(f"unknown reward function {f!r}; choose among {', '.join(REWARD_FUNCS)} or pass "
-                                 "a callable")
-            out.append(REWARD_FUNCS[f] if isinstance(f, str) else f)
+        for f in funcs:  # a name of REWARD_FUNCS, an import path ('module:fn', 'file.py:fn') or a callable
+            out.append(resolve_reward_func(f) if isinstance(f, str) else f)
         if not out or not all(callable(f) for f in out):
             raise InputError("reward_funcs must be a non-empty list of callables or REWARD_FUNCS names")
         if cfg.reward_weights is not None and len(cfg.reward_weights) != len(out):
