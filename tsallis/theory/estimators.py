@@ -91,10 +91,20 @@ def expectation(model: Tabular, m: int, estimator) -> tuple:
     return vsum(vscale(prob, estimator(zs)) for zs, prob in pools(model, m))
 
 
+def garl_normaliser(wbar: sp.Expr, q_: sp.Expr) -> sp.Expr:
+    """GARL's 1/w_bar^q = core.amplification(w_bar, q) (Eq. 9): one place, so a mutant can replace it."""
+    return core.amplification(wbar, q_)
+
+
+def leave_one_out_mean(w: list, i: int) -> sp.Expr:
+    """w_bar_{-i} = (sum_j w_j - w_i)/(M - 1), the RLOO baseline's mean (Eq. 12)."""
+    return (sum(w) - w[i]) / (len(w) - 1)
+
+
 def garl(model: Tabular, zs: tuple, q_: sp.Expr) -> tuple:
-    """Plug-in GARL, Eq. (9): g_bar / w_bar^q, with w_bar^-q = core.amplification(w_bar, q)."""
+    """Plug-in GARL, Eq. (9): g_bar / w_bar^q, with w_bar^-q = garl_normaliser(w_bar, q)."""
     w = [model.w[z] for z in zs]
-    amp = core.amplification(sum(w) / len(zs), q_)
+    amp = garl_normaliser(sum(w) / len(zs), q_)
     return vsum(vscale(amp / len(zs), model.g(z)) for z in zs)
 
 
@@ -102,10 +112,10 @@ def garl_rloo(model: Tabular, zs: tuple, q_: sp.Expr) -> tuple:
     """RLOO GARL, Eq. (12): (1/M) sum_m [-c_m grad log p(z_m|x) - (w_m/w_bar^q) grad log w_m]."""
     m = len(zs)
     w = [model.w[z] for z in zs]
-    amp = core.amplification(sum(w) / m, q_)
+    amp = garl_normaliser(sum(w) / m, q_)
     terms = []
     for i, z in enumerate(zs):
-        loo = (sum(w) - w[i]) / (m - 1)
+        loo = leave_one_out_mean(w, i)
         c = w[i] * amp - core.attenuation(loo, q_)
         terms.append(vsum([vscale(-c / m, model.s[z]), vscale(-w[i] * amp / m, model.t[z])]))
     return vsum(terms)
@@ -322,7 +332,7 @@ def prop_d2() -> Check:
     w_bar-scaled SFT on resamples, PAFT q=1 is EM/TRICE (instance weight 1)."""
     w = sp.symbols("w1:4", positive=True)
     wbar = sum(w) / 3
-    loo = [(sum(w) - wi) / 2 for wi in w]
+    loo = [leave_one_out_mean(list(w), i) for i in range(3)]
     log_w = np.log([0.02, 0.5, 0.31, 0.9])
     s0, p0_ = core.garl_weights(log_w, 0.0)
     s1, p1_ = core.garl_weights(log_w, 1.0)
@@ -335,13 +345,13 @@ def prop_d2() -> Check:
     counts = coef1 * 8
     steps = [
         zero_step("GARL q=0: w_m w_bar^-0 / M = w_m / M (RB-REINFORCE)",
-                  w[0] * core.amplification(wbar, 0) / 3, w[0] / 3),
+                  w[0] * garl_normaliser(wbar, 0) / 3, w[0] / 3),
         zero_step("GARL q=1: w_m / (M w_bar) = w_m / sum_j w_j (IWAE / SNIS)",
-                  w[0] * core.amplification(wbar, 1) / 3, w[0] / sum(w)),
+                  w[0] * garl_normaliser(wbar, 1) / 3, w[0] / sum(w)),
         zero_step("RLOO q=0: c_m = w_m - w_bar_{-m} (RB-RLOO)",
-                  w[0] * core.amplification(wbar, 0) - core.attenuation(loo[0], 0), w[0] - loo[0]),
+                  w[0] * garl_normaliser(wbar, 0) - core.attenuation(loo[0], 0), w[0] - (w[1] + w[2]) / 2),
         zero_step("RLOO q=1: sum_m c_m = 0 (self-normalized baseline)",
-                  sum(wi * core.amplification(wbar, 1) - core.attenuation(lo, 1) for wi, lo in zip(w, loo))),
+                  sum(wi * garl_normaliser(wbar, 1) - core.attenuation(lo, 1) for wi, lo in zip(w, loo))),
         zero_step("PAFT q=0: scale w_bar^(1-0)/K = w_bar/K", core.attenuation(wbar, 0), wbar),
         zero_step("PAFT q=1: scale w_bar^0/K = 1/K (EM / TRICE)", core.attenuation(wbar, 1), 1),
         close_step("core.garl_weights q=0: score = w/M", s0, wn / 4, rtol=1e-12),
@@ -371,7 +381,7 @@ def prop_d3() -> Check:
             mean_coef = sp.Add(*[sp.Mul(*[w[r] for r in rs]) / sum(w) ** k * rs.count(m_idx)
                                  for rs in itertools.product(range(3), repeat=k)]) * core.attenuation(wbar, q) / k
             steps.append(zero_step(f"K = {k}: E[coef_{m_idx + 1} | pool] = w_m w_bar^-q / M (symbolic w, q)",
-                                   mean_coef, w[m_idx] * core.amplification(wbar, q) / 3))
+                                   mean_coef, w[m_idx] * garl_normaliser(wbar, q) / 3))
     model = tabular((R(1, 2), R(1, 2)), (R(1, 5), R(4, 5)))
     half = R(1, 2)
     e_paft = expectation(model, 2, lambda zs: vsum(vscale(pr, paft_given(model, zs, rs, half))
