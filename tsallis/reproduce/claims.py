@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from tsallis.reproduce.pipeline import Evidence, StageResult
-from tsallis.verdict import ASSUMPTION, OUTCOMES, UNTESTABLE, Verdict, weakest
+from tsallis.verdict import ASSUMPTION, OUTCOMES, weakest
 
 # id -> (where in the paper, the claim in one line)
 # ruff: noqa: E501  (one claim per line reads better than wrapped strings)
@@ -79,10 +79,12 @@ def claim_records(results: list[StageResult]) -> list[dict[str, Any]]:
     return records
 
 
-def not_testable_here() -> list[Evidence]:
-    """Claims no CPU run can test: they need Qwen3-0.6B, the datasets and GPU time."""
-    why = ("needs Qwen3-0.6B, the three datasets and GPU hours; `configs/` holds the paper's setups for a "
-           "user who has them")
-    return [Evidence.from_verdict(Verdict(cid, UNTESTABLE, criterion="not run: no paper-scale model or data here",
-                                          evidence=why), kind="toy LLM")
-            for cid in ("paper-tables", "garl-collapse")]
+def not_testable_here(runs_dir=None) -> list[Evidence]:
+    """The paper-scale claims (`paper-tables`, `garl-collapse`), judged from the finished paper-config runs under
+    `runs_dir` (`tsallis reproduce --paper RUNS_DIR`); without runs they are "not testable here", naming what is
+    missing (`tsallis.reproduce.paper`)."""
+    from tsallis.reproduce.paper import garl_collapse_verdict, paper_tables_verdict, read_paper_runs
+
+    runs = read_paper_runs(runs_dir) if runs_dir is not None else []
+    return [Evidence.from_verdict(v, kind="paper-scale LLM" if runs else "toy LLM")
+            for v in (paper_tables_verdict(runs), garl_collapse_verdict(runs))]

@@ -198,14 +198,23 @@ def llm_schedule_stage(out: Path, quick: bool) -> StageResult:
     return _llm_stage("llm_schedule", title, out, study)
 
 
-def not_testable_stage(out: Path, quick: bool) -> StageResult:
+def not_testable_stage(out: Path, quick: bool, runs_dir: Path | None = None) -> StageResult:
+    """Paper-scale claims: from the finished runs under `runs_dir` (`--paper`), else not testable here."""
     from tsallis.reproduce.claims import not_testable_here
 
-    ev = not_testable_here()
-    return StageResult("paper_scale", "Paper-scale LLM runs (not run here)", 0.0, ev[0].text, evidence=ev)
+    ev = not_testable_here(runs_dir)
+    name, title = ("paper_runs", "Paper-scale LLM runs (read from --paper)") if runs_dir else (
+        "paper_scale", "Paper-scale LLM runs (not run here)")
+    return StageResult(name, title, 0.0, " | ".join(e.text for e in ev), evidence=ev)
 
 
-def all_stages() -> list[Stage]:
+def all_stages(paper_runs: Path | None = None) -> list[Stage]:
+    """The stages in order; with `paper_runs` the paper-scale stage reads those finished runs."""
+    from functools import partial
+
+    paper = (Stage("paper_runs", "Paper-scale LLM runs (read from --paper)",
+                   partial(not_testable_stage, runs_dir=paper_runs)) if paper_runs is not None else
+             Stage("paper_scale", "Paper-scale LLM runs (not run here)", not_testable_stage))
     return [
         Stage("theory", "Theory: computer-algebra checks", theory_stage),
         Stage("escape", "Simulation: cold-start escape", escape_stage),
@@ -216,5 +225,5 @@ def all_stages() -> list[Stage]:
         Stage("llm_cold_start", "Toy LLM: escape time against p0", llm_cold_start_stage),
         Stage("llm_label_noise", "Toy LLM: label noise", llm_label_noise_stage),
         Stage("llm_schedule", "Toy LLM: the q=1->0 schedule under noise", llm_schedule_stage),
-        Stage("paper_scale", "Paper-scale LLM runs (not run here)", not_testable_stage),
+        paper,
     ]
