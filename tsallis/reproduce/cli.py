@@ -22,7 +22,8 @@ def register(sub) -> None:
     p.add_argument("--force", action="store_true", help="rerun stages that finished earlier")
     p.add_argument("--paper", metavar="RUNS_DIR",
                    help="judge the paper-scale claims (paper-tables, garl-collapse) from finished runs of "
-                        "configs/paper/*.yaml under RUNS_DIR (each with config.json, metrics.jsonl and, for the tables, "
+                        "configs/paper/*.yaml under RUNS_DIR (each with config.json, metrics.jsonl and, for the "
+                        "tables, "
                         "eval/eval_*_test_k16.json from `tsallis llm eval RUN --split test`)")
     p.set_defaults(func=main)
 
