@@ -45,7 +45,7 @@ def main(args: argparse.Namespace) -> int:
         if not paper.is_dir():
             raise InputError(f"--paper {args.paper!r} is not a folder; give the folder that holds the paper-config "
                              "runs (each with config.json and metrics.jsonl)")
-    stages = all_stages(paper)
+    stages = all_stages(paper) if paper is not None else all_stages()
     if args.only:
         known = [s.name for s in stages]
         unknown = [name for name in args.only if name not in known]
