@@ -144,5 +144,6 @@ def test_flow_studies_give_their_verdicts(fn):
     if fn is S.run_critical_point:
         v = V.verdict_critical_point(r.qs, r.velocity_at_point, r.t_escape, r.t_escape_regular)
         assert v.data["still"] and v.outcome == FAILS   # the q-ordering persists next to the point
-    else:
-        assert V.verdict_intermediate_q(r.qs, r.clean).outcome == HOLDS
+    else:   # an intermediate q wins at t = 100; at t = 1000 q = 0 has caught up (the claim is about a budget)
+        assert V.verdict_intermediate_q(r.qs, r.clean[:, 1]).outcome == HOLDS
+        assert V.verdict_intermediate_q(r.qs, r.clean[:, -1]).outcome == FAILS

@@ -84,3 +84,10 @@ def test_full_table_every_mutant_killed():
     rows = kill_table()
     assert {m for r in rows for m in r["killed_by"]} == set(MUTANT_NAMES)
     assert all(r["baseline"] for r in rows)
+
+
+def test_steps_that_no_mutant_reaches_are_named():
+    """The issue's examples: 3.1's 'escort sums to 1' holds for any escort normalised by its own sum."""
+    (row,) = kill_table(["3.1"])
+    assert "escort sums to 1" in row["definitional_steps"]
+    assert not any(s.startswith("Lagrange") for s in row["definitional_steps"])   # the escort mutant reaches these

@@ -169,8 +169,11 @@ def claims_stage(out: Path, quick: bool) -> StageResult:
     """The claims that had no row (issue 19): each a small study (seconds), judged by its verdict function."""
     from dataclasses import replace
 
+    import numpy as np
+
     from tsallis.simulate import claim_studies as S
     from tsallis.simulate import verdicts as V
+
     ev, data = [], {}
     c = S.run_consistency(Ms=(16, 64, 256, 1024) if quick else (16, 32, 64, 128, 256, 512, 1024, 2048, 4096))
     data["consistency"] = {"qs": c.qs, "Ms": c.Ms, "bias": c.bias, "variance": c.variance}
@@ -190,9 +193,12 @@ def claims_stage(out: Path, quick: bool) -> StageResult:
     data["critical_point"] = {"qs": cp.qs, "t_escape": cp.t_escape, "t_escape_regular": cp.t_escape_regular}
     ev.append(_ev(V.verdict_critical_point(cp.qs, cp.velocity_at_point, cp.t_escape, cp.t_escape_regular)))
     iq = S.run_intermediate_q()
-    data["intermediate_q"] = {"qs": iq.qs, "clean": iq.clean}
-    ev.append(_ev(V.verdict_intermediate_q(iq.qs, iq.clean, source=f"{iq.model} flow, label noise eps = {iq.eps:g}, "
-                                           f"p0 = {iq.p0:g}, clean success at t = {iq.t_end:g}")))
+    data["intermediate_q"] = {"qs": iq.qs, "t_ends": iq.t_ends, "clean": iq.clean}
+    j = int(np.argmin(np.abs(iq.t_ends - 100.0)))    # judged at t = 100; the other horizons are reported
+    scan = "; ".join(f"t = {t:g}: best q = {iq.qs[int(np.argmax(iq.clean[:, k]))]:g}" for k, t in enumerate(iq.t_ends))
+    ev.append(_ev(V.verdict_intermediate_q(iq.qs, iq.clean[:, j], source=(
+        f"{iq.model} flow, label noise eps = {iq.eps:g}, p0 from {iq.p0:g}, mean clean success at t = "
+        f"{iq.t_ends[j]:g} (horizon scan: {scan})"))))
     mq = S.run_mq_rescaling(steps=20 if quick else 50)
     data["mq_rescaling"] = mq.gaps
     ev.append(_ev(V.verdict_mq_rescaling(mq.gaps)))

@@ -238,24 +238,26 @@ def _time_limit(seconds: float) -> Iterator[None]:
         signal.signal(signal.SIGALRM, old)
 
 
-def _run_one(check: Callable, limit: float) -> str:
-    """'verified', 'failed' (a step failed or the check raised) or 'timeout'."""
+def _run_one(check: Callable, limit: float) -> tuple[str, dict]:
+    """('verified' | 'failed' | 'timeout', {step name: verified}); a check that raised has no steps."""
     try:
         with _time_limit(limit):
-            return "verified" if check().verified else "failed"
+            record = check()
     except _Timeout:
-        return "timeout"
+        return "timeout", {}
     except Exception:  # a mutated function that breaks the derivation (e.g. a division by zero) kills it
-        return "failed"
+        return "failed", {}
+    return ("verified" if record.verified else "failed"), {st.name: st.verified for st in record.steps}
 
 
 def kill_table(only: Iterable[str] | None = None, mutants: Iterable[str] | None = None, *,
-               limit_s: float = 60.0) -> list[dict]:
-    """For each check id: the mutants it kills.
+               limit_s: float = 30.0) -> list[dict]:
+    """For each check id: the mutants it kills, and for each of its steps the mutants that step catches.
 
     Returns a list of {"id", "killed_by": [mutant names], "timed_out": [mutant names], "baseline": bool,
-    "status": "verified against mutants" | "definitional" | "fails unmutated"}, in the paper's order. A
-    check that fails without any mutant kills nothing by definition and is reported as such.
+    "status": "verified against mutants" | "definitional" | "fails unmutated", "definitional_steps": [step
+    names no mutant makes fail]}, in the paper's order. A step is caught by a mutant when it fails under it
+    (a check that raises under a mutant catches it in no particular step).
     """
     from tsallis.theory.checks import CHECKS
 
@@ -268,22 +270,26 @@ def kill_table(only: Iterable[str] | None = None, mutants: Iterable[str] | None 
     base = {i: _run_one(CHECKS[i], limit_s) for i in ids}
     killed = {i: [] for i in ids}
     timed_out = {i: [] for i in ids}
+    caught = {i: {name: [] for name in base[i][1]} for i in ids}
     for name in names:
         with mutated(name):
             for i in ids:
-                if base[i] != "verified":
+                if base[i][0] != "verified":
                     continue
-                r = _run_one(CHECKS[i], limit_s)
+                r, steps = _run_one(CHECKS[i], limit_s)
                 if r == "failed":
                     killed[i].append(name)
                 elif r == "timeout":
                     timed_out[i].append(name)
+                for step, ok in steps.items():
+                    if not ok and step in caught[i]:
+                        caught[i][step].append(name)
     rows = []
     for i in ids:
-        status = ("fails unmutated" if base[i] != "verified" else
+        status = ("fails unmutated" if base[i][0] != "verified" else
                   "verified against mutants" if killed[i] else "definitional")
-        rows.append({"id": i, "killed_by": killed[i], "timed_out": timed_out[i], "baseline": base[i] == "verified",
-                     "status": status})
+        rows.append({"id": i, "killed_by": killed[i], "timed_out": timed_out[i], "baseline": base[i][0] == "verified",
+                     "status": status, "definitional_steps": [st for st, ms in caught[i].items() if not ms]})
     return rows
 
 
@@ -299,6 +305,10 @@ def format_kill_table(rows: list[dict]) -> str:
     lines.append("")
     lines.append(f"definitional (kill no mutant; not verified by mutation): {', '.join(defn) or 'none'}")
     lines.append(f"mutants no check kills: {', '.join(survivors) or 'none'}")
+    n_steps = sum(len(r["definitional_steps"]) for r in rows)
+    lines.append(f"steps no mutant makes fail ({n_steps}; a definitional step, or one resting on a function no "
+                 "mutant touches):")
+    lines += [f"  {r['id']}: " + "; ".join(r["definitional_steps"]) for r in rows if r["definitional_steps"]]
     return "\n".join(lines)
 
 
