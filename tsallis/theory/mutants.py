@@ -114,7 +114,7 @@ def _garl_normaliser(orig: dict) -> dict:
             "tsallis.core.weights:garl_weights": wrong_num, "tsallis.core:garl_weights": wrong_num}
 
 
-def _q_loss_sign(orig: dict) -> dict:
+def _q_loss_unscaled(orig: dict) -> dict:
     log_q = orig["tsallis.core.qlog:log_q"]
 
     def wrong(P, q):                # l_q = -ln_q P -> 1 - P^(1-q) without the 1/(1-q)
@@ -169,7 +169,7 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant("rloo-no-loo", "RLOO baseline w_bar_{-m}^(1-q) -> w_bar^(1-q) (the sample's own weight kept)", _rloo_no_loo),
     Mutant("atten-minus-q", "gradient weight P^(1-q) -> P^(-q)", _attenuation_minus),
     Mutant("garl-wbar-q+1", "GARL normalisation w_bar^q -> w_bar^(q+1)", _garl_normaliser),
-    Mutant("qloss-no-1/(1-q)", "l_q = (1 - P^(1-q))/(1-q) -> 1 - P^(1-q) (q = 1 kept)", _q_loss_sign),
+    Mutant("qloss-no-1/(1-q)", "l_q = (1 - P^(1-q))/(1-q) -> 1 - P^(1-q) (q = 1 kept)", _q_loss_unscaled),
     Mutant("expq-2-q", "exp_q exponent 1/(1-q) -> 1/(2-q)", _exp_q_wrong),
     Mutant("escape-law-2-q", "escape law p0^-(1-q)/(1-q) -> p0^-(1-q)/(2-q), log(1/p0) -> log(1/p0)/2", _escape_law),
     Mutant("noise-eq-q", "noise equilibrium odds (eps/(1-eps))^(1/q) -> (eps/(1-eps))^q", _noise_fixed_point),
