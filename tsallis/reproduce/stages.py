@@ -184,10 +184,17 @@ def claims_stage(out: Path, quick: bool) -> StageResult:
     paths = S.run_score_paths(points=60 if quick else 200)
     data["score_paths"] = paths
     ev.append(_ev(replace(V.score_bounded_verdict(paths), regime="simulate models, q = 0.5 flow from p0 = 1e-4")))
-    settle = out.parent / "llm_settle" / "settle.json"
-    if settle.exists():
-        llm_paths = json.loads(settle.read_text()).get("paths", [])
-        ev.append(_ev(replace(V.score_bounded_verdict(llm_paths), regime="toy transformer (settle study)"),
+    # the toy-transformer halves, when the settle study ran: settle.json's "paths" (a list of per-level dicts with
+    # arrays P, g, score_sq) and, if it has one, "intermediate_q" ({"qs", "scores", "ses"})
+    settle_path = out.parent / "llm_settle" / "settle.json"
+    settle = json.loads(settle_path.read_text()) if settle_path.exists() else {}
+    if settle.get("paths"):
+        ev.append(_ev(replace(V.score_bounded_verdict(settle["paths"]), regime="toy transformer (settle study)"),
+                      "toy LLM", "llm_settle/settle.json"))
+    if settle.get("intermediate_q"):
+        iq_llm = settle["intermediate_q"]
+        ev.append(_ev(V.verdict_intermediate_q(iq_llm["qs"], iq_llm["scores"], iq_llm.get("ses"),
+                                               source="toy transformer (settle study)"),
                       "toy LLM", "llm_settle/settle.json"))
     cp = S.run_critical_point()
     data["critical_point"] = {"qs": cp.qs, "t_escape": cp.t_escape, "t_escape_regular": cp.t_escape_regular}
