@@ -91,3 +91,16 @@ def test_steps_that_no_mutant_reaches_are_named():
     (row,) = kill_table(["3.1"])
     assert "escort sums to 1" in row["definitional_steps"]
     assert not any(s.startswith("Lagrange") for s in row["definitional_steps"])   # the escort mutant reaches these
+
+
+def test_cli_exits_1_when_a_mutant_survives_every_check(monkeypatch, capsys):
+    from tsallis.theory import mutants
+
+    rows = [{"id": "eq1", "killed_by": ["logq-2-q"], "timed_out": [], "baseline": True,
+             "status": "verified against mutants", "definitional_steps": []}]
+    monkeypatch.setattr(mutants, "kill_table", lambda only=None: rows)
+    assert main(["theory", "--mutants"]) == 1          # ten mutants no check kills
+    assert "mutants no check kills: amp-q+0.1" in capsys.readouterr().out
+    everything = [{**rows[0], "killed_by": list(MUTANT_NAMES)}]
+    monkeypatch.setattr(mutants, "kill_table", lambda only=None: everything)
+    assert main(["theory", "--mutants"]) == 0
