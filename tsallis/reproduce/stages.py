@@ -325,9 +325,10 @@ def all_stages(paper_runs: Path | None = None) -> list[Stage]:
         Stage("schedules", "Simulation: q schedules", schedule_stage),
         Stage("estimators", "Simulation: estimator bias and variance", estimators_stage),
         Stage("train", "Simulation: stochastic training (SGD and Adam)", train_stage),
-        Stage("claims", "Simulation: the claims without a study before", claims_stage),
         Stage("llm_cold_start", "Toy LLM: escape time against p0", llm_cold_start_stage),
         Stage("llm_label_noise", "Toy LLM: label noise", llm_label_noise_stage),
         Stage("llm_schedule", "Toy LLM: the q=1->0 schedule under noise", llm_schedule_stage),
+        # after the toy-LLM stages: it reads their escape grid and the settle study's settle.json when present
+        Stage("claims", "Simulation: the claims without a study before", claims_stage),
         paper,
     ]
