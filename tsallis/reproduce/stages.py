@@ -228,8 +228,8 @@ def claims_stage(out: Path, quick: bool) -> StageResult:
     atomic_write_text(out / "claims_studies.json", json.dumps(data, indent=1, default=_to_list))
     counts = {o: sum(e.outcome == o for e in ev) for o in {e.outcome for e in ev}}
     summary = f"{len(ev)} verdicts: " + ", ".join(f"{n} {o}" for o, n in sorted(counts.items()))
-    return StageResult("claims", "Simulation: the claims without a study before", 0.0, summary, [],
-                       ["claims/claims_studies.json"], ev)
+    return StageResult("claims", "Small studies and recorded toy-LLM data: the claims without a study before", 0.0,
+                       summary, [], ["claims/claims_studies.json"], ev)
 
 
 def _to_list(x):
@@ -329,6 +329,6 @@ def all_stages(paper_runs: Path | None = None) -> list[Stage]:
         Stage("llm_label_noise", "Toy LLM: label noise", llm_label_noise_stage),
         Stage("llm_schedule", "Toy LLM: the q=1->0 schedule under noise", llm_schedule_stage),
         # after the toy-LLM stages: it reads their escape grid and the settle study's settle.json when present
-        Stage("claims", "Simulation: the claims without a study before", claims_stage),
+        Stage("claims", "Small studies and recorded toy-LLM data: the claims without a study before", claims_stage),
         paper,
     ]
