@@ -65,23 +65,40 @@ def test_schedule():
     assert V.verdict_schedule(_schedule(step_cont=1e-3)).outcome == FAILS
 
 
-def _estimators(paft_var=2.0, paft_bias=1.0, rloo_bias=1.0):
+def _estimators(paft_var=2.0, paft_bias=(1.0, 0.0), rloo_bias=(1.0, 0.0), vectors=True):
+    """Bias vectors in 2-d: GARL's is (1, 0); SE per coordinate sqrt(2 * 1e-2 / n) ~ 3e-4."""
     shape = (3, 1, 1, 1)
-    bias = np.ones(shape)
-    bias[1], bias[2] = rloo_bias, paft_bias
+    vec = np.zeros((*shape, 2))
+    vec[0, ..., :] = (1.0, 0.0)
+    vec[1, ..., :], vec[2, ..., :] = rloo_bias, paft_bias
     var = np.ones(shape)
     var[2] = paft_var
-    return NS(estimators=("garl", "garl_rloo", "paft"), bias_norm=bias, bias_stderr=np.full(shape, 0.01),
-              variance=var, replicates=100_000, regime="rare", qs=np.array([0.5]), Ms=np.array([8]),
-              Ps=np.array([0.3]))
+    return NS(estimators=("garl", "garl_rloo", "paft"), bias_norm=np.linalg.norm(vec, axis=-1),
+              bias_stderr=np.full(shape, 0.01), variance=var, replicates=100_000, regime="rare",
+              qs=np.array([0.5]), Ms=np.array([8]), Ps=np.array([0.3]),
+              bias_vec=vec if vectors else None, coord_var=np.full((*shape, 2), 1e-2) if vectors else None)
 
 
 def test_paft_garl_and_rloo():
     assert V.verdict_paft_garl(_estimators()).outcome == HOLDS
     assert V.verdict_paft_garl(_estimators(paft_var=0.5)).outcome == FAILS
-    assert V.verdict_paft_garl(_estimators(paft_bias=1.5)).outcome == FAILS
+    assert V.verdict_paft_garl(_estimators(paft_bias=(1.5, 0.0))).outcome == FAILS
     assert V.verdict_rloo(_estimators()).outcome == HOLDS
-    assert V.verdict_rloo(_estimators(rloo_bias=1.5)).outcome == FAILS
+    assert V.verdict_rloo(_estimators(rloo_bias=(1.5, 0.0))).outcome == FAILS
+
+
+def test_equal_norms_in_different_directions_are_different_biases():
+    """The old norm comparison passed these: |(1, 0)| = |(0, 1)|."""
+    r = _estimators(paft_bias=(0.0, 1.0), rloo_bias=(0.0, -1.0))
+    assert np.allclose(r.bias_norm[0], r.bias_norm[1]) and np.allclose(r.bias_norm[0], r.bias_norm[2])
+    assert V.verdict_paft_garl(r).outcome == FAILS
+    assert V.verdict_rloo(r).outcome == FAILS
+    assert V.verdict_rloo(_estimators(rloo_bias=(1.0 + 1e-3, 0.0))).outcome == HOLDS   # ~2.3 SE: a tie
+    assert V.verdict_rloo(_estimators(rloo_bias=(1.0 + 5e-3, 0.0))).outcome == FAILS   # ~11 SE
+
+
+def test_bias_norms_only_is_not_testable():
+    assert V.verdict_rloo(_estimators(vectors=False)).outcome == UNTESTABLE
 
 
 def _train(means_by_opt, model="dataset:4", seeds=16, spread=1.0):
@@ -98,13 +115,18 @@ def test_train_escape():
     assert V.verdict_train_escape(_train({"sgd": (800, 800, 15)}), 1e-4).outcome == FAILS
 
 
-@pytest.mark.parametrize("dataset_adam,single_adam,sgd,outcome", [
-    ((41, 45, 51), (60, 60, 60.5), (105, 55, 26), HOLDS),    # q changes Adam's training only across examples
-    ((41, 41, 41.2), (60, 60, 60.5), (105, 55, 26), FAILS),  # Adam divides the reweighting out
-    ((41, 45, 51), (41, 45, 51), (105, 55, 26), FAILS),      # no more than on one example
-    ((41, 45, 51), (60, 60, 60.5), (50, 50, 50), FAILS),     # not even SGD shows the q effect
+@pytest.mark.parametrize("dataset_adam,single_adam,sgd,parts,outcome", [
+    ((51, 45, 41), (60, 60, 60.5), (105, 55, 26), (True, True), HOLDS),     # the paper's direction
+    ((41, 45, 51), (60, 60, 60.5), (105, 55, 26), (True, False), FAILS),    # ours: q = 0 faster under Adam
+    ((41, 41, 41.2), (60, 60, 60.5), (105, 55, 26), (False, False), FAILS),  # Adam divides the reweighting out
+    ((51, 45, 41), (51, 45, 41), (105, 55, 26), (False, True), FAILS),      # no more than on one example
+    ((51, 45, 41), (60, 60, 60.5), (50, 50, 50), (True, True), UNTESTABLE),  # not even SGD shows the q effect
 ])
-def test_adam(dataset_adam, single_adam, sgd, outcome):
+def test_adam(dataset_adam, single_adam, sgd, parts, outcome):
     ds = _train({"sgd": sgd, "adam": dataset_adam})
     one = _train({"adam": single_adam}, model="latent:8,4")
-    assert V.verdict_adam(ds, one).outcome == outcome
+    v = V.verdict_adam(ds, one)
+    assert (v.data["reweighting_survives"], v.data["order_survives"]) == parts
+    assert v.outcome == outcome
+    if dataset_adam == (41, 45, 51):
+        assert v.data["order_reversed"] and "REVERSES" in v.evidence

@@ -126,6 +126,7 @@ def estimators_stage(out: Path, quick: bool) -> StageResult:
     c = run_bias_cold_start(**BIAS_COLD_START[quick])
     fc, dc = _save(out, "bias_cold_start", c, c.records(), [plot_bias_cold_start])
     ev.append(_ev(verdict_bias_cold_start(c), link=fc[0]))
+    ev += _estimator_extra_evidence(r, c, f[0], fc[0])
     slopes, ses, _ = x.slopes()
     summary = (f"M P = {x.MP:g}: Thm 6.1 coefficient {x.coef.min():.3f}..{x.coef.max():.3f} (SE <= "
                f"{x.coef_stderr.max():.3f}); slope of M|bias| in log P {_fmt(slopes)} for q = {_fmt(x.qs)}; "
@@ -133,6 +134,108 @@ def estimators_stage(out: Path, quick: bool) -> StageResult:
                f"{_fmt(c.bias_norm[:, -1] / c.grad_norm[:, -1])}")
     return StageResult("estimators", "Simulation: estimator bias and variance", 0.0, summary, f + fx + fc,
                        d + dx + dc, ev)
+
+
+def _estimator_extra_evidence(r, c, link_r: str, link_c: str) -> list[Evidence]:
+    """rloo-variance (from the estimator study) and flow-vs-stochastic (from the cold-start bias study)."""
+    import numpy as np
+
+    from tsallis.simulate.verdicts import verdict_flow_vs_stochastic, verdict_rloo_variance
+
+    live = c.qs > 0
+    MP = np.broadcast_to(c.M * c.Ps, c.bias_norm.shape)[live]
+    rel, rel_se = (c.bias_norm / c.grad_norm)[live], (c.bias_stderr / c.grad_norm)[live]
+    return [_ev(verdict_rloo_variance(r), link=link_r),
+            _ev(verdict_flow_vs_stochastic(MP.ravel(), rel.ravel(), rel_se.ravel()), link=link_c)]
+
+
+def _recorded_escape_rows(out: Path) -> tuple[list[dict], str]:
+    """The escape study's rows with pathwise on/off arms: this run's (llm_cold_start/escape.csv) when it has
+    them, else the recorded full grid shipped in docs/llm_results/full/escape.csv; ([], "") when neither."""
+    import csv
+
+    repo_docs = Path(__file__).resolve().parents[2] / "docs" / "llm_results" / "full" / "escape.csv"
+    for path, label in ((out.parent / "llm_cold_start" / "escape.csv", "this run's escape study"),
+                        (repo_docs, "the recorded full escape grid (docs/llm_results/full/escape.csv)")):
+        if path.exists():
+            with path.open(newline="") as fh:
+                rows = list(csv.DictReader(fh))
+            if any(r.get("method", "").endswith("pathwise off") for r in rows):
+                return rows, label
+    return [], ""
+
+
+def claims_stage(out: Path, quick: bool) -> StageResult:
+    """The claims that had no row (issue 19): each a small study (seconds), judged by its verdict function."""
+    from dataclasses import replace
+
+    import numpy as np
+
+    from tsallis.simulate import claim_studies as S
+    from tsallis.simulate import verdicts as V
+
+    ev, data = [], {}
+    c = S.run_consistency(Ms=(16, 64, 256, 1024) if quick else (16, 32, 64, 128, 256, 512, 1024, 2048, 4096))
+    data["consistency"] = {"qs": c.qs, "Ms": c.Ms, "bias": c.bias, "variance": c.variance}
+    ev.append(_ev(V.verdict_consistency(c.qs, c.Ms, c.bias, c.variance, c.grad)))
+    lm = S.run_lr_momentum(lr=0.3 if not quick else 1.0)
+    data["lr_momentum"] = {"arms": lm.arms, "steps": lm.steps, "spread": lm.spread}
+    ev.append(_ev(V.verdict_lr_momentum(lm.arms, lm.spread)))
+    paths = S.run_score_paths(points=60 if quick else 200)
+    data["score_paths"] = paths
+    ev.append(_ev(replace(V.score_bounded_verdict(paths), regime="simulate models, q = 0.5 flow from p0 = 1e-4")))
+    # the toy-transformer halves, when the settle study ran: settle.json's "paths" (a list of per-level dicts with
+    # arrays P, g, score_sq) and, if it has one, "intermediate_q" ({"qs", "scores", "ses"})
+    settle_path = out.parent / "llm_settle" / "settle.json"
+    settle = json.loads(settle_path.read_text()) if settle_path.exists() else {}
+    if settle.get("paths"):
+        ev.append(_ev(replace(V.score_bounded_verdict(settle["paths"]), regime="toy transformer (settle study)"),
+                      "toy LLM", "llm_settle/settle.json"))
+    if settle.get("intermediate_q"):
+        iq_llm = settle["intermediate_q"]
+        ev.append(_ev(V.verdict_intermediate_q(iq_llm["qs"], iq_llm["scores"], iq_llm.get("ses"),
+                                               source="toy transformer (settle study)"),
+                      "toy LLM", "llm_settle/settle.json"))
+    cp = S.run_critical_point()
+    data["critical_point"] = {"qs": cp.qs, "t_escape": cp.t_escape, "t_escape_regular": cp.t_escape_regular}
+    ev.append(_ev(V.verdict_critical_point(cp.qs, cp.velocity_at_point, cp.t_escape, cp.t_escape_regular)))
+    iq = S.run_intermediate_q()
+    data["intermediate_q"] = {"qs": iq.qs, "t_ends": iq.t_ends, "clean": iq.clean}
+    j = int(np.argmin(np.abs(iq.t_ends - 100.0)))    # judged at t = 100; the other horizons are reported
+    scan = "; ".join(f"t = {t:g}: best q = {iq.qs[int(np.argmax(iq.clean[:, k]))]:g}" for k, t in enumerate(iq.t_ends))
+    ev.append(_ev(V.verdict_intermediate_q(iq.qs, iq.clean[:, j], source=(
+        f"{iq.model} flow, label noise eps = {iq.eps:g}, p0 from {iq.p0:g}, mean clean success at t = "
+        f"{iq.t_ends[j]:g} (horizon scan: {scan})"))))
+    mq = S.run_mq_rescaling(steps=20 if quick else 50)
+    data["mq_rescaling"] = mq.gaps
+    ev.append(_ev(V.verdict_mq_rescaling(mq.gaps)))
+    pk = S.run_pass_at_k()
+    data["pass_at_k"] = {"qs": pk.qs, "ks": pk.ks, "pass_at_k": pk.pass_at_k}
+    ev.append(_ev(V.verdict_pass_at_k(pk.qs, pk.ks, pk.pass_at_k, source=f"{pk.model}, exact pass@k after "
+                                      f"{pk.steps} full-batch steps (the toy-transformer half is not wired yet)")))
+    pc = S.run_paft_curriculum(replicates=5_000 if quick else 20_000)
+    data["paft_curriculum"] = {"p0s": pc.p0s, "paft_scale": pc.paft_scale, "cold_zero_fraction": pc.cold_zero_fraction,
+                               "warm_var_ratio": pc.warm_var_ratio}
+    ev.append(_ev(V.verdict_paft_curriculum(pc.p0s, pc.paft_scale, pc.cold_zero_fraction, pc.warm_var_ratio,
+                                            replicates=5_000 if quick else 20_000)))
+    cm = S.run_collapse_monitor()
+    data["collapse_monitor"] = {"monitor": cm.monitor, "success": cm.success}
+    ev.append(_ev(replace(V.verdict_collapse_monitor(cm.monitor, cm.success),
+                          regime=f"{cm.model}, warm start, stochastic GARL-RLOO q = {cm.q:g}, SGD lr {cm.lr:g}")))
+    rows, label = _recorded_escape_rows(out)
+    v = V.pathwise_collapse_verdict(rows)
+    ev.append(_ev(replace(v, regime=(v.regime + "; data: " + label) if label else v.regime), "toy LLM"))
+    atomic_write_text(out / "claims_studies.json", json.dumps(data, indent=1, default=_to_list))
+    counts = {o: sum(e.outcome == o for e in ev) for o in {e.outcome for e in ev}}
+    summary = f"{len(ev)} verdicts: " + ", ".join(f"{n} {o}" for o, n in sorted(counts.items()))
+    return StageResult("claims", "Small studies and recorded toy-LLM data: the claims without a study before", 0.0,
+                       summary, [], ["claims/claims_studies.json"], ev)
+
+
+def _to_list(x):
+    import numpy as np
+
+    return x.tolist() if isinstance(x, np.ndarray) else float(x) if isinstance(x, np.generic) else str(x)
 
 
 def train_stage(out: Path, quick: bool) -> StageResult:
@@ -198,14 +301,23 @@ def llm_schedule_stage(out: Path, quick: bool) -> StageResult:
     return _llm_stage("llm_schedule", title, out, study)
 
 
-def not_testable_stage(out: Path, quick: bool) -> StageResult:
+def not_testable_stage(out: Path, quick: bool, runs_dir: Path | None = None) -> StageResult:
+    """Paper-scale claims: from the finished runs under `runs_dir` (`--paper`), else not testable here."""
     from tsallis.reproduce.claims import not_testable_here
 
-    ev = not_testable_here()
-    return StageResult("paper_scale", "Paper-scale LLM runs (not run here)", 0.0, ev[0].text, evidence=ev)
+    ev = not_testable_here(runs_dir)
+    name, title = ("paper_runs", "Paper-scale LLM runs (read from --paper)") if runs_dir else (
+        "paper_scale", "Paper-scale LLM runs (not run here)")
+    return StageResult(name, title, 0.0, " | ".join(e.text for e in ev), evidence=ev)
 
 
-def all_stages() -> list[Stage]:
+def all_stages(paper_runs: Path | None = None) -> list[Stage]:
+    """The stages in order; with `paper_runs` the paper-scale stage reads those finished runs."""
+    from functools import partial
+
+    paper = (Stage("paper_runs", "Paper-scale LLM runs (read from --paper)",
+                   partial(not_testable_stage, runs_dir=paper_runs)) if paper_runs is not None else
+             Stage("paper_scale", "Paper-scale LLM runs (not run here)", not_testable_stage))
     return [
         Stage("theory", "Theory: computer-algebra checks", theory_stage),
         Stage("escape", "Simulation: cold-start escape", escape_stage),
@@ -216,5 +328,7 @@ def all_stages() -> list[Stage]:
         Stage("llm_cold_start", "Toy LLM: escape time against p0", llm_cold_start_stage),
         Stage("llm_label_noise", "Toy LLM: label noise", llm_label_noise_stage),
         Stage("llm_schedule", "Toy LLM: the q=1->0 schedule under noise", llm_schedule_stage),
-        Stage("paper_scale", "Paper-scale LLM runs (not run here)", not_testable_stage),
+        # after the toy-LLM stages: it reads their escape grid and the settle study's settle.json when present
+        Stage("claims", "Small studies and recorded toy-LLM data: the claims without a study before", claims_stage),
+        paper,
     ]

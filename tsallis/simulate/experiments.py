@@ -360,6 +360,8 @@ class EstimatorResult(ResultIO):
     grad_norm: Array  # (Q, Pi) |grad l_q|
     samples_per_second: float
     seed: int
+    bias_vec: Array | None = None  # (E, Q, Mi, Pi, d) E[est] - grad l_q, the bias as a vector
+    coord_var: Array | None = None  # (E, Q, Mi, Pi, d) per-coordinate variance of one estimate
 
     def records(self) -> list[dict]:
         out = []
@@ -418,6 +420,8 @@ def run_estimators(estimators=("garl", "garl_rloo", "paft"), qs=(0.0, 0.5, 1.0),
     rng = np.random.default_rng(seed)
     shape = (len(estimators), len(qs), len(Ms), len(Ps))
     bias, bias_se, var, coef, coef_se = (np.full(shape, np.nan) for _ in range(5))
+    d = estimator_model(Ps[0], regime).theta0.size
+    bias_vec, coord_var = np.full((*shape, d), np.nan), np.full((*shape, d), np.nan)
     pred_norm, grad_norm = np.empty(shape[1:]), np.empty((len(qs), len(Ps)))
     total, elapsed = 0, 0.0
     cells = [(i, a, b) for i in range(len(qs)) for a in range(len(Ms)) for b in range(len(Ps))]
@@ -433,6 +437,7 @@ def run_estimators(estimators=("garl", "garl_rloo", "paft"), qs=(0.0, 0.5, 1.0),
             mean, cov = _mc_moments(model, est, q, M, replicates, rng)
             elapsed, total = elapsed + time.perf_counter() - t0, total + replicates * M
             bvec = mean - exact
+            bias_vec[e, i, a, b], coord_var[e, i, a, b] = bvec, np.diag(cov)
             bias[e, i, a, b] = np.linalg.norm(bvec)
             bias_se[e, i, a, b] = np.sqrt(max(bvec @ cov @ bvec, 0.0) / replicates) / max(bias[e, i, a, b], 1e-300)
             var[e, i, a, b] = np.trace(cov)
@@ -441,7 +446,8 @@ def run_estimators(estimators=("garl", "garl_rloo", "paft"), qs=(0.0, 0.5, 1.0),
                 coef[e, i, a, b] = bvec @ unit
                 coef_se[e, i, a, b] = np.sqrt(unit @ cov @ unit / replicates)
     return EstimatorResult(tuple(estimators), np.asarray(qs, float), np.asarray(Ms), np.asarray(Ps, float), regime,
-                           replicates, bias, bias_se, var, pred_norm, coef, coef_se, grad_norm, total / elapsed, seed)
+                           replicates, bias, bias_se, var, pred_norm, coef, coef_se, grad_norm, total / elapsed, seed,
+                           bias_vec, coord_var)
 
 
 def bias_order_slopes(result: EstimatorResult, estimator: str = "garl", M_index: int = -1) -> list[dict]:

@@ -1,5 +1,8 @@
 """`tsallis theory`: run the computer-algebra checks, print a table, optionally write JSON.
 
+`--mutants` instead runs every check against deliberately wrong versions of the functions its derivation
+applies (`tsallis.theory.mutants`) and prints which mutants each check kills.
+
 Exit status: 0 when no check failed (every step of every check held: the outcome is "holds", "holds as a
 bound (not tight)" or "holds with an extra assumption"), 1 when some check does not hold (a step failed, or
 the check raised). The outcome is derived from each record (`Check.outcome`), never set by hand, so exit 1
@@ -27,6 +30,10 @@ def register(subparsers) -> None:
     p.add_argument("--strict", action="store_true",
                    help="also exit 1 when a claim holds only as a bound or only with an extra assumption")
     p.add_argument("--steps", action="store_true", help="also print every sub-step")
+    p.add_argument("--mutants", action="store_true",
+                   help="instead, rerun every check against deliberately wrong core functions and print, per check, "
+                        "the mutants it kills (a check that kills none is definitional); --json then writes "
+                        "[{id, killed_by, ...}]")
     p.set_defaults(func=run)
 
 
@@ -55,6 +62,8 @@ def run(args: argparse.Namespace) -> int:
             raise InputError(f"--only lists {', '.join(twice)} twice; give each check id once")
     if args.json is not None:
         check_output_path(args.json, "--json")  # before the checks run, not after
+    if args.mutants:
+        return run_mutants(args)
     start = time.perf_counter()
     records = run_checks(args.only)
     total = time.perf_counter() - start
@@ -78,3 +87,22 @@ def run(args: argparse.Namespace) -> int:
 
         atomic_write_text(args.json, json.dumps([c.to_dict() for c in records], indent=2))
     return 1 if failed or (args.strict and weaker) else 0
+
+
+def run_mutants(args: argparse.Namespace) -> int:
+    """`--mutants`: the kill table. Exit 1 when a check fails without any mutant, or a mutant survives every
+    check (then some formula could be wrong without any check noticing)."""
+    from tsallis.theory.mutants import MUTANT_NAMES, describe, format_kill_table, kill_table
+
+    start = time.perf_counter()
+    rows = kill_table(args.only)
+    print("mutants:\n" + describe() + "\n")
+    print(format_kill_table(rows))
+    print(f"\n{len(rows)} checks x {len(MUTANT_NAMES)} mutants in {time.perf_counter() - start:.0f} s")
+    if args.json:
+        from tsallis.files import atomic_write_text
+
+        atomic_write_text(args.json, json.dumps(rows, indent=2))
+    survivors = set(MUTANT_NAMES) - {m for r in rows for m in r["killed_by"]}
+    broken = [r["id"] for r in rows if not r["baseline"]]
+    return 1 if broken or (survivors and args.only is None) else 0

@@ -8,7 +8,7 @@ import itertools
 import sympy as sp
 
 from tsallis import core
-from tsallis.theory.closed_forms import escort
+from tsallis.theory import closed_forms as cf
 from tsallis.theory.identity import Check, grid_step, limit_step, make_check, sign_step, timed, zero_step
 from tsallis.theory.symbols import P, q, u
 
@@ -113,7 +113,7 @@ def thm_3_1() -> Check:
     alpha_j^(1/q)/sum_k alpha_k^(1/q) for q in (0, 1]; at q = 0 any argmax vertex minimizes."""
     a = sp.symbols("a1:4", positive=True)
     qq = sp.Symbol("qq", positive=True)
-    theta_star = escort(list(a), q)
+    theta_star = cf.escort(list(a), q)
     t = sp.symbols("t1:4", positive=True)
     objective = sum(aj * core.q_loss(tj, q) for aj, tj in zip(a, t))
     steps = [zero_step(f"Lagrange: alpha_{j + 2} theta_{j + 2}^-q = alpha_1 theta_1^-q at the escort", r, 1)
@@ -139,24 +139,24 @@ def thm_3_1() -> Check:
 
 @timed
 def cor_b2() -> Check:
-    """Cor. B.2: escort(q=1) = alpha; escort -> one-hot on a unique mode as q -> 0+; ratios sharpen as q falls."""
+    """Cor. B.2: cf.escort(q=1) = alpha; escort -> one-hot on a unique mode as q -> 0+; ratios sharpen as q falls."""
     a1, a2 = sp.symbols("a1 a2", positive=True)
     a = (a1, a2, 1 - a1 - a2)   # frequencies sum to 1
     alpha = [R(1, 2), R(1, 3), R(1, 6)]
     r = sp.Symbol("r", positive=True)  # r = alpha_j/alpha_k - 1 > 0
     qq = sp.Symbol("qq", positive=True)
     ratio = (1 + r) ** (1 / q)          # theta*_j/theta*_k for alpha_j > alpha_k
-    escort_ratio = sp.powsimp(escort(list(a), q)[0] / escort(list(a), q)[1], force=True)
+    escort_ratio = sp.powsimp(cf.escort(list(a), q)[0] / cf.escort(list(a), q)[1], force=True)
     steps = [
         *[zero_step(f"q = 1: theta*_{j + 1} = alpha_{j + 1}", sp.cancel(e), aj)
-          for j, (e, aj) in enumerate(zip(escort(list(a), sp.S.One), a))],
+          for j, (e, aj) in enumerate(zip(cf.escort(list(a), sp.S.One), a))],
         *[limit_step(f"q -> 0+: escort_{j + 1} of (1/2, 1/3, 1/6) -> {v}", e, q, 0, v)
-          for j, (e, v) in enumerate(zip(escort(alpha, q), (1, 0, 0)))],
+          for j, (e, v) in enumerate(zip(cf.escort(alpha, q), (1, 0, 0)))],
         zero_step("theta*_j/theta*_k = (alpha_j/alpha_k)^(1/q)", escort_ratio, (a[0] / a[1]) ** (1 / q)),
         sign_step("d/dq (alpha_j/alpha_k)^(1/q) < 0 when alpha_j > alpha_k: the ratio grows as q falls",
                   sp.diff(ratio, q).subs(q, qq), "negative", given="alpha_j/alpha_k = 1 + r, r > 0, q > 0"),
     ]
-    return make_check("B.2", "escort(1) = alpha; escort -> mode as q -> 0+; theta*_j/theta*_k increases as q falls",
+    return make_check("B.2", "cf.escort(1) = alpha; escort -> mode as q -> 0+; theta*_j/theta*_k increases as q falls",
                       "simplify to zero / limit / sign of derivative", steps)
 
 
@@ -170,7 +170,7 @@ def cor_b3() -> Check:
 
     steps = []
     for q_ in (R(0), R(1, 4), R(1, 2), R(3, 4)):
-        better = escort(alpha, q_) if q_ > 0 else [sp.S.One, sp.S.Zero]
+        better = cf.escort(alpha, q_) if q_ > 0 else [sp.S.One, sp.S.Zero]
         gain = score(better, q_) - score(alpha, q_)
         steps.append(sign_step(f"q = {q_}: alpha is not a maximizer ({'escort' if q_ > 0 else 'e_1'} scores higher)",
                                gain, "positive", given=f"exact number, {float(sp.N(gain, 30)):.4g}"))
