@@ -113,20 +113,20 @@ def chain_evaluate_fn(eval_examples, *, num_samples: int = 2, seed: int = 0, noi
     P-hat of the noisy label: the contamination), "train/true_on_noisy", "train/clean_accuracy". Each call is
     appended to `records` with its step (call index x `every`); it raises `Escaped` once eval/accuracy
     reaches `escape_accuracy`."""
-    from tsallis.llm.testbed import chain_diagnostics, p_hat, sample_completions
+    from tsallis.llm.testbed import chain_diagnostics, estimate_p, sample_chains
 
     records = records if records is not None else []
 
     def evaluate(trainer) -> dict[str, float]:
-        model, tok = trainer.unwrapped, trainer.tokenizer
-        s = sample_completions(model, tok, eval_examples, num_samples, seed=seed + 7 * len(records))
+        policy = trainer.policy  # the trainer's own sampler: its budgets, budget forcing, row-keyed seeds
+        s = sample_chains(policy, eval_examples, num_samples, seed=seed + 7 * len(records))
         d = chain_diagnostics(eval_examples, s, num_samples)
-        ph = p_hat(model, tok, eval_examples, s, num_samples)
+        ph = estimate_p(policy, eval_examples, s, num_samples)
         res = {f"eval/{k}": v for k, v in d.items() if k != "delimiter_rate"}
         res["eval/p_hat"] = float(ph["stratified"].mean())
         res["eval/log_p_hat"] = float(np.mean(np.log(np.maximum(ph["plain"], 1e-300))))
         if noisy_train:
-            res.update(_noise_metrics(model, tok, noisy_train, seed + 7 * len(records)))
+            res.update(_noise_metrics(policy, noisy_train, seed + 7 * len(records)))
         records.append({"step": len(records) * every, **res})
         if escape_accuracy is not None and res["eval/accuracy"] >= escape_accuracy:
             raise Escaped(records[-1]["step"])
@@ -135,19 +135,19 @@ def chain_evaluate_fn(eval_examples, *, num_samples: int = 2, seed: int = 0, noi
     return evaluate
 
 
-def _noise_metrics(model, tok, train, seed: int) -> dict[str, float]:
-    from tsallis.llm.testbed import p_hat, sample_completions
+def _noise_metrics(policy, train, seed: int) -> dict[str, float]:
+    from tsallis.llm.testbed import estimate_p, sample_chains
 
     noisy = [ex for ex in train if ex.meta.get("noisy")]
     clean = [ex for ex in train if not ex.meta.get("noisy")]
     out = {}
     if noisy:
-        s = sample_completions(model, tok, noisy, 1, seed=seed)
+        s = sample_chains(policy, noisy, 1, seed=seed)
         out["train/memorized_noisy"] = float(np.mean([a == ex.answer for a, ex in zip(s.answers, noisy)]))
         out["train/true_on_noisy"] = float(np.mean([a == ex.meta["clean_answer"] for a, ex in zip(s.answers, noisy)]))
-        out["train/noisy_p_hat"] = float(p_hat(model, tok, noisy, s, 1)["plain"].mean())
+        out["train/noisy_p_hat"] = float(estimate_p(policy, noisy, s, 1)["plain"].mean())
     if clean:
-        s = sample_completions(model, tok, clean, 1, seed=seed + 1)
+        s = sample_chains(policy, clean, 1, seed=seed + 1)
         out["train/clean_accuracy"] = float(np.mean([a == ex.answer for a, ex in zip(s.answers, clean)]))
     return out
 

@@ -27,15 +27,8 @@ from tsallis.llm.config import DATASETS, TrainConfig
 from tsallis.llm.data import as_examples, load_examples
 from tsallis.llm.estimators import ESTIMATORS, Scored
 from tsallis.llm.guards import UpdateGuard
-from tsallis.llm.loading import (
-    build_optimizer,
-    hf_bars_off,
-    load_policy,
-    load_reference,
-    lora_config,
-    lr_lambda,
-    shard_model,
-)
+from tsallis.llm.loading import hf_bars_off, load_policy, load_reference, lora_config
+from tsallis.llm.placement import make_accelerator, place
 from tsallis.llm.policy import Policy
 from tsallis.llm.rewards import RewardFunc
 from tsallis.llm.rollout import ScoredBatch, token_logps
@@ -50,7 +43,7 @@ from tsallis.llm.step import (
     split,
     step_metrics,
 )
-from tsallis.llm.tracking import RunLog, check_trackers
+from tsallis.llm.tracking import RunLog
 
 __all__ = ["LoopState", "NonFiniteError", "TrainResult", "Trainer"]
 
@@ -144,7 +137,7 @@ class Trainer:
         ESTIMATORS[cfg.method].check_examples(self.train_examples)
         self.reward_funcs = resolve_reward_funcs(reward_funcs, cfg, self.train_examples + self.eval_examples)
         self.lora = peft_config if peft_config is not None else lora_config(cfg)
-        self.accelerator = self._make_accelerator()
+        self.accelerator = make_accelerator(cfg)
         set_seed(cfg.seed, device_specific=True)
         self.output_dir = Path(cfg.output_dir)
         self.run = RunFolder(self.output_dir, self.accelerator)
@@ -177,7 +170,7 @@ class Trainer:
         # the KL reference: the adapter-disabled model with LoRA (as TRL), else a frozen full copy
         self.ref_model = (load_reference(base, cfg, acc.device, on_cuda=on_cuda)
                           if self.method.needs_reference and self.lora is None else None)
-        self.model, self.optimizer, self.scheduler = self._prepare(model)
+        self.model, self.optimizer, self.scheduler = place(model, cfg, acc)
         self.policy.model = self.unwrapped
         self.guard = UpdateGuard(acc, self.model, self.optimizer, fsdp=self.fsdp, max_grad_norm=cfg.max_grad_norm,
                                  max_param_growth=cfg.max_param_growth, learning_rate=cfg.learning_rate)
@@ -187,36 +180,6 @@ class Trainer:
         self._param_norm: float | None = None
         if self.resume_path is not None:
             self.state = LoopState.from_dict(self.run.restore(self, self.resume_path, self.resume_changes))
-
-    def _make_accelerator(self):
-        from accelerate import Accelerator
-        from accelerate.utils import ProjectConfiguration
-
-        cfg = self.cfg
-        check_trackers(cfg.trackers)
-        acc = Accelerator(mixed_precision=cfg.mixed_precision, log_with=cfg.trackers or None,
-                          project_config=ProjectConfiguration(project_dir=cfg.output_dir,
-                                                              logging_dir=str(Path(cfg.output_dir) / "logs")))
-        if cfg.prompts_per_step % (acc.num_processes * cfg.gradient_accumulation_steps):
-            raise InputError(f"prompts_per_step={cfg.prompts_per_step} must be divisible by the number of processes "
-                             f"({acc.num_processes}) x gradient_accumulation_steps ({cfg.gradient_accumulation_steps})"
-                             f": each process splits its share into equal micro-batches (e.g. on 8 GPUs with "
-                             f"prompts_per_step 8, set --gradient-accumulation-steps 1)")
-        if cfg.fsdp and not torch.distributed.is_initialized():
-            raise InputError("fsdp=True needs a distributed launch: torchrun --nproc_per_node N (CPU: with "
-                             "ACCELERATE_USE_CPU=true) or accelerate launch")
-        return acc
-
-    def _prepare(self, model):
-        """(model, optimizer, scheduler) placed by accelerate (DDP when distributed) or sharded with FSDP2."""
-        acc = self.accelerator
-        if self.fsdp:
-            model = shard_model(model.to(acc.device))
-            optimizer = acc.prepare(build_optimizer(model, self.cfg))
-        else:
-            model, optimizer = acc.prepare(model, build_optimizer(model, self.cfg))
-        scheduler = torch.optim.lr_scheduler.LambdaLR(getattr(optimizer, "optimizer", optimizer), lr_lambda(self.cfg))
-        return model, optimizer, scheduler
 
     # ---------------------------------------------------------------------------------------------- loop
 
