@@ -9,8 +9,14 @@ writes it.
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
+import tempfile
 from pathlib import Path
+from typing import Any
+
+from tsallis.errors import InputError
 
 SPECIAL = ("<|endoftext|>", "<|im_start|>", "<|im_end|>")
 THINK = ("<think>", "</think>")
@@ -50,8 +56,34 @@ def make_tiny_model(out: str | os.PathLike, *, n_layer: int = 2, hidden: int = 3
                       max_position_embeddings=max_positions, tie_word_embeddings=True,
                       bos_token_id=tok.eos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
     torch.manual_seed(seed)
-    model = AutoModelForCausalLM.from_config(cfg)
+    return save_model(AutoModelForCausalLM.from_config(cfg), tok, out)
+
+
+def save_model(model: Any, tokenizer: Any, out: str | os.PathLike, *, info: dict[str, Any] | None = None,
+               replace: bool = False) -> Path:
+    """Save `model` and `tokenizer` (and `info` as toy_spec.json) to the folder `out`, atomically: written into a
+    temporary folder beside it, then renamed, so a full disk or a kill mid-write leaves `out` as it was (a
+    leftover `.tmp-model-*` folder beside it blocks nothing). `out` must not exist or be empty, unless `replace`
+    (a cache entry of the same recipe), which swaps the old folder out after the new one is complete."""
     out = Path(out)
-    model.save_pretrained(out)
-    tok.save_pretrained(out)
+    if out.exists() and not replace and (not out.is_dir() or any(out.iterdir())):
+        raise InputError(f"{str(out)!r} already exists and is not an empty folder: choose a new path (nothing is "
+                         "overwritten)")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".tmp-model-", dir=out.parent))
+    try:
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        if info is not None:
+            (tmp / "toy_spec.json").write_text(json.dumps(info, indent=2))
+        if out.exists() and any(out.iterdir()):  # replace: move the old copy aside first, then swap
+            old = out.with_name(out.name + f".old-{os.getpid()}")
+            os.replace(out, old)
+            os.replace(tmp, out)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, out)  # onto a missing or empty folder
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
     return out

@@ -37,9 +37,7 @@ import json
 import math
 import os
 import random
-import shutil
 import string
-import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -296,8 +294,10 @@ def pretrain_toy_model(spec: ToyModelSpec = ToyModelSpec(), out_dir: str | os.Pa
     final = held_out_loss(model, tok, spec)
     info = {**asdict(spec), "final_pretrain_loss": final, "irreducible_loss": irreducible_loss(spec),
             "pretrain_cpu_seconds": cpu_s, "pretrain_wall_seconds": wall_s, "torch_threads": torch.get_num_threads()}
-    return _save_atomically(model, tok, info, Path(out_dir) if out_dir is not None
-                            else default_cache_dir() / f"toy-{spec.key()}")
+    from tsallis.llm.tiny import save_model
+
+    out = Path(out_dir) if out_dir is not None else default_cache_dir() / f"toy-{spec.key()}"
+    return save_model(model, tok, out, info=info, replace=True)  # a cache entry of this recipe is swapped
 
 
 def held_out_loss(model, tok, spec: ToyModelSpec, *, n_batches: int = 8, batch_size: int = 64) -> float:
@@ -313,22 +313,6 @@ def held_out_loss(model, tok, spec: ToyModelSpec, *, n_batches: int = 8, batch_s
             nats += float(model(**enc, labels=labels).loss) * n
             count += n
     return nats / count
-
-
-def _save_atomically(model, tok, info: dict, out: Path) -> Path:
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".tmp-toy-", dir=out.parent))
-    model.save_pretrained(tmp)
-    tok.save_pretrained(tmp)
-    (tmp / "toy_spec.json").write_text(json.dumps(info, indent=2))
-    if out.exists():  # an older copy of the same recipe: move it aside first, then swap
-        old = out.with_name(out.name + f".old-{os.getpid()}")
-        os.replace(out, old)
-        os.replace(tmp, out)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(tmp, out)
-    return out
 
 
 def default_cache_dir() -> Path:
@@ -361,8 +345,6 @@ def tiny_random_model(path: str | os.PathLike, *, n_layer: int = 2, n_embd: int 
     cfg = GPT2Config(vocab_size=len(tok), n_positions=256, n_embd=n_embd, n_layer=n_layer, n_head=2,
                      resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0, bos_token_id=tok.eos_token_id,
                      eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
-    model = AutoModelForCausalLM.from_config(cfg)
-    path = Path(path)
-    model.save_pretrained(path)
-    tok.save_pretrained(path)
-    return path
+    from tsallis.llm.tiny import save_model
+
+    return save_model(AutoModelForCausalLM.from_config(cfg), tok, path)
