@@ -16,9 +16,7 @@ import math
 import os
 import shutil
 import time
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
-from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
@@ -221,33 +219,12 @@ def _read_steps(path: Path) -> list[dict[str, float]]:
     return out
 
 
-def _run_many(jobs: list[dict[str, Any]], workers: int, desc: str, log: str | None = None) -> list[dict[str, Any]]:
-    """Run jobs (in `workers` spawned processes), with a progress bar; one line per finished run in `log`."""
-    from tqdm.auto import tqdm
+def _run_many(jobs: list[dict[str, Any]], workers: int, desc: str, log: str | None = None,
+              redo: bool = False) -> list[dict[str, Any]]:
+    """`runner.run_jobs` with `_run_one`: finished runs of a killed study are reused unless `redo`."""
+    from tsallis.llm.runner import run_jobs
 
-    out: list[dict[str, Any]] = [None] * len(jobs)  # type: ignore[list-item]
-    bar = tqdm(total=len(jobs), desc=desc, dynamic_ncols=True)
-
-    def done(i: int, r: dict[str, Any]) -> None:
-        out[i] = r
-        bar.update(1)
-        if log:
-            with open(log, "a") as fh:
-                fh.write(json.dumps({k: r[k] for k in ("label", "level", "seed", "optimizer", "lr", "status",
-                                                       "escape_step", "seconds")}) + "\n")
-
-    if workers <= 1:
-        for i, j in enumerate(jobs):
-            done(i, _run_one(dict(j)))
-    else:
-        with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
-            futs = {pool.submit(_run_one, dict(j)): i for i, j in enumerate(jobs)}
-            from concurrent.futures import as_completed
-
-            for f in as_completed(futs):
-                done(futs[f], f.result())
-    bar.close()
-    return out
+    return run_jobs(jobs, _run_one, workers=workers, desc=desc, log=log, redo=redo)
 
 
 def _job(method: Method, level: int, seed: int, optimizer: str, lr: float, *, out_dir: str, model: str,
@@ -314,14 +291,15 @@ def _sweep_score(run: dict[str, Any]) -> float:
 
 def run_lr_sweep(methods=ESCAPE_METHODS, lrs=SGD_LRS, *, level: int = DEFAULT_LEVELS[0], seed: int = 100,
                  max_steps: int = 30, eval_every: int = 10, workers: int = 2, out_dir: str = "runs/lr_sweep",
-                 model: str = "toy", cache_dir: str | None = None, log: str | None = None, **kw) -> LRSweepResult:
+                 model: str = "toy", cache_dir: str | None = None, log: str | None = None, redo: bool = False,
+                 **kw) -> LRSweepResult:
     """Choose each method's SGD learning rate: one short run per rate on the easiest level (a seed the grid does
     not use); the score is the held-out P-hat (stratified estimate of mean P(y*|x)) at the end (an escaped run
     scores 1 + 1/escape step, a diverged one -1); the highest score wins, ties to the smaller rate."""
     model = _toy_model_path(model, cache_dir)
     jobs = [_job(m, level, seed, "sgd", lr, out_dir=out_dir, model=model, max_steps=max_steps, eval_every=eval_every,
                  escape_accuracy=ESCAPE_ACCURACY, cache_dir=cache_dir, **kw) for m in methods for lr in lrs]
-    runs = _run_many(jobs, workers, "sgd lr sweep", log)
+    runs = _run_many(jobs, workers, "sgd lr sweep", log, redo)
     score = {m.label: [_sweep_score(r) for r in runs if r["label"] == m.label] for m in methods}
     chosen = {lab: float(lrs[int(np.argmax(s))]) for lab, s in score.items()}  # argmax: first (smallest) of ties
     return LRSweepResult(level, seed, max_steps, list(lrs), score, chosen, runs)
@@ -380,7 +358,7 @@ def _step1(run: dict[str, Any]) -> dict[str, float]:
 def run_escape(methods=ESCAPE_METHODS, levels=DEFAULT_LEVELS, seeds=(0, 1, 2), optimizers=("adamw", "sgd"), *,
                sgd_lrs: dict[str, float] | None = None, max_steps: int = 200, eval_every: int = 10,
                workers: int = 2, out_dir: str = "runs/escape", model: str = "toy", cache_dir: str | None = None,
-               testbed=None, log: str | None = None, **kw) -> EscapeResult:
+               testbed=None, log: str | None = None, redo: bool = False, **kw) -> EscapeResult:
     """Experiment (1): steps until held-out accuracy reaches ESCAPE_ACCURACY, for every method x optimizer x
     level x seed, with the same rollout budget (M x prompts per step) and step budget for all; runs that do
     not escape within max_steps are kept as censored. `sgd_lrs` (label -> rate, e.g. `run_lr_sweep(...).chosen`)
@@ -398,7 +376,7 @@ def run_escape(methods=ESCAPE_METHODS, levels=DEFAULT_LEVELS, seeds=(0, 1, 2), o
     jobs = [_job(m, n, s, opt, lrs[opt][m.label], out_dir=out_dir, model=model, max_steps=max_steps,
                  eval_every=eval_every, escape_accuracy=ESCAPE_ACCURACY, cache_dir=cache_dir, **kw)
             for opt in optimizers for n in levels for m in methods for s in per_opt[opt]]
-    runs = _run_many(jobs, workers, "escape runs", log)
+    runs = _run_many(jobs, workers, "escape runs", log, redo)
     p0 = {str(x["difficulty"]): x for x in tb.levels}
     settings = {"max_steps": max_steps, "eval_every": eval_every, "escape_accuracy": ESCAPE_ACCURACY,
                 "seeds": sorted({s for v in per_opt.values() for s in v}),
@@ -523,7 +501,7 @@ class LabelNoiseResult:
 def run_label_noise(arms=NOISE_ARMS, seeds=(0, 1, 2), *, eps: float = 0.2, level: int = DEFAULT_LEVELS[0],
                     n_train: int = 64, max_steps: int = 200, eval_every: int = 20, workers: int = 2,
                     out_dir: str = "runs/label_noise", model: str = "toy", cache_dir: str | None = None,
-                    log: str | None = None, **kw) -> LabelNoiseResult:
+                    log: str | None = None, redo: bool = False, **kw) -> LabelNoiseResult:
     """Experiments (2)-(3): AdamW GARL at q in {0, .5, 1} and the step schedule q = 1 -> 0 (switching when the
     running success reaches ESCAPE_ACCURACY), on n_train examples whose answers are wrong with probability eps;
     every run goes the full max_steps (no early stop)."""
@@ -532,7 +510,7 @@ def run_label_noise(arms=NOISE_ARMS, seeds=(0, 1, 2), *, eps: float = 0.2, level
     model = _toy_model_path(model, cache_dir)
     jobs = [_arm_job(a, level, s, out_dir=out_dir, model=model, eps=eps, n_train=n_train, max_steps=max_steps,
                      eval_every=eval_every, cache_dir=cache_dir, **kw) for a in arms for s in seeds]
-    runs = _run_many(jobs, workers, "label-noise runs", log)
+    runs = _run_many(jobs, workers, "label-noise runs", log, redo)
     eval_steps = [e["step"] for e in runs[0]["evals"]]
     curves = {a: {k: [[e.get(k, float("nan")) for e in r["evals"]] for r in runs if r["label"] == a]
                   for k in NOISE_METRICS} for a in arms}

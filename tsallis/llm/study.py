@@ -116,7 +116,8 @@ def testbed_study(out: Path, *, size: str = "full", cache_dir: str | None = None
 
 
 def escape_study(out: Path, *, size: str = "full", workers: int = 2, cache_dir: str | None = None,
-                 log: str | None = None, testbed=None, sgd_lrs: dict[str, float] | None = None) -> StudyOutput:
+                 log: str | None = None, testbed=None, sgd_lrs: dict[str, float] | None = None,
+                 redo: bool = False) -> StudyOutput:
     """Experiment (1) at `size`: (SGD learning-rate sweep,) escape runs, slopes, figures, the cold-start verdict."""
     import matplotlib
 
@@ -134,7 +135,7 @@ def escape_study(out: Path, *, size: str = "full", workers: int = 2, cache_dir: 
     sz, out = _size(size), Path(out)
     tb = testbed or testbed_study(out, size=size, cache_dir=cache_dir)
     methods = [m for m in ESCAPE_METHODS if sz["labels"] is None or m.label in sz["labels"]]
-    common = dict(workers=workers, cache_dir=cache_dir, log=log, n_eval=sz["n_eval"],
+    common = dict(workers=workers, cache_dir=cache_dir, log=log, n_eval=sz["n_eval"], redo=redo,
                   model=study_model(size, cache_dir))
     if "sgd" in sz["optimizers"] and sgd_lrs is None:
         sweep = run_lr_sweep(methods, sz.get("sweep_lrs", SGD_LRS), level=min(sz["levels"]),
@@ -161,7 +162,7 @@ def escape_study(out: Path, *, size: str = "full", workers: int = 2, cache_dir: 
 
 
 def noise_study(out: Path, *, size: str = "full", workers: int = 2, cache_dir: str | None = None,
-                log: str | None = None) -> StudyOutput:
+                log: str | None = None, redo: bool = False) -> StudyOutput:
     """Experiments (2)-(3) at `size`: label noise eps = 0.2 with the q = 1 -> 0 schedule; both verdicts."""
     import matplotlib
 
@@ -174,7 +175,7 @@ def noise_study(out: Path, *, size: str = "full", workers: int = 2, cache_dir: s
     r = run_label_noise(sz["noise_arms"] or NOISE_ARMS, seeds, level=min(sz["levels"]),
                         max_steps=sz["noise_steps"], eval_every=sz["noise_eval_every"], workers=workers,
                         out_dir=str(out / "runs" / "label_noise"), cache_dir=cache_dir, log=log, n_eval=sz["n_eval"],
-                        model=study_model(size, cache_dir))
+                        model=study_model(size, cache_dir), redo=redo)
     r.save(out)
     _savefig(plot_label_noise(r), out / "label_noise.png")
     verdicts = [noise_verdict(r), schedule_verdict(r)]
