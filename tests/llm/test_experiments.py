@@ -126,11 +126,11 @@ def tiny_toy(tmp_path_factory):
 
 def test_tiny_escape_and_noise_studies_run_save_and_load(tiny_toy, tmp_path):
     """Through the real trainer: a censored escape run keeps its budget and step-1 diagnostics; results round-trip."""
-    from tsallis.llm.experiments import Method, run_escape, run_label_noise
+    from tsallis.llm.experiments import Arm, run_escape, run_label_noise
     from tsallis.llm.testbed import measure_testbed
 
     tb = measure_testbed(tiny_toy, (1, 2), n_prompts=2, num_samples=2, verbose=False)
-    r = run_escape((Method("grpo"), Method("garl", 1.0)), (1, 2), (0,), ("adamw",), max_steps=2, eval_every=1,
+    r = run_escape((Arm("grpo"), Arm("garl", 1.0)), (1, 2), (0,), ("adamw",), max_steps=2, eval_every=1,
                    workers=1, out_dir=str(tmp_path / "esc"), model=tiny_toy, testbed=tb, n_eval=2, n_train=4, M=2,
                    prompts_per_step=2)
     assert len(r.runs) == 4 and {x["status"] for x in r.runs} <= {"censored", "escaped"}

@@ -193,6 +193,7 @@ class Estimator(Protocol):
     answers: ClassVar[Literal["sampled", "gold"]]  # the answer teacher-forced after the rationale
     success_metric: ClassVar[str]  # the logged metric whose EMA drives step/adaptive q schedules
     plot_key: ClassVar[str]  # the logged metric a study plots as this method's signal strength
+    uses_q: ClassVar[bool]  # the loss depends on q (GRPO and SFT: not)
     group_size: int  # M rows per prompt
     needs_reference: bool  # the loss wants reference log-probs (KL)
 
@@ -224,6 +225,7 @@ class _Base:
     rationales: ClassVar[str] = "sampled"
     plot_key: ClassVar[str] = "weights/ess"
     success_metric: ClassVar[str] = "p_hat/mean"
+    uses_q: ClassVar[bool] = True
 
     @classmethod
     def check_config(cls, cfg: Any) -> None:
@@ -273,6 +275,7 @@ class GRPO(_Base):
     answers: ClassVar[str] = "sampled"
     success_metric: ClassVar[str] = "reward"
     plot_key: ClassVar[str] = "frac_reward_zero_std"
+    uses_q: ClassVar[bool] = False
 
     @classmethod
     def check_config(cls, cfg: Any) -> None:
@@ -386,6 +389,7 @@ class SFT(_Base):
     name: ClassVar[str] = "sft"
     rationales: ClassVar[str] = "gold"
     answers: ClassVar[str] = "gold"
+    uses_q: ClassVar[bool] = False
 
     @classmethod
     def from_config(cls, cfg, *, delimiter_len: int = 1, process_index: int = 0) -> SFT:

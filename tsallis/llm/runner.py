@@ -18,13 +18,19 @@ RESULT_FILE = "result.json"
 LOG_KEYS = ("label", "level", "seed", "optimizer", "lr", "status", "escape_step", "seconds")
 
 
-def _plain(job: dict[str, Any]) -> Any:
-    return json.loads(json.dumps(job, default=str))
+def _plain(job: Any) -> Any:
+    """The job as JSON data (a typed job's `to_dict()`, or the dict itself)."""
+    return json.loads(json.dumps(job.to_dict() if hasattr(job, "to_dict") else job, default=str))
 
 
-def finished(job: dict[str, Any]) -> dict[str, Any] | None:
-    """The saved result of `job` (a dict with "out_dir"), or None when it has none or one of another job."""
-    path = Path(job["out_dir"]) / RESULT_FILE
+def _folder(job: Any) -> Path:
+    return Path(job["out_dir"] if isinstance(job, dict) else job.out_dir)
+
+
+def finished(job: Any) -> dict[str, Any] | None:
+    """The saved result of `job` (a typed job or a dict, with its `out_dir`), or None when it has none or one of
+    another job."""
+    path = _folder(job) / RESULT_FILE
     try:
         saved = json.loads(path.read_text())
     except (OSError, ValueError):
@@ -32,7 +38,7 @@ def finished(job: dict[str, Any]) -> dict[str, Any] | None:
     return saved.get("result") if saved.get("job") == _plain(job) else None
 
 
-def run_jobs(jobs: Sequence[dict[str, Any]], run_one: Callable[[dict[str, Any]], dict[str, Any]], *, workers: int,
+def run_jobs(jobs: Sequence[Any], run_one: Callable[[Any], dict[str, Any]], *, workers: int,
              desc: str, log: str | None = None, redo: bool = False) -> list[dict[str, Any]]:
     """run_one(job) for every job not finished before (all with `redo`), in `workers` spawned processes (`run_one`
     must be importable), with a progress bar; results in the order of `jobs`. Each new result is saved beside
@@ -45,7 +51,7 @@ def run_jobs(jobs: Sequence[dict[str, Any]], run_one: Callable[[dict[str, Any]],
 
     def done(i: int, r: dict[str, Any]) -> None:
         out[i] = r
-        path = Path(jobs[i]["out_dir"]) / RESULT_FILE
+        path = _folder(jobs[i]) / RESULT_FILE
         path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_text(path, json.dumps({"job": _plain(jobs[i]), "result": r}))
         bar.update(1)
@@ -56,10 +62,10 @@ def run_jobs(jobs: Sequence[dict[str, Any]], run_one: Callable[[dict[str, Any]],
     try:
         if workers <= 1:
             for i in todo:
-                done(i, run_one(dict(jobs[i])))
+                done(i, run_one(jobs[i]))
         else:
             with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
-                futs = {pool.submit(run_one, dict(jobs[i])): i for i in todo}
+                futs = {pool.submit(run_one, jobs[i]): i for i in todo}
                 for f in as_completed(futs):
                     done(futs[f], f.result())
     finally:
