@@ -1,7 +1,7 @@
 """The one training configuration of `tsallis.llm` (GRPO, GARL, PAFT, SFT), with YAML/JSON loading and validation.
 
 Every field documents its default's source: "paper" (Lin & Ie, arXiv 2604.25907, section noted), "TRL"
-(GRPOConfig defaults, research/llm-anchors.md Sec. 1.2), "peft" or "ours". A field's help text is its
+(TRL's GRPOConfig defaults), "peft" or "ours". A field's help text is its
 `metadata["help"]` (the dataclass convention `transformers.HfArgumentParser` and TRL's configs use), and its
 annotation says its type and range: `Literal[...]` for a choice, `Annotated[float, Range("[0, 1)")]` for an
 interval. One checker, `check_value`, holds every value from outside (a config file, a command-line flag, a

@@ -101,7 +101,7 @@ def grpo_loss(logps: torch.Tensor, old_logps: torch.Tensor, advantages: torch.Te
               ref_logps: torch.Tensor | None = None, loss_type: str = "dapo", max_completion_length: int | None = None,
               num_items_in_batch: float | None = None, grad_accum: int = 1,
               kl_ratio_correction: bool = False) -> LossOut:
-    """GRPO loss with TRL's semantics (research/llm-anchors.md Sec. 1.3).
+    """GRPO loss with TRL's semantics (`trl.GRPOTrainer._compute_loss`).
 
     Args:
         logps, old_logps, ref_logps: (N, T) per-token log-probs of the sampled completions.

@@ -1,4 +1,4 @@
-"""The toy-LM cold-start studies of issue 13: escape time against p0, label noise, the q = 1 -> 0 schedule.
+"""The toy-LM cold-start studies (docs/llm_results.md): escape time against p0, label noise, the q = 1 -> 0 schedule.
 
 Every run goes through the real trainer (`Trainer`, public surface only) from the pretrained toy model, in
 worker processes with one torch thread each. Held-out accuracy and the chain diagnostics come from

@@ -1,4 +1,4 @@
-"""The escape law and its fit (issue 13's experiment (1)): the gradient-flow law's slope of log T against
+"""The escape law and its fit (the cold-start study, experiment (1)): the gradient-flow law's slope of log T against
 log(1/p0), and the censored (Tobit) regression of measured escape steps with a bootstrap interval. Pure
 NumPy/SciPy on a study's results; no model."""
 

@@ -234,7 +234,7 @@ CRITERIA = {
     "min_floor_ratio": 100.0,
     "max_pretrain_cpu_seconds": 300.0,
 }
-"""Thresholds of the four testbed criteria (issue 13): a skill, a knob over two decades with p0 ~ a^n, a
+"""Thresholds of the four testbed criteria (ours): a skill, a knob over two decades with p0 ~ a^n, a
 floor far below p0, a cheap cached model. `max_per_step_gap`: |exp(fitted slope of log p0 vs n) - a|."""
 
 

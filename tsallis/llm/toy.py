@@ -18,7 +18,7 @@ distribution computes a step correctly with probability a = 1 - 0.9 s, so p0 = P
 length n is the difficulty knob, and a uniformly guessed answer has likelihood 10^-W (the floor).
 `tsallis llm testbed` measures all of this.
 
-Why this task and this model (pilots of issue 13, 2400-3000 pretraining steps each): a two-digit sum (slot +
+Why this task and this model (our pilots, 2400-3000 pretraining steps each): a two-digit sum (slot +
 its left neighbour) gives no signal from either digit alone and stayed on its loss plateau; a GPT-2 with
 learnt absolute positions copied "the digit W (+1) back" poorly at long chains; a Llama-architecture decoder
 (rotary positions, relative offsets) learns this one-digit rule to the irreducible loss in a few hundred steps.
@@ -128,14 +128,6 @@ def format_prompt(init: str, n_steps: int, style: str) -> str:
     return f"{init} x{n_steps:02d} |"
 
 
-def gold_rationale(init: str, n_steps: int) -> str:
-    """The correct chain of new digits from `init` (for checking sampled rationales)."""
-    seq = [int(c) for c in init]
-    for _ in range(n_steps):
-        seq.append(next_digit(seq, len(init)))
-    return "".join(map(str, seq[len(init):]))
-
-
 def make_examples(task: ToyTask, split: str = "train") -> list[Example]:
     """The fixed training set (with label noise eps) or the clean evaluation set of `task`."""
     if split not in ("train", "eval"):
@@ -178,7 +170,7 @@ def build_tokenizer():
 
 @dataclass(frozen=True)
 class ToyModelSpec:
-    """Recipe of the tiny pretrained starting point (all ours; issue 13's pilots, see the module docstring)."""
+    """Recipe of the tiny pretrained starting point (all ours; our pilots, see the module docstring)."""
 
     arch: str = "llama"
     """decoder architecture: "llama" (rotary positions, the default) or "gpt2" (learnt absolute positions)."""
