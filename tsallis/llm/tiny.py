@@ -44,19 +44,41 @@ def build_byte_tokenizer():
     return out
 
 
+def random_decoder(arch: str, tokenizer: Any, *, layers: int, hidden: int, heads: int, positions: int,
+                   intermediate: int | None = None, kv_heads: int | None = None, head_dim: int | None = None) -> Any:
+    """The one builder of a random-init decoder (seed the torch RNG first) for `tokenizer`: "gpt2" (learnt
+    absolute positions, no dropout), "llama" or "qwen3" (rotary positions, tied embeddings; intermediate size
+    4 x hidden for llama, 2 x hidden for qwen3 unless given). EOS serves as BOS and the tokenizer's pad as pad."""
+    from transformers import AutoModelForCausalLM, GPT2Config, LlamaConfig, Qwen3Config
+
+    ids = dict(bos_token_id=tokenizer.eos_token_id, eos_token_id=tokenizer.eos_token_id,
+               pad_token_id=tokenizer.pad_token_id)
+    if arch == "gpt2":
+        cfg = GPT2Config(vocab_size=len(tokenizer), n_positions=positions, n_embd=hidden, n_layer=layers, n_head=heads,
+                         resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0, **ids)
+    elif arch == "llama":
+        cfg = LlamaConfig(vocab_size=len(tokenizer), hidden_size=hidden, intermediate_size=intermediate or 4 * hidden,
+                          num_hidden_layers=layers, num_attention_heads=heads, num_key_value_heads=kv_heads or heads,
+                          max_position_embeddings=positions, tie_word_embeddings=True, **ids)
+    elif arch == "qwen3":
+        cfg = Qwen3Config(vocab_size=len(tokenizer), hidden_size=hidden, intermediate_size=intermediate or 2 * hidden,
+                          num_hidden_layers=layers, num_attention_heads=heads, num_key_value_heads=kv_heads or heads,
+                          head_dim=head_dim or hidden // heads, max_position_embeddings=positions,
+                          tie_word_embeddings=True, **ids)
+    else:
+        raise InputError(f"arch must be 'gpt2', 'llama' or 'qwen3'; got {arch!r}")
+    return AutoModelForCausalLM.from_config(cfg)
+
+
 def make_tiny_model(out: str | os.PathLike, *, n_layer: int = 2, hidden: int = 32, max_positions: int = 4096,
                     seed: int = 0) -> Path:
     """Save an untrained tiny Qwen3 (random init, `seed`) and the byte tokenizer to `out`; returns the path."""
     import torch
-    from transformers import AutoModelForCausalLM, Qwen3Config
 
     tok = build_byte_tokenizer()
-    cfg = Qwen3Config(vocab_size=len(tok), hidden_size=hidden, intermediate_size=2 * hidden, num_hidden_layers=n_layer,
-                      num_attention_heads=2, num_key_value_heads=1, head_dim=hidden // 2,
-                      max_position_embeddings=max_positions, tie_word_embeddings=True,
-                      bos_token_id=tok.eos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
     torch.manual_seed(seed)
-    return save_model(AutoModelForCausalLM.from_config(cfg), tok, out)
+    model = random_decoder("qwen3", tok, layers=n_layer, hidden=hidden, heads=2, kv_heads=1, positions=max_positions)
+    return save_model(model, tok, out)
 
 
 def save_model(model: Any, tokenizer: Any, out: str | os.PathLike, *, info: dict[str, Any] | None = None,

@@ -239,19 +239,10 @@ def _pretrain_batch(rng: random.Random, spec: ToyModelSpec, tok, size: int):
 def _new_model(tok, spec: ToyModelSpec):
     """A random-init decoder. "llama": rotary positions, so copying "the digit W + 1 back" is one
     relative-offset rule at every position (a GPT-2's absolute positions learnt it poorly in our pilots)."""
-    from transformers import AutoModelForCausalLM, GPT2Config, LlamaConfig
+    from tsallis.llm.tiny import random_decoder
 
-    if spec.arch == "gpt2":
-        return AutoModelForCausalLM.from_config(GPT2Config(
-            vocab_size=len(tok), n_positions=spec.n_positions, n_embd=spec.n_embd, n_layer=spec.n_layer,
-            n_head=spec.n_head, resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0, bos_token_id=tok.eos_token_id,
-            eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id))
-    cfg = LlamaConfig(vocab_size=len(tok), hidden_size=spec.n_embd, intermediate_size=4 * spec.n_embd,
-                      num_hidden_layers=spec.n_layer, num_attention_heads=spec.n_head,
-                      num_key_value_heads=spec.n_head, max_position_embeddings=spec.n_positions,
-                      tie_word_embeddings=True, bos_token_id=tok.eos_token_id, eos_token_id=tok.eos_token_id,
-                      pad_token_id=tok.pad_token_id)
-    return AutoModelForCausalLM.from_config(cfg)
+    return random_decoder(spec.arch, tok, layers=spec.n_layer, hidden=spec.n_embd, heads=spec.n_head,
+                          positions=spec.n_positions)
 
 
 def pretrain_toy_model(spec: ToyModelSpec = ToyModelSpec(), out_dir: str | os.PathLike | None = None,
@@ -330,13 +321,9 @@ def model_info(path: str | os.PathLike) -> dict[str, Any]:
 def tiny_random_model(path: str | os.PathLike, *, n_layer: int = 2, n_embd: int = 32, seed: int = 0) -> Path:
     """Save an *untrained* tiny GPT-2 + the toy tokenizer to `path` (for tests: seconds, not minutes)."""
     import torch
-    from transformers import AutoModelForCausalLM, GPT2Config
+
+    from tsallis.llm.tiny import random_decoder, save_model
 
     torch.manual_seed(seed)
     tok = build_tokenizer()
-    cfg = GPT2Config(vocab_size=len(tok), n_positions=256, n_embd=n_embd, n_layer=n_layer, n_head=2,
-                     resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0, bos_token_id=tok.eos_token_id,
-                     eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
-    from tsallis.llm.tiny import save_model
-
-    return save_model(AutoModelForCausalLM.from_config(cfg), tok, path)
+    return save_model(random_decoder("gpt2", tok, layers=n_layer, hidden=n_embd, heads=2, positions=256), tok, path)
