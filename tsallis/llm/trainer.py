@@ -230,13 +230,13 @@ class Trainer:
         switched = st.switched or (self.schedule.kind == "step"
                                    and self.schedule.should_switch(st.step, st.running_success))
         q = float(self.schedule(st.step, cfg.max_steps, p=st.running_success, switched=switched))
-        examples, seeds, epoch, pos = next_prompts(
+        examples, seeds, epoch, pos = next_prompts(  # 1. this process's prompts and their sampling seeds
             self.train_examples, seed=cfg.seed, step=st.step, epoch=st.epoch, pos=st.pos,
             count=cfg.prompts_per_step, num_processes=acc.num_processes, process_index=acc.process_index)
         micro = []
         for exs, sds in split(examples, seeds, cfg.gradient_accumulation_steps):
-            ro = method.rollout(policy, exs, sds, sample_answers=cfg.sample_answers)  # M completions, or gold
-            rewards, by_func = score_rewards(
+            ro = method.rollout(policy, exs, sds, sample_answers=cfg.sample_answers)  # 2. M completions, or gold
+            rewards, by_func = score_rewards(  # 3. rewards
                 self.reward_funcs, cfg.reward_weights, exs, ro, policy.delimiter_ids, delimiter=cfg.resolved_delimiter,
                 trainer_state=st, required=method.answers == "sampled")
             micro.append(MicroBatch(exs, sds, ro, rewards, by_func, policy.batch(exs, ro, method.answers)))
@@ -248,21 +248,21 @@ class Trainer:
         for i, (mb, extra) in enumerate(zip(micro, extras)):
             with acc.no_sync(self.model) if i < len(micro) - 1 else contextlib.nullcontext():
                 scored, ent = self.forward(mb.scored, extra)
-                out = method.loss(scored, q=q)
+                out = method.loss(scored, q=q)  # 4. the method's loss
                 loss = out.loss / len(micro)  # gradient accumulation: the one place it is scaled
                 if not bool(torch.isfinite(loss.detach())):
                     raise NonFiniteError(f"the loss is {float(loss)}")
-                acc.backward(loss)
+                acc.backward(loss)  # 5. backward
             losses, stats, entropy = losses + [float(loss.detach())], stats + [out.stats], entropy + [ent]
-        grad_norm = self.guard.clip()
+        grad_norm = self.guard.clip()  # 6. clip (and the NaN/inf guard)
         before = self._param_norm if self._param_norm is not None else self.param_norm()
-        self.optimizer.step()
+        self.optimizer.step()  # 7. update (then the divergence guard)
         self._param_norm = self.guard.check_update(before)
         self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
-        m, tokens = step_metrics(batch, losses=losses, stats=stats, entropy=entropy, gather=self._gather,
-                                 delimiter=cfg.resolved_delimiter, delimiter_len=len(policy.delimiter_ids),
-                                 sampled=method.rationales == "sampled")
+        m, tokens = step_metrics(  # 8. metrics, and the new loop state
+            batch, losses=losses, stats=stats, entropy=entropy, gather=self._gather, delimiter=cfg.resolved_delimiter,
+            delimiter_len=len(policy.delimiter_ids), sampled=method.rationales == "sampled")
         self.state = st.after_step(epoch=epoch, pos=pos, switched=switched, ema=cfg.success_ema,
                                    success=m.get(method.success_metric, 0.0), tokens=tokens)
         t = time.perf_counter() - t0
