@@ -65,7 +65,7 @@ def sample_chains(policy, examples: list[Example], num_samples: int, *, seed: in
     from tsallis.llm.evaluate import sample
 
     ro = sample(policy, examples, num_samples, seed=seed, batch_size=max(1, batch_rows // num_samples))
-    rationales = [policy.tokenizer.decode(z, skip_special_tokens=True) for z in ro.rationale_ids]
+    rationales = [policy.tokenizer.decode(z, skip_special_tokens=False) for z in ro.rationale_ids]  # EOS: never in z
     answers = [None if f else (a or "") for f, a in zip(ro.forced, ro.answer_text)]
     sc = policy.score(examples, ro, "sampled", entropy=True, batch_rows=batch_rows)
     return Samples(rationales, answers, sc.entropy_sum / max(sc.entropy_count, 1))
