@@ -57,3 +57,20 @@ def test_sampled_texts_are_the_decoded_ids_and_the_testbed_samples_like_training
     chains = sample_chains(policy, ex, 3, seed=0)  # the testbed and every study's escape evaluation
     assert chains.rationales == [policy.tokenizer.decode(z) for z in ro.rationale_ids]
     assert chains.answers == [None if f else (a or "") for f, a in zip(ro.forced, ro.answer_text)]
+
+
+def test_one_engine_and_no_method_names_outside_the_estimators():
+    """Only rollout.py calls `generate` (every sample goes through Policy.sample), and no module but estimators.py
+    and config.py's list of choices names a method in a comparison."""
+    import re
+    from pathlib import Path
+
+    import tsallis
+
+    root = Path(tsallis.__file__).parent
+    callers = sorted(str(p.relative_to(root)) for p in root.rglob("*.py") if ".generate(" in p.read_text())
+    assert callers == ["llm/rollout.py"], callers
+    compared = re.compile(r"""(==|!=|\bin)\s*\(?["'](grpo|garl|paft|sft)["']|["'](grpo|garl|paft|sft)["']\s*(==|!=)""")
+    naming = sorted(str(p.relative_to(root)) for p in (root / "llm").glob("*.py")
+                    if p.name not in ("estimators.py", "config.py") and compared.search(p.read_text()))
+    assert naming == [], naming
