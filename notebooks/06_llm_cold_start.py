@@ -67,6 +67,7 @@ import numpy as np
 
 from tsallis.llm.config import TrainConfig
 from tsallis.llm.data import load_splits
+from tsallis.llm.evaluate import estimate_log_p
 from tsallis.llm.toy import ToyTask, make_examples, tiny_random_model
 from tsallis.llm.trainer import Trainer
 from tsallis.notebook import llm_offline_setup, plot_histories, table
@@ -108,12 +109,12 @@ def config(method, q, **kw):
 # %% [markdown]
 # ## How cold is the start?
 #
-# $p_0 = P(y^*\mid x)$ is an intractable marginal over rationales; `Trainer.estimate_log_p` estimates
+# $p_0 = P(y^*\mid x)$ is an intractable marginal over rationales; `evaluate.estimate_log_p` estimates
 # $\log\hat P = \log\frac1M\sum_m p(y^*\mid x, z_m)$ per held-out prompt (Eq. 8).
 
 # %%
 probe = Trainer(config("garl", 0.0, progress_bar=False), train, val)
-log_p0 = probe.estimate_log_p(val, num_samples=NUM_GENERATIONS)
+log_p0 = estimate_log_p(probe.policy, val, num_samples=NUM_GENERATIONS, seed=SEED)  # the trainer's sampler
 print(f"mean log P-hat = {log_p0.mean():.2f}  (p0 ~ {np.exp(log_p0).mean():.2e}, median log P-hat "
       f"{np.median(log_p0):.2f}, {len(val)} prompts x {NUM_GENERATIONS} rationales)")
 del probe

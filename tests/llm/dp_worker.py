@@ -74,10 +74,10 @@ def main(model: str, out: str, mode: str = "ddp") -> None:
     fsdp = mode == "fsdp"
     tr = Trainer(_config(model, out, fsdp))
     rollouts, grads = [], []
-    real_rollout, real_step = tr.rollout, tr.optimizer.step
+    real_rollout, real_step = tr.policy.sample, tr.optimizer.step
 
-    def rollout(examples, **kw):
-        ro = real_rollout(examples, **kw)
+    def rollout(examples, *a, **kw):
+        ro = real_rollout(examples, *a, **kw)
         rollouts.append({"ids": [ex.id for ex in examples], "rationales": ro.rationale_ids, "answers": ro.answer_ids})
         return ro
 
@@ -85,7 +85,7 @@ def main(model: str, out: str, mode: str = "ddp") -> None:
         grads.append(torch.cat([_full(p.grad).detach().reshape(-1).clone() for p in tr.model.parameters()]))
         return real_step(*a, **k)
 
-    tr.rollout, tr.optimizer.step = rollout, step
+    tr.policy.sample, tr.optimizer.step = rollout, step
     res = tr.train()
     acc = tr.accelerator
     record = {"rollouts": rollouts, "grads": grads, "params": _params(tr), "history": res.history,

@@ -84,8 +84,10 @@ def test_shapes_and_budget_forcing(tiny):
 def test_make_evaluate_fn_hook(tiny):
     model, tok = tiny
 
-    class FakeTrainer:  # the two attributes the hook reads from tsallis.llm.trainer.Trainer
-        unwrapped, tokenizer = model, tok
+    from tsallis.llm.policy import Policy
+
+    class FakeTrainer:  # the attribute the hook reads from tsallis.llm.trainer.Trainer
+        policy = Policy.build(model, tok, delimiter="</think>", max_rationale_tokens=8, max_answer_tokens=8)
 
     hook = make_evaluate_fn(EXAMPLES[:1], k=2, max_rationale_tokens=2, max_answer_tokens=1)
     out = hook(FakeTrainer())

@@ -3,7 +3,9 @@ each can return), and a tiny end-to-end run of each study through the real train
 
 from __future__ import annotations
 
+import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -124,11 +126,11 @@ def tiny_toy(tmp_path_factory):
 
 def test_tiny_escape_and_noise_studies_run_save_and_load(tiny_toy, tmp_path):
     """Through the real trainer: a censored escape run keeps its budget and step-1 diagnostics; results round-trip."""
-    from tsallis.llm.experiments import Method, run_escape, run_label_noise
+    from tsallis.llm.experiments import Arm, run_escape, run_label_noise
     from tsallis.llm.testbed import measure_testbed
 
     tb = measure_testbed(tiny_toy, (1, 2), n_prompts=2, num_samples=2, verbose=False)
-    r = run_escape((Method("grpo"), Method("garl", 1.0)), (1, 2), (0,), ("adamw",), max_steps=2, eval_every=1,
+    r = run_escape((Arm("grpo"), Arm("garl", 1.0)), (1, 2), (0,), ("adamw",), max_steps=2, eval_every=1,
                    workers=1, out_dir=str(tmp_path / "esc"), model=tiny_toy, testbed=tb, n_eval=2, n_train=4, M=2,
                    prompts_per_step=2)
     assert len(r.runs) == 4 and {x["status"] for x in r.runs} <= {"censored", "escaped"}
@@ -145,3 +147,34 @@ def test_tiny_escape_and_noise_studies_run_save_and_load(tiny_toy, tmp_path):
     assert [m["q"] for m in n.steps["schedule q=1->0"][0]] == [1.0, 1.0]  # never reached the switch level
     n.save(tmp_path)
     assert LabelNoiseResult.load(tmp_path / "label_noise.json").curves == n.curves
+
+
+def test_a_killed_study_resumes_its_finished_runs_unless_asked_to_redo(tmp_path, monkeypatch):
+    """A study killed midway and run again (`--overwrite`) reuses every finished run, so runs.log lists each once;
+    `redo` runs them all again; a run whose job changed is not reused."""
+    import tsallis.llm.experiments as ex
+
+    jobs = [{"label": f"m{i}", "level": 8, "seed": 0, "optimizer": "adamw", "lr": 1e-3,
+             "out_dir": str(tmp_path / "runs" / f"m{i}")} for i in range(3)]
+    ran, log = [], str(tmp_path / "runs.log")
+
+    def fake_run(job, kill_at=None):
+        if job["label"] == kill_at:
+            raise KeyboardInterrupt  # the study is killed while this run trains
+        ran.append(job["label"])
+        return {**job, "status": "censored", "escape_step": None, "seconds": 0.0}
+
+    monkeypatch.setattr(ex, "_run_one", lambda job: fake_run(job, kill_at="m2"))
+    with pytest.raises(KeyboardInterrupt):
+        ex._run_many(jobs, 1, "test", log)
+    assert ran == ["m0", "m1"]
+    monkeypatch.setattr(ex, "_run_one", fake_run)
+    out = ex._run_many(jobs, 1, "test", log)
+    assert ran == ["m0", "m1", "m2"] and [r["label"] for r in out] == ["m0", "m1", "m2"]
+    logged = [json.loads(line)["label"] for line in Path(log).read_text().splitlines()]
+    assert logged == ["m0", "m1", "m2"]  # each run once
+    ex._run_many(jobs, 1, "test", log, redo=True)
+    assert ran[3:] == ["m0", "m1", "m2"]
+    changed = [{**jobs[0], "lr": 3e-3}, *jobs[1:]]
+    ex._run_many(changed, 1, "test", log)
+    assert ran[6:] == ["m0"]  # another job in the same folder is run, not mistaken for the finished one

@@ -174,3 +174,27 @@ def test_study_cli_refuses_a_used_folder_and_bad_sizes(tmp_path, capsys):
     assert main(["llm", "study", "noise", "--out", str(tmp_path / "new"), "--workers", "0"]) == 2
     assert main(["llm", "study", "noise", "--out", str(tmp_path / "new"), "--size", "huge"]) == 2
     assert "invalid choice: 'huge'" in capsys.readouterr().err
+
+
+def test_make_tiny_model_is_atomic_a_failed_write_leaves_nothing_and_the_rerun_works(tmp_path, monkeypatch, capsys):
+    """A full disk (or a kill) while saving must not leave a half-written model folder that refuses the rerun."""
+    from transformers import PreTrainedTokenizerFast
+
+    from tsallis.cli import main
+    from tsallis.llm.tiny import make_tiny_model
+
+    out = tmp_path / "tiny"
+    real = PreTrainedTokenizerFast.save_pretrained
+
+    def full_disk(self, *a, **k):  # the model's files are written; the tokenizer's hit a full disk
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(PreTrainedTokenizerFast, "save_pretrained", full_disk)
+    assert main(["llm", "make-tiny-model", "--out", str(out), "--hidden", "8", "--layers", "1"]) == 3
+    assert "disk is full" in capsys.readouterr().err
+    assert not out.exists() and list(tmp_path.iterdir()) == []  # no partial folder, no temporary left
+    monkeypatch.setattr(PreTrainedTokenizerFast, "save_pretrained", real)
+    assert main(["llm", "make-tiny-model", "--out", str(out), "--hidden", "8", "--layers", "1"]) == 0
+    assert {"config.json", "model.safetensors", "tokenizer.json"} <= {p.name for p in out.iterdir()}
+    with pytest.raises(InputError, match="not an empty folder"):
+        make_tiny_model(out, hidden=8, n_layer=1)  # the API refuses to overwrite it too

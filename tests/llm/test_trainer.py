@@ -261,19 +261,24 @@ def test_num_tokens_is_cumulative_as_in_trl(model_path, tmp_path):
 
 def test_greedy_answers_ignore_the_seed_and_sampled_ones_do_not(model_path, tmp_path):
     """`answers(temperature=0)` is greedy (not the config's temperature), evaluation samples are row-keyed."""
-    a, b = (Trainer(_cfg(model_path, tmp_path / str(s), seed=s)) for s in (0, 1))
-    ex = a.eval_examples
-    assert a.answers(ex, temperature=0.0, num_samples=2) == b.answers(ex, temperature=0.0, num_samples=2)
-    assert a.answers(ex, num_samples=3) != b.answers(ex, num_samples=3)
-    assert a.answers(ex, num_samples=3, batch_size=1) == a.answers(ex, num_samples=3, batch_size=4)
-    torch.testing.assert_close(torch.as_tensor(a.estimate_log_p(ex, num_samples=3, batch_size=1)),
-                               torch.as_tensor(a.estimate_log_p(ex, num_samples=3, batch_size=4)), rtol=1e-5, atol=1e-6)
+    from tsallis.llm.evaluate import answers, estimate_log_p
+
+    ta, tb = (Trainer(_cfg(model_path, tmp_path / str(s), seed=s)) for s in (0, 1))
+    a, b, ex = ta.policy, tb.policy, ta.eval_examples
+    assert answers(a, ex, seed=0, temperature=0.0, num_samples=2) == answers(b, ex, seed=1, temperature=0.0,
+                                                                             num_samples=2)
+    assert answers(a, ex, seed=0, num_samples=3) != answers(b, ex, seed=1, num_samples=3)
+    assert answers(a, ex, num_samples=3, batch_size=1) == answers(a, ex, num_samples=3, batch_size=4)
+    torch.testing.assert_close(torch.as_tensor(estimate_log_p(a, ex, num_samples=3, batch_size=1)),
+                               torch.as_tensor(estimate_log_p(a, ex, num_samples=3, batch_size=4)), rtol=1e-5, atol=1e-6)
 
 
 def test_lora_kl_reference_is_the_adapter_disabled_model(model_path, tmp_path):
     """GRPO with beta > 0 and LoRA loads no second model: the reference log-probs are the policy's with the
     adapter disabled, i.e. the base model's, while the adapted policy's differ."""
     from transformers import AutoModelForCausalLM
+
+    from tsallis.llm import evaluate
 
     tr = Trainer(_cfg(model_path, tmp_path, method="grpo", beta=0.1, lora_r=2))
     assert tr.ref_model is None and tr.method.needs_reference
@@ -282,7 +287,8 @@ def test_lora_kl_reference_is_the_adapter_disabled_model(model_path, tmp_path):
             if "lora_B" in n:
                 p.normal_(0, 0.5, generator=torch.Generator().manual_seed(0))
     exs = tr.train_examples[:2]
-    batch = tr.scored_batch(exs, tr.rollout(exs, num_samples=3, sample_answers=True), gold=False)
+    ro = tr.policy.sample(exs, 3, evaluate.prompt_seeds(tr.cfg.seed, evaluate.EVAL_STREAM, len(exs)))
+    batch = tr.policy.batch(exs, ro, "sampled")
     ref = tr.reference_logps(batch)
     base = AutoModelForCausalLM.from_pretrained(model_path, local_files_only=True).eval()
     with torch.no_grad():
@@ -315,13 +321,13 @@ def test_loggers_are_checked_at_the_door(model_path, tmp_path):
 def test_training_and_dataset_evaluation_share_one_engine(model_path, tmp_path):
     """`Trainer.rollout` (training, `answers`) and `evaluate.generate_completions` (the dataset hook, `tsallis llm
     eval`) sample the same completions for the same prompts and seed: one engine, one budget rule, one stream."""
-    from tsallis.llm.evaluate import generate_completions
+    from tsallis.llm.evaluate import EVAL_STREAM, generate_completions, prompt_seeds
 
     tr = Trainer(_cfg(model_path, tmp_path, seed=3))
     exs = tr.eval_examples
-    ro = tr.rollout(exs, num_samples=3, sample_answers=True)
-    tok, stops = tr.tokenizer, set(tr.stop_ids)
-    ours = [tok.decode(z + tr.delimiter_ids + (a[:-1] if a and a[-1] in stops else a))
+    ro = tr.policy.sample(exs, 3, prompt_seeds(3, EVAL_STREAM, len(exs)))
+    tok, stops = tr.tokenizer, set(tr.policy.stop_ids)
+    ours = [tok.decode(z + tr.policy.delimiter_ids + (a[:-1] if a and a[-1] in stops else a))
             for z, a in zip(ro.rationale_ids, ro.answer_ids)]
     comps = generate_completions(tr.unwrapped, tok, [ex.prompt for ex in exs], k=3, max_rationale_tokens=6,
                                  max_answer_tokens=4, delimiter=">", seed=3, batch_size=3)

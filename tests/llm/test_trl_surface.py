@@ -149,7 +149,7 @@ def test_conversational_dataset_trains_and_evaluates_through_the_chat_template(q
     train, val = datasets.Dataset.from_list(CHAT), datasets.Dataset.from_list(CHAT[:2])
     cfg = _cfg(qwen, tmp_path, method="garl", delimiter="</think>", eval_every=1, max_steps=2)
     tr = Trainer(cfg, train, val, reward_funcs=[level_reward])
-    text = tr.format_prompt(CHAT[1]["prompt"])
+    text = tr.policy.format_prompt(CHAT[1]["prompt"])
     assert text == ("<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\n1+1?<|im_end|>\n"
                     "<|im_start|>assistant\n")
     m = tr.train().history[0]
@@ -166,11 +166,11 @@ def test_warm_prompts_render_through_the_tokenizers_template_once(qwen, tmp_path
     cfg = _cfg(qwen, tmp_path, task="musique", data_dir=str(FIXTURES / "musique"), delimiter="</think>",
                chat_template=True)  # chat_template on: the conversational warm prompt is still wrapped once
     tr = Trainer(cfg, warm, [])
-    text = tr.format_prompt(warm[0].prompt)
+    text = tr.policy.format_prompt(warm[0].prompt)
     assert text.count("<|im_start|>user") == 1 and text.startswith("<|im_start|>user\nAnswer the question")
     assert text.endswith("<|im_start|>assistant\n")
     plain = [warm[0].__class__(id="p", prompt="2+2?", answer="4")]
-    assert Trainer(cfg, plain, []).format_prompt("2+2?").count("<|im_start|>user") == 1
+    assert Trainer(cfg, plain, []).policy.format_prompt("2+2?").count("<|im_start|>user") == 1
 
 
 @pytest.mark.parametrize("prompt, chat_template", [
@@ -183,7 +183,7 @@ def test_a_prompt_is_never_wrapped_twice(qwen, tmp_path, prompt, chat_template):
                                          r"'<\|im_start\|>user'"):
         Trainer(_cfg(qwen, tmp_path, chat_template=chat_template), rows)
     ok = Trainer(_cfg(qwen, tmp_path, chat_template=False), [{"prompt": "<|im_start|>user\nhi", "answer": "4"}])
-    assert ok.format_prompt("<|im_start|>user\nhi") == "<|im_start|>user\nhi"  # a formatted string, used as is
+    assert ok.policy.format_prompt("<|im_start|>user\nhi") == "<|im_start|>user\nhi"  # a formatted string, used as is
 
 
 def test_conversational_prompts_need_a_chat_template(gpt2, tmp_path):

@@ -305,9 +305,10 @@ def _cmd_study(args: argparse.Namespace) -> int:
     outputs = []
     if args.which in ("escape", "all"):
         outputs.append(escape_study(out, size=args.size, workers=args.workers, cache_dir=args.cache_dir, log=log,
-                                    testbed=tb))
+                                    testbed=tb, redo=args.redo))
     if args.which in ("noise", "all"):
-        outputs.append(noise_study(out, size=args.size, workers=args.workers, cache_dir=args.cache_dir, log=log))
+        outputs.append(noise_study(out, size=args.size, workers=args.workers, cache_dir=args.cache_dir, log=log,
+                                   redo=args.redo))
     path = write_verdicts(out, outputs)
     for o in outputs:
         for v in o.verdicts:
@@ -331,7 +332,9 @@ def register_study(sub) -> None:
     p.add_argument("--workers", type=typed(Workers), default=2,
                    help="parallel training processes (one torch thread each), in [1, 64]")
     p.add_argument("--cache-dir", help="cache root of the toy model")
-    p.add_argument("--overwrite", action="store_true", help="write into a non-empty --out")
+    p.add_argument("--overwrite", action="store_true", help="write into a non-empty --out (a killed study's "
+                   "finished runs are reused)")
+    p.add_argument("--redo", action="store_true", help="with --overwrite: run every run again, finished or not")
     p.set_defaults(func=_cmd_study)
 
 

@@ -1,7 +1,7 @@
 """The one training configuration of `tsallis.llm` (GRPO, GARL, PAFT, SFT), with YAML/JSON loading and validation.
 
 Every field documents its default's source: "paper" (Lin & Ie, arXiv 2604.25907, section noted), "TRL"
-(GRPOConfig defaults, research/llm-anchors.md Sec. 1.2), "peft" or "ours". A field's help text is its
+(TRL's GRPOConfig defaults), "peft" or "ours". A field's help text is its
 `metadata["help"]` (the dataclass convention `transformers.HfArgumentParser` and TRL's configs use), and its
 annotation says its type and range: `Literal[...]` for a choice, `Annotated[float, Range("[0, 1)")]` for an
 interval. One checker, `check_value`, holds every value from outside (a config file, a command-line flag, a
@@ -55,11 +55,10 @@ NonNegInt = Annotated[int, Range("[0, inf)")]
 PosInt = Annotated[int, Range("[1, inf)")]
 Seed = Annotated[int, Range("[0, 4294967295]")]  # numpy's and accelerate's set_seed take 32-bit seeds
 
-Method = Literal["grpo", "garl", "paft", "sft"]
+MethodName = Literal["grpo", "garl", "paft", "sft"]
 LossType = Literal["grpo", "bnpo", "dr_grpo", "dapo"]
 ScorerId = Literal["relaxed", "em", "f1", "numeric", "exact"]  # tsallis.llm.rewards.SCORERS (a test keeps them equal)
-METHODS: tuple[str, ...] = get_args(Method)
-LOSS_TYPES: tuple[str, ...] = get_args(LossType)
+METHODS: tuple[str, ...] = get_args(MethodName)
 DATASETS = ("finqa", "hotpotqa", "musique")
 TRACKERS = ("tensorboard", "wandb", "trackio", "mlflow")
 FILE_TASKS = ("jsonl:", "parquet:")
@@ -134,7 +133,7 @@ class TrainConfig:
     toy_n_eval: NonNegInt = param(64, "Toy clean evaluation-set size. (ours)")
 
     # ---- method
-    method: Method = param("garl", "The estimator. (paper Sec. 6-7)")
+    method: MethodName = param("garl", "The estimator. (paper Sec. 6-7)")
     q: Unit = param(0.75, """Commitment q in [0, 1] (the q_start of a schedule). Paper's grid {0, .25, .5, .75, 1};
         0.75 escapes cold start on FinQA (paper Table 1).""")
     q_schedule: Literal["constant", "step", "linear", "cosine", "adaptive"] = param("constant", """The q schedule
@@ -268,11 +267,9 @@ class TrainConfig:
         if self.prompts_per_step % self.gradient_accumulation_steps:
             raise InputError(f"prompts_per_step={self.prompts_per_step} must be divisible by "
                              f"gradient_accumulation_steps={self.gradient_accumulation_steps}")
-        if self.method in ("grpo", "garl", "paft") and self.num_generations < 2 and (
-                self.method == "grpo" or self.baseline == "rloo"):
-            raise InputError(f"method={self.method!r} needs num_generations >= 2 (group baseline)")
-        if self.method == "grpo" and not self.sample_answers:
-            raise InputError("method='grpo' scores sampled answers: sample_answers must be True")
+        from tsallis.llm.estimators import ESTIMATORS
+
+        ESTIMATORS[self.method].check_config(self)  # each method checks what it needs
         if self.q_schedule == "step" and self.q_switch_at is None and self.q_switch_p is None:
             raise InputError("q_schedule='step' needs q_switch_at (a step) or q_switch_p (a success level)")
         if self.delimiter == "":

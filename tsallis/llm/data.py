@@ -36,13 +36,14 @@ from typing import Any, Literal
 import numpy as np
 
 from tsallis.errors import InputError
+from tsallis.llm.config import DATASETS
 from tsallis.llm.example import Example, Prompt
 from tsallis.llm.rewards import DEFAULT_DELIMITER, RESERVED
 
 Split = Literal["train", "validation", "test"]
 Style = Literal["warm", "cold"]
 SPLITS: tuple[Split, ...] = ("train", "validation", "test")
-TASKS = ("finqa", "hotpotqa", "musique")
+TASKS = DATASETS  # the one list of the paper's datasets (config.DATASETS)
 
 PAPER_SPLIT_SIZES: dict[str, dict[str, int]] = {
     "finqa": {"train": 6145, "validation": 872, "test": 1132},

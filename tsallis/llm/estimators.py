@@ -21,12 +21,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal, Protocol
-
-import torch
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
 
 from tsallis.core import weights as W
-from tsallis.errors import NonFiniteError
+from tsallis.errors import InputError, NonFiniteError
+
+if TYPE_CHECKING:  # torch is imported where a function needs it: `TrainConfig` checks a method without it
+    import torch
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,7 @@ class LossOut:
 
 
 def _length_scale(n_tokens: torch.Tensor | None, length_norm: str) -> torch.Tensor | float:
+    import torch
     if length_norm == "sequence" or n_tokens is None:
         return 1.0
     return 1.0 / n_tokens.clamp(min=1).to(torch.float64)
@@ -60,6 +62,7 @@ def garl_loss(logp_rationale: torch.Tensor, logp_answer: torch.Tensor, *, q: flo
               pathwise: bool = True, normalize: bool = True, n_tokens: torch.Tensor | None = None,
               length_norm: str = "sequence") -> LossOut:
     """GARL surrogate (paper Eq. 12 with baseline="rloo", Eq. 9 with "none"); q=0 is RB-RLOO (VeriFree)."""
+    import torch
     log_w = logp_answer.detach().to(torch.float64)  # (B, M)
     score, path = W.garl_weights(log_w, q, baseline=baseline, normalize=normalize)
     scale = _length_scale(n_tokens, length_norm)
@@ -73,6 +76,7 @@ def paft_loss(logp_rationale: torch.Tensor, logp_answer: torch.Tensor, *, q: flo
               generator: torch.Generator | None = None, normalize: bool = True,
               n_tokens: torch.Tensor | None = None, length_norm: str = "sequence") -> LossOut:
     """PAFT surrogate (paper Eq. 14): SFT on K importance-resampled rationales of the pool, times w_bar^(1-q)."""
+    import torch
     log_w = logp_answer.detach().to("cpu", torch.float64)  # resampling on CPU with the (CPU) torch.Generator
     coef = W.paft_weights(log_w, q, K, generator, normalize=normalize)
     coef = coef.to(logp_answer.device) * _length_scale(n_tokens, length_norm)
@@ -85,6 +89,7 @@ def paft_loss(logp_rationale: torch.Tensor, logp_answer: torch.Tensor, *, q: flo
 def sft_loss(logp_rationale: torch.Tensor, logp_answer: torch.Tensor, *, n_tokens: torch.Tensor | None = None,
              length_norm: str = "sequence") -> LossOut:
     """SFT on gold (rationale, answer): -log p(z*, y*|x), averaged over rows."""
+    import torch
     scale = _length_scale(n_tokens, length_norm)
     per_row = -(logp_rationale + logp_answer) * (scale if isinstance(scale, float) else scale.to(logp_answer.dtype))
     log_w = logp_answer.detach().to(torch.float64)
@@ -96,7 +101,7 @@ def grpo_loss(logps: torch.Tensor, old_logps: torch.Tensor, advantages: torch.Te
               ref_logps: torch.Tensor | None = None, loss_type: str = "dapo", max_completion_length: int | None = None,
               num_items_in_batch: float | None = None, grad_accum: int = 1,
               kl_ratio_correction: bool = False) -> LossOut:
-    """GRPO loss with TRL's semantics (research/llm-anchors.md Sec. 1.3).
+    """GRPO loss with TRL's semantics (`trl.GRPOTrainer._compute_loss`).
 
     Args:
         logps, old_logps, ref_logps: (N, T) per-token log-probs of the sampled completions.
@@ -107,6 +112,7 @@ def grpo_loss(logps: torch.Tensor, old_logps: torch.Tensor, advantages: torch.Te
         kl_ratio_correction: multiply the k3 KL by the (differentiable) ratio pi/pi_old, TRL 1.x's
             `use_bias_correction_kl` (its default True; an unbiased reverse-KL gradient off-policy).
     """
+    import torch
     mask = mask.to(logps.dtype)
     coef_1 = torch.exp(logps - old_logps)
     coef_2 = coef_1.clamp(1 - epsilon_low, 1 + epsilon_high)
@@ -167,6 +173,8 @@ class Scored:
 
     def sequence_logps(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(B, M) log p(z|x), (B, M) log w = log p(y*|x, z), (B, M) scored-token counts."""
+        import torch
+
         rmask, amask, M = self.batch.rationale_mask, self.batch.answer_mask, self.group_size
         lp_rat = (self.logps * rmask).sum(-1).view(-1, M)
         lp_ans = (self.logps * amask).sum(-1).view(-1, M)
@@ -175,16 +183,30 @@ class Scored:
         return lp_rat, lp_ans, (rmask | amask).sum(-1).view(-1, M)
 
 
-class Method(Protocol):
-    """What the trainer needs from an estimator. `loss` returns the loss of one micro-batch as if it were the
-    whole batch; the trainer divides by the number of micro-batches (the one place of accumulation scaling)."""
+class Estimator(Protocol):
+    """What the trainer needs from an estimator; each method object owns its knowledge. `loss` returns the loss
+    of one micro-batch as if it were the whole batch; the trainer divides by the number of micro-batches (the one
+    place of accumulation scaling)."""
 
     name: ClassVar[str]
     rationales: ClassVar[Literal["sampled", "gold"]]  # sampled from the model, or the examples' gold rationales
     answers: ClassVar[Literal["sampled", "gold"]]  # the answer teacher-forced after the rationale
     success_metric: ClassVar[str]  # the logged metric whose EMA drives step/adaptive q schedules
+    plot_key: ClassVar[str]  # the logged metric a study plots as this method's signal strength
+    uses_q: ClassVar[bool]  # the loss depends on q (GRPO and SFT: not)
     group_size: int  # M rows per prompt
     needs_reference: bool  # the loss wants reference log-probs (KL)
+
+    @classmethod
+    def check_config(cls, cfg: Any) -> None: ...
+
+    @classmethod
+    def from_config(cls, cfg: Any, *, delimiter_len: int, process_index: int = 0) -> Estimator: ...
+
+    @classmethod
+    def check_examples(cls, examples: Sequence[Any]) -> None: ...
+
+    def rollout(self, policy: Any, examples: Sequence[Any], seeds: Sequence[int], *, sample_answers: bool) -> Any: ...
 
     def prepare(self, rewards: Sequence[torch.Tensor | None], batches: Sequence[Any],
                 mean_over_processes: Callable[[float], float]) -> list[dict[str, Any]]: ...
@@ -197,7 +219,33 @@ class Method(Protocol):
 
 
 class _Base:
-    """Defaults of the protocol: nothing to prepare, no state to checkpoint."""
+    """Defaults of the protocol: sampled rationales, a group baseline (M >= 2) unless `baseline` says otherwise,
+    nothing to prepare, no state to checkpoint."""
+
+    rationales: ClassVar[str] = "sampled"
+    plot_key: ClassVar[str] = "weights/ess"
+    success_metric: ClassVar[str] = "p_hat/mean"
+    uses_q: ClassVar[bool] = True
+
+    @classmethod
+    def check_config(cls, cfg: Any) -> None:
+        """The config's checks that belong to this method (called by `TrainConfig`)."""
+        if cls.rationales == "sampled" and cfg.num_generations < 2 and getattr(cfg, "baseline", "rloo") == "rloo":
+            raise InputError(f"method={cls.name!r} needs num_generations >= 2 (group baseline)")
+
+    @classmethod
+    def check_examples(cls, examples: Sequence[Any]) -> None:
+        """Refuse training examples this method cannot train on."""
+        if cls.rationales == "gold" and any(ex.rationale is None for ex in examples):
+            raise InputError(f"method={cls.name!r} trains on gold rationales: some training examples have "
+                             "rationale=None")
+
+    def rollout(self, policy: Any, examples: Sequence[Any], seeds: Sequence[int], *, sample_answers: bool) -> Any:
+        """The rows this method trains on: M sampled completions per prompt (`Policy.sample`), or the gold
+        rationales (`Policy.given`)."""
+        if self.rationales == "gold":
+            return policy.given(examples)
+        return policy.sample(examples, self.group_size, seeds, sample_answers=sample_answers)
 
     def prepare(self, rewards: Sequence[torch.Tensor | None], batches: Sequence[Any],
                 mean_over_processes: Callable[[float], float]) -> list[dict[str, Any]]:
@@ -224,15 +272,25 @@ class GRPO(_Base):
     mask_truncated: bool = False
     max_completion_length: int | None = None
     name: ClassVar[str] = "grpo"
-    rationales: ClassVar[str] = "sampled"
     answers: ClassVar[str] = "sampled"
     success_metric: ClassVar[str] = "reward"
+    plot_key: ClassVar[str] = "frac_reward_zero_std"
+    uses_q: ClassVar[bool] = False
+
+    @classmethod
+    def check_config(cls, cfg: Any) -> None:
+        if cfg.num_generations < 2:
+            raise InputError("method='grpo' needs num_generations >= 2 (group baseline)")
+        if not cfg.sample_answers:
+            raise InputError("method='grpo' scores sampled answers: sample_answers must be True")
 
     @classmethod
     def from_config(cls, cfg, *, delimiter_len: int, process_index: int = 0) -> GRPO:
-        return cls(cfg.num_generations, cfg.loss_type, cfg.scale_rewards, cfg.epsilon,
-                   cfg.epsilon if cfg.epsilon_high is None else cfg.epsilon_high, cfg.beta, cfg.kl_ratio_correction,
-                   cfg.mask_truncated_completions, cfg.max_rationale_tokens + delimiter_len + cfg.max_answer_tokens)
+        return cls(group_size=cfg.num_generations, loss_type=cfg.loss_type, scale_rewards=cfg.scale_rewards,
+                   epsilon_low=cfg.epsilon, epsilon_high=cfg.epsilon if cfg.epsilon_high is None else cfg.epsilon_high,
+                   beta=cfg.beta, kl_ratio_correction=cfg.kl_ratio_correction,
+                   mask_truncated=cfg.mask_truncated_completions,
+                   max_completion_length=cfg.max_rationale_tokens + delimiter_len + cfg.max_answer_tokens)
 
     @property
     def needs_reference(self) -> bool:
@@ -245,6 +303,8 @@ class GRPO(_Base):
     def prepare(self, rewards, batches, mean_over_processes):
         """Advantages over the local batch (all micro-batches), and dapo's normaliser: the active tokens of the
         accumulated batch per process (TRL's num_items_in_batch), per micro-batch (the trainer's 1/gas)."""
+        import torch
+
         adv = W.grpo_advantages(torch.cat(list(rewards)).to(torch.float32), self.scale_rewards)  # (B_local, M)
         num_items = mean_over_processes(float(sum(self._mask(b).sum() for b in batches))) / len(batches)
         sizes = [len(r) for r in rewards]
@@ -270,13 +330,12 @@ class GARL(_Base):
     length_norm: str = "sequence"
     needs_reference: bool = False
     name: ClassVar[str] = "garl"
-    rationales: ClassVar[str] = "sampled"
     answers: ClassVar[str] = "gold"
-    success_metric: ClassVar[str] = "p_hat/mean"
 
     @classmethod
     def from_config(cls, cfg, *, delimiter_len: int = 1, process_index: int = 0) -> GARL:
-        return cls(cfg.num_generations, cfg.baseline, cfg.pathwise, cfg.normalize, cfg.length_norm)
+        return cls(group_size=cfg.num_generations, baseline=cfg.baseline, pathwise=cfg.pathwise,
+                   normalize=cfg.normalize, length_norm=cfg.length_norm)
 
     def loss(self, scored: Scored, *, q: float) -> LossOut:
         lp_rat, lp_ans, n_tok = scored.sequence_logps()
@@ -296,14 +355,15 @@ class PAFT(_Base):
     length_norm: str = "sequence"
     needs_reference: bool = False
     name: ClassVar[str] = "paft"
-    rationales: ClassVar[str] = "sampled"
     answers: ClassVar[str] = "gold"
-    success_metric: ClassVar[str] = "p_hat/mean"
 
     @classmethod
     def from_config(cls, cfg, *, delimiter_len: int = 1, process_index: int = 0) -> PAFT:
+        import torch
+
         gen = torch.Generator().manual_seed(cfg.seed + 7919 * (1 + process_index))
-        return cls(cfg.num_generations, cfg.resolved_paft_k, gen, cfg.normalize, cfg.length_norm)
+        return cls(group_size=cfg.num_generations, K=cfg.resolved_paft_k, generator=gen, normalize=cfg.normalize,
+                   length_norm=cfg.length_norm)
 
     def loss(self, scored: Scored, *, q: float) -> LossOut:
         lp_rat, lp_ans, n_tok = scored.sequence_logps()
@@ -329,11 +389,11 @@ class SFT(_Base):
     name: ClassVar[str] = "sft"
     rationales: ClassVar[str] = "gold"
     answers: ClassVar[str] = "gold"
-    success_metric: ClassVar[str] = "p_hat/mean"
+    uses_q: ClassVar[bool] = False
 
     @classmethod
     def from_config(cls, cfg, *, delimiter_len: int = 1, process_index: int = 0) -> SFT:
-        return cls(cfg.length_norm)
+        return cls(length_norm=cfg.length_norm)
 
     def loss(self, scored: Scored, *, q: float) -> LossOut:
         lp_rat, lp_ans, n_tok = scored.sequence_logps()
@@ -341,4 +401,4 @@ class SFT(_Base):
 
 
 ESTIMATORS: dict[str, type] = {"grpo": GRPO, "garl": GARL, "paft": PAFT, "sft": SFT}
-"""The estimator ids of `TrainConfig.method` (STYLE.md Sec. 4: one dict literal); `ESTIMATORS[id].from_config`."""
+"""The estimator ids of `TrainConfig.method` (one dict literal); `ESTIMATORS[id].from_config`."""

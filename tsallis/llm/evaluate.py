@@ -1,15 +1,16 @@
 """Evaluation: sample k completions per prompt with budget forcing, extract and score the answers, report
 p@1, p@k and maj@k (paper §7: 16 samples, relaxed substring match, checkpoint chosen by validation maj@16).
 
-Two layers, so that scoring never needs a model:
-- `generate_completions(model, tokenizer, prompts, ...)`: the trainer's sampling engine
-  (`tsallis.llm.rollout.generate_rollout`, one `generate` call per batch): a rationale of at most
-  `max_rationale_tokens`, then the delimiter (sampled, or forced by budget forcing as in the paper:
-  Muennighoff et al. 2025), then an answer of at most `max_answer_tokens` ending at EOS; row-keyed seeds, so
-  the samples do not depend on `batch_size`.
+Evaluation is plain functions of a `tsallis.llm.policy.Policy`, the trainer's own sampler (one engine, one budget
+rule: a rationale of at most `max_rationale_tokens`, then the delimiter, sampled or forced by budget forcing as in
+the paper, Muennighoff et al. 2025, then an answer of at most `max_answer_tokens` ending at a stop token):
+- `sample(policy, examples, k, seed=...)`: k completions per example in batches of prompts; prompt i's rows are
+  keyed by (seed, stream, i), so nothing depends on `batch_size` or on the global torch RNG.
+- `completions`, `answers`, `accuracy`, `estimate_log_p`, `evaluate_policy`: what the trainer's hooks, `tsallis
+  llm eval` and the studies measure. `evaluate(model, tokenizer, ...)` / `generate_completions` build the Policy.
 - `score_completions(examples, completions, ...)`: extract (text after the last delimiter), score with a
-  `rewards.Scorer`, aggregate with `metrics`. Pure Python/NumPy.
-`evaluate` chains them. torch is imported inside functions only.
+  `rewards.Scorer`, aggregate with `metrics`. Pure Python/NumPy, no model.
+torch is imported inside functions only.
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ import numpy as np
 from tsallis.files import atomic_write_text
 from tsallis.llm.example import Example
 from tsallis.llm.metrics import Ties, majority_index, summarize
-from tsallis.llm.rewards import DEFAULT_DELIMITER, Scorer, extract_answer, get_scorer
+from tsallis.llm.rewards import DEFAULT_DELIMITER, Scorer, exact_match_reward, extract_answer, get_scorer
+from tsallis.llm.rollout import EVAL_STREAM, LOG_P_STREAM, Rollout, prompt_seeds
 
 
 @dataclass(frozen=True)
@@ -124,127 +126,154 @@ def score_completions(
     return EvalResult(tuple(records), metrics, k, sc.name, ties, dict(settings or {}))
 
 
-def evaluate(
-    model: Any,
-    tokenizer: Any,
-    examples: Sequence[Example],
-    *,
-    k: int = 16,
-    max_rationale_tokens: int = 4096 - 128,
-    max_answer_tokens: int = 128,
-    temperature: float = 1.0,
-    top_p: float = 1.0,
-    top_k: int = 0,
-    delimiter: str = DEFAULT_DELIMITER,
-    scorer: str | Scorer = "relaxed",
-    ties: Ties = "first",
-    batch_size: int = 1,
-    seed: int = 0,
-    synced_gpus: bool = False,
-    progress: bool = False,
-) -> EvalResult:
-    """Sample `k` completions per example with budget forcing and score them (paper §7: k = 16, "relaxed").
-
-    Args:
-        model, tokenizer: a HF causal LM and its tokenizer.
-        examples: the examples; a string `example.prompt` is fed as is, a conversational one through the
-            tokenizer's chat template (`data.render_prompt`).
-        k: samples per prompt. max_rationale_tokens / max_answer_tokens: the two budgets (paper: 4k/3k/2k - 128
-            and 128). temperature (0 = greedy), top_p, top_k (0 = off): sampling (ours: 1.0, 1.0, 0).
-        delimiter, scorer, ties: see `score_completions`. batch_size: prompts per `generate` call (each with
-            k sequences; it does not change the samples). seed: the evaluation seed (row-keyed sampling; the
-            global torch RNG is untouched). synced_gpus: keep every rank generating until all are done (FSDP).
-        progress: show a tqdm bar over the prompts.
-    """
-    prompts = [ex.prompt for ex in examples]
-    completions = generate_completions(
-        model, tokenizer, prompts, k=k, max_rationale_tokens=max_rationale_tokens,
-        max_answer_tokens=max_answer_tokens, temperature=temperature, top_p=top_p, top_k=top_k,
-        delimiter=delimiter, batch_size=batch_size, seed=seed, synced_gpus=synced_gpus, progress=progress,
-    )
-    settings = {"k": k, "max_rationale_tokens": max_rationale_tokens, "max_answer_tokens": max_answer_tokens,
-                "temperature": temperature, "top_p": top_p, "top_k": top_k, "delimiter": delimiter, "seed": seed}
-    return score_completions(examples, completions, scorer=scorer, delimiter=delimiter, ties=ties, settings=settings)
+# --------------------------------------------------------------------------------- functions of a Policy
 
 
-def make_evaluate_fn(
-    examples: Sequence[Example], *, prefix: str = "eval/", **kwargs: Any
-) -> Callable[[Any], dict[str, float]]:
-    """An `evaluate_fn(trainer) -> {name: value}` hook for `tsallis.llm.trainer.Trainer`: runs `evaluate` on
-    `examples` with the trainer's unwrapped model and tokenizer; keys are `prefix` + metric ("eval/maj@16",
-    the paper's checkpoint-selection metric with k=16). `kwargs` go to `evaluate`."""
+def sample(policy: Any, examples: Sequence[Any], k: int, *, seed: int = 0, stream: int = EVAL_STREAM,
+           batch_size: int = 64, sample_answers: bool = True, temperature: float | None = None,
+           progress: bool = False) -> Rollout:
+    """k completions per example (or prompt), `batch_size` prompts per `generate` call, prompt i keyed by
+    (seed, stream, i): the samples do not depend on `batch_size`. `temperature` None: the policy's (0: greedy)."""
+    from tqdm.auto import tqdm
+
+    if k < 1 or batch_size < 1:
+        raise ValueError("k and batch_size must be >= 1")
+    seeds = prompt_seeds(seed, stream, len(examples))
+    parts = []
+    for s in tqdm(range(0, len(examples), batch_size), desc=f"eval k={k}", unit="batch", leave=False,
+                  disable=not progress, dynamic_ncols=True):
+        parts.append(policy.sample(examples[s:s + batch_size], k, seeds[s:s + batch_size],
+                                   sample_answers=sample_answers, temperature=temperature))
+    return Rollout.concat(parts)
+
+
+def _per_example(values: Sequence[Any], k: int) -> list[list[Any]]:
+    return [list(values[i:i + k]) for i in range(0, len(values), k)]
+
+
+def completions(policy: Any, examples: Sequence[Any], k: int, **kwargs: Any) -> list[list[Completion]]:
+    """(N, k) `Completion`s (text, forced, generated tokens) of `sample`."""
+    ro = sample(policy, examples, k, **kwargs)
+    D = len(policy.delimiter_ids)
+    rows = [Completion(t, f, len(z) + D + len(a) - (1 if a and a[-1] in policy.stop_ids else 0))
+            for t, f, z, a in zip(ro.texts, ro.forced, ro.rationale_ids, ro.answer_ids)]
+    return _per_example(rows, k)
+
+
+def answers(policy: Any, examples: Sequence[Any], *, num_samples: int = 1, **kwargs: Any) -> list[list[str | None]]:
+    """The sampled answers' texts, `num_samples` per example (`sample`'s keywords)."""
+    return _per_example(sample(policy, examples, num_samples, **kwargs).answer_text, num_samples)
+
+
+def accuracy(policy: Any, examples: Sequence[Example], *, num_samples: int = 1, **kwargs: Any) -> float:
+    """Mean exact-match accuracy of `num_samples` sampled answers per example."""
+    rows = answers(policy, examples, num_samples=num_samples, **kwargs)
+    return float(np.mean([exact_match_reward(a, ex) for ex, row in zip(examples, rows) for a in row]))
+
+
+def estimate_log_p(policy: Any, examples: Sequence[Example], *, num_samples: int = 32, batch_size: int = 16,
+                   seed: int = 0) -> np.ndarray:
+    """Monte Carlo log P-hat(y*|x) = log mean_m p(y*|x, z_m), z_m ~ p(z|x) with budget forcing, per example."""
+    import torch
+
+    from tsallis.core import log_mean_w
+
+    ro = sample(policy, examples, num_samples, seed=seed, stream=LOG_P_STREAM, batch_size=batch_size,
+                sample_answers=False)
+    log_w = policy.score(examples, ro, "gold", batch_rows=batch_size * num_samples).log_w
+    return log_mean_w(torch.from_numpy(log_w).view(len(examples), num_samples)).numpy()
+
+
+def evaluate_policy(policy: Any, examples: Sequence[Example], *, k: int = 16, scorer: str | Scorer = "relaxed",
+                    ties: Ties = "first", delimiter: str = DEFAULT_DELIMITER, seed: int = 0, batch_size: int = 1,
+                    progress: bool = False) -> EvalResult:
+    """Sample `k` completions per example with the policy and score them (paper Sec. 7: k = 16, "relaxed")."""
+    comps = completions(policy, examples, k, seed=seed, batch_size=batch_size, progress=progress)
+    settings = {"k": k, "max_rationale_tokens": policy.max_rationale_tokens,
+                "max_answer_tokens": policy.max_answer_tokens, "temperature": policy.temperature,
+                "top_p": policy.top_p, "top_k": policy.top_k, "delimiter": delimiter, "seed": seed}
+    return score_completions(examples, comps, scorer=scorer, delimiter=delimiter, ties=ties, settings=settings)
+
+
+POLICY_SETTINGS = ("max_rationale_tokens", "max_answer_tokens", "temperature", "top_p", "top_k")
+
+
+def make_evaluate_fn(examples: Sequence[Example], *, prefix: str = "eval/", **kwargs: Any
+                     ) -> Callable[[Any], dict[str, float]]:
+    """An `evaluate_fn(trainer) -> {name: value}` hook for `tsallis.llm.trainer.Trainer`: `evaluate_policy` on
+    `examples` with the trainer's policy; keys are `prefix` + metric ("eval/maj@16", the paper's
+    checkpoint-selection metric with k=16). `kwargs` go to `evaluate_policy`, except the policy's own settings
+    (`POLICY_SETTINGS`: budgets, temperature, top_p, top_k), which replace the trainer policy's."""
     examples = list(examples)
+    settings = {k: kwargs.pop(k) for k in POLICY_SETTINGS if k in kwargs}
 
     def evaluate_fn(trainer: Any) -> dict[str, float]:
-        sync = {"synced_gpus": True} if getattr(trainer, "synced_gpus", False) else {}
-        result = evaluate(trainer.unwrapped, trainer.tokenizer, examples, **sync, **kwargs)
+        policy = trainer.policy.with_settings(**settings) if settings else trainer.policy
+        result = evaluate_policy(policy, examples, **kwargs)
         return {prefix + name: value for name, value in result.metrics.items()}
 
     return evaluate_fn
 
 
-def generate_completions(
-    model: Any,
-    tokenizer: Any,
-    prompts: Sequence[Any],
-    *,
-    k: int,
-    max_rationale_tokens: int,
-    max_answer_tokens: int,
-    temperature: float = 1.0,
-    top_p: float = 1.0,
-    top_k: int = 0,
-    delimiter: str = DEFAULT_DELIMITER,
-    batch_size: int = 1,
-    seed: int = 0,
-    synced_gpus: bool = False,
-    progress: bool = False,
-) -> list[list[Completion]]:
-    """k completions per prompt, (N, k), each rationale + delimiter + answer, from the one sampling engine
-    (`tsallis.llm.rollout.generate_rollout`: its budget rule, budget forcing and row-keyed seeds).
+def default_evaluate_fn(cfg: Any, examples: Sequence[Example], *, datasets: bool) -> Callable[[Any], dict[str, float]]:
+    """The trainer's default hook: the paper's metrics (`eval_samples` samples per prompt scored by `eval_scorer`
+    -> eval/p@1, eval/p@k, eval/maj@k, ...) on a dataset task, else the mean exact-match accuracy of
+    `eval_samples` sampled answers per example (eval/accuracy). Both sample with the trainer's policy on the
+    evaluation stream of `cfg.seed` (common random numbers across checkpoints)."""
+    examples = list(examples)
+    if datasets:
+        return make_evaluate_fn(examples, k=cfg.eval_samples, scorer=cfg.eval_scorer, ties=cfg.eval_ties,
+                                delimiter=cfg.resolved_delimiter, batch_size=cfg.eval_batch_size, seed=cfg.seed,
+                                progress=cfg.progress_bar)
 
-    Prompt i's samples are keyed by (seed, i) on the evaluation stream, so they do not depend on `batch_size`
-    or on the global torch RNG (which is left untouched). The model's train/eval mode is restored. A
-    conversational prompt goes through the tokenizer's chat template; `progress` shows a tqdm bar over prompts.
+    def evaluate_fn(trainer: Any) -> dict[str, float]:
+        progress = cfg.progress_bar and trainer.accelerator.is_main_process
+        return {"eval/accuracy": accuracy(trainer.policy, examples, num_samples=cfg.eval_samples, seed=cfg.seed,
+                                          progress=progress)}
+
+    return evaluate_fn
+
+
+# ------------------------------------------------------------------------------- model + tokenizer entry
+
+
+def _policy(model: Any, tokenizer: Any, *, max_rationale_tokens: int, max_answer_tokens: int, temperature: float,
+            top_p: float, top_k: int, delimiter: str, synced_gpus: bool) -> Any:
+    from tsallis.llm.policy import Policy
+
+    if max_rationale_tokens < 1 or max_answer_tokens < 1:
+        raise ValueError("max_rationale_tokens and max_answer_tokens must be >= 1")
+    return Policy.build(model, tokenizer, delimiter=delimiter, max_rationale_tokens=max_rationale_tokens,
+                        max_answer_tokens=max_answer_tokens, temperature=temperature, top_p=top_p, top_k=top_k,
+                        synced_gpus=synced_gpus, inference_mode=not synced_gpus)
+
+
+def evaluate(model: Any, tokenizer: Any, examples: Sequence[Example], *, k: int = 16,
+             max_rationale_tokens: int = 4096 - 128, max_answer_tokens: int = 128, temperature: float = 1.0,
+             top_p: float = 1.0, top_k: int = 0, delimiter: str = DEFAULT_DELIMITER, scorer: str | Scorer = "relaxed",
+             ties: Ties = "first", batch_size: int = 1, seed: int = 0, synced_gpus: bool = False,
+             progress: bool = False) -> EvalResult:
+    """`evaluate_policy` with a Policy built from `model` and `tokenizer` (paper Sec. 7: k = 16, "relaxed").
+
+    Args:
+        examples: a string `example.prompt` is fed as is, a conversational one through the chat template.
+        max_rationale_tokens / max_answer_tokens: the two budgets (paper: 4k/3k/2k - 128 and 128).
+        temperature (0 = greedy), top_p, top_k (0 = off): sampling. batch_size: prompts per `generate` call (it
+        does not change the samples). seed: the evaluation seed (row-keyed; the global torch RNG is untouched).
+        synced_gpus: keep every rank generating until all are done (FSDP). progress: a tqdm bar.
     """
-    import torch
-    from tqdm.auto import tqdm
+    policy = _policy(model, tokenizer, max_rationale_tokens=max_rationale_tokens, max_answer_tokens=max_answer_tokens,
+                     temperature=temperature, top_p=top_p, top_k=top_k, delimiter=delimiter, synced_gpus=synced_gpus)
+    return evaluate_policy(policy, examples, k=k, scorer=scorer, ties=ties, delimiter=delimiter, seed=seed,
+                           batch_size=batch_size, progress=progress)
 
-    from tsallis.llm.data import render_prompt
-    from tsallis.llm.rollout import EVAL_STREAM, generate_rollout, prompt_seeds, stop_ids
 
-    if k < 1 or batch_size < 1 or max_rationale_tokens < 1 or max_answer_tokens < 1:
-        raise ValueError("k, batch_size, max_rationale_tokens and max_answer_tokens must all be >= 1")
-    delim_ids = tokenizer.encode(delimiter, add_special_tokens=False)
-    if not delim_ids:
-        raise ValueError(f"delimiter {delimiter!r} encodes to no tokens")
-    stops = stop_ids(tokenizer, model)
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else stops[0]
-    seeds = prompt_seeds(seed, EVAL_STREAM, len(prompts))
-    was_training = model.training
-    model.eval()
-    out: list[list[Completion]] = []
-    bar = tqdm(total=len(prompts), desc=f"eval k={k}", unit="prompt", leave=False, disable=not progress,
-               dynamic_ncols=True)
-    try:
-        for start in range(0, len(prompts), batch_size):
-            batch = [render_prompt(p, tokenizer) for p in prompts[start:start + batch_size]]
-            # the prompt is the full model input (as in the trainer): no BOS/EOS added by the tokenizer
-            ids = [tokenizer(p, add_special_tokens=False)["input_ids"] for p in batch]
-            with torch.no_grad():
-                ro = generate_rollout(model, ids, num_samples=k, prompt_seeds=seeds[start:start + batch_size],
-                                      delimiter_ids=delim_ids, stop_ids=stops, pad_id=pad,
-                                      max_rationale_tokens=max_rationale_tokens, max_answer_tokens=max_answer_tokens,
-                                      temperature=temperature, top_p=top_p, top_k=top_k, synced_gpus=synced_gpus,
-                                      inference_mode=not synced_gpus)
-            rows = []
-            for z, forced, a in zip(ro.rationale_ids, ro.forced, ro.answer_ids):
-                a = a[:-1] if a and a[-1] in stops else a  # a sampled stop token ends the answer; not text
-                text = tokenizer.decode(z + delim_ids + a, skip_special_tokens=False)
-                rows.append(Completion(text, forced, len(z) + len(delim_ids) + len(a)))
-            out.extend(rows[i:i + k] for i in range(0, len(rows), k))
-            bar.update(len(batch))
-    finally:
-        bar.close()
-        model.train(was_training)
-    return out
+def generate_completions(model: Any, tokenizer: Any, prompts: Sequence[Any], *, k: int, max_rationale_tokens: int,
+                         max_answer_tokens: int, temperature: float = 1.0, top_p: float = 1.0, top_k: int = 0,
+                         delimiter: str = DEFAULT_DELIMITER, batch_size: int = 1, seed: int = 0,
+                         synced_gpus: bool = False, progress: bool = False) -> list[list[Completion]]:
+    """k completions per prompt, (N, k), each rationale + delimiter + answer: `completions` with a Policy built
+    from `model` and `tokenizer`. Independent of `batch_size`; the global torch RNG is untouched."""
+    policy = _policy(model, tokenizer, max_rationale_tokens=max_rationale_tokens, max_answer_tokens=max_answer_tokens,
+                     temperature=temperature, top_p=top_p, top_k=top_k, delimiter=delimiter, synced_gpus=synced_gpus)
+    return completions(policy, list(prompts), k, seed=seed, batch_size=batch_size, progress=progress)

@@ -1,4 +1,4 @@
-"""The toy-LM cold-start studies of issue 13: escape time against p0, label noise, the q = 1 -> 0 schedule.
+"""The toy-LM cold-start studies (docs/llm_results.md): escape time against p0, label noise, the q = 1 -> 0 schedule.
 
 Every run goes through the real trainer (`Trainer`, public surface only) from the pretrained toy model, in
 worker processes with one torch thread each. Held-out accuracy and the chain diagnostics come from
@@ -16,37 +16,55 @@ import math
 import os
 import shutil
 import time
-from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, dataclass, field
-from multiprocessing import get_context
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from tsallis.errors import InputError
+from tsallis.llm import fit
+from tsallis.llm.estimators import ESTIMATORS
 from tsallis.llm.testbed import DEFAULT_LEVELS
 
-# ------------------------------------------------------------------------------------------- methods
+# ---------------------------------------------------------------------------------------------- arms
 
 
 @dataclass(frozen=True)
-class Method:
-    """One training method of the grid: estimator, q, and GARL's pathwise term."""
+class Arm:
+    """One arm of a study: an estimator (an `estimators.ESTIMATORS` id), its q, GARL's pathwise term, a step
+    schedule q -> `q_end` (switching when the running success reaches ESCAPE_ACCURACY: SFT-then-RLVR at
+    q = 1 -> 0), and `clean`: the label-noise control (the same examples with their true answers)."""
 
-    name: str
+    method: str
     q: float = 0.0
     pathwise: bool = True
+    q_end: float | None = None
+    clean: bool = False
 
     @property
     def label(self) -> str:
-        if self.name == "grpo":
-            return "grpo"
-        return f"{self.name} q={self.q:g}" + ("" if self.pathwise or self.name != "garl" else " pathwise off")
+        """The arm's name in results, tables and plots ("grpo", "garl q=0.5 pathwise off", "schedule q=1->0")."""
+        if self.q_end is not None:
+            base = f"schedule q={self.q:g}->{self.q_end:g}"
+        else:
+            base = self.method + (f" q={self.q:g}" if ESTIMATORS[self.method].uses_q else "")
+            base += "" if self.pathwise else " pathwise off"
+        return base + (" clean" if self.clean else "")
+
+    @property
+    def law_q(self) -> float | None:
+        """q in the escape law (None: the method has no q)."""
+        return self.q if ESTIMATORS[self.method].uses_q else None
+
+    @property
+    def plot_key(self) -> str:
+        """The per-step metric that shows this arm's signal strength (`Estimator.plot_key`)."""
+        return ESTIMATORS[self.method].plot_key
 
 
-ESCAPE_METHODS = (Method("grpo"), *(Method("garl", q, pw) for q in (0.0, 0.5, 0.75, 1.0) for pw in (True, False)),
-                  Method("paft", 0.75))
+ESCAPE_ARMS = (Arm("grpo"), *(Arm("garl", q, pw) for q in (0.0, 0.5, 0.75, 1.0) for pw in (True, False)),
+               Arm("paft", 0.75))
 """The issue's grid: GRPO, GARL q in {0, .5, .75, 1} with the pathwise term on and off, PAFT q = 0.75."""
 
 ESCAPE_ACCURACY = 0.25
@@ -61,11 +79,11 @@ SGD_LRS = (0.01, 0.03, 0.1, 0.3)
 (per-step accuracy 0.55 -> 0.1 within 10 steps; GARL q=1 diverged) and left only 0.3 intact."""
 
 
-def method_by_label(label: str) -> Method:
-    for m in (*ESCAPE_METHODS, Method("garl", 0.25), Method("garl", 0.25, False)):
-        if m.label == label:
-            return m
-    raise InputError(f"unknown method label {label!r}; known: {[m.label for m in ESCAPE_METHODS]}")
+def arm_by_label(label: str) -> Arm:
+    """The arm of a label (as results store them)."""
+    if label not in ARMS:
+        raise InputError(f"unknown arm label {label!r}; known: {list(ARMS)}")
+    return ARMS[label]
 
 
 # --------------------------------------------------------------------------------------------- p0
@@ -113,20 +131,20 @@ def chain_evaluate_fn(eval_examples, *, num_samples: int = 2, seed: int = 0, noi
     P-hat of the noisy label: the contamination), "train/true_on_noisy", "train/clean_accuracy". Each call is
     appended to `records` with its step (call index x `every`); it raises `Escaped` once eval/accuracy
     reaches `escape_accuracy`."""
-    from tsallis.llm.testbed import chain_diagnostics, p_hat, sample_completions
+    from tsallis.llm.testbed import chain_diagnostics, estimate_p, sample_chains
 
     records = records if records is not None else []
 
     def evaluate(trainer) -> dict[str, float]:
-        model, tok = trainer.unwrapped, trainer.tokenizer
-        s = sample_completions(model, tok, eval_examples, num_samples, seed=seed + 7 * len(records))
+        policy = trainer.policy  # the trainer's own sampler: its budgets, budget forcing, row-keyed seeds
+        s = sample_chains(policy, eval_examples, num_samples, seed=seed + 7 * len(records))
         d = chain_diagnostics(eval_examples, s, num_samples)
-        ph = p_hat(model, tok, eval_examples, s, num_samples)
+        ph = estimate_p(policy, eval_examples, s, num_samples)
         res = {f"eval/{k}": v for k, v in d.items() if k != "delimiter_rate"}
         res["eval/p_hat"] = float(ph["stratified"].mean())
         res["eval/log_p_hat"] = float(np.mean(np.log(np.maximum(ph["plain"], 1e-300))))
         if noisy_train:
-            res.update(_noise_metrics(model, tok, noisy_train, seed + 7 * len(records)))
+            res.update(_noise_metrics(policy, noisy_train, seed + 7 * len(records)))
         records.append({"step": len(records) * every, **res})
         if escape_accuracy is not None and res["eval/accuracy"] >= escape_accuracy:
             raise Escaped(records[-1]["step"])
@@ -135,19 +153,19 @@ def chain_evaluate_fn(eval_examples, *, num_samples: int = 2, seed: int = 0, noi
     return evaluate
 
 
-def _noise_metrics(model, tok, train, seed: int) -> dict[str, float]:
-    from tsallis.llm.testbed import p_hat, sample_completions
+def _noise_metrics(policy, train, seed: int) -> dict[str, float]:
+    from tsallis.llm.testbed import estimate_p, sample_chains
 
     noisy = [ex for ex in train if ex.meta.get("noisy")]
     clean = [ex for ex in train if not ex.meta.get("noisy")]
     out = {}
     if noisy:
-        s = sample_completions(model, tok, noisy, 1, seed=seed)
+        s = sample_chains(policy, noisy, 1, seed=seed)
         out["train/memorized_noisy"] = float(np.mean([a == ex.answer for a, ex in zip(s.answers, noisy)]))
         out["train/true_on_noisy"] = float(np.mean([a == ex.meta["clean_answer"] for a, ex in zip(s.answers, noisy)]))
-        out["train/noisy_p_hat"] = float(p_hat(model, tok, noisy, s, 1)["plain"].mean())
+        out["train/noisy_p_hat"] = float(estimate_p(policy, noisy, s, 1)["plain"].mean())
     if clean:
-        s = sample_completions(model, tok, clean, 1, seed=seed + 1)
+        s = sample_chains(policy, clean, 1, seed=seed + 1)
         out["train/clean_accuracy"] = float(np.mean([a == ex.answer for a, ex in zip(s.answers, clean)]))
     return out
 
@@ -158,23 +176,57 @@ STEP_KEYS = ("reward", "accuracy", "frac_reward_zero_std", "log_p_hat/mean", "we
              "q", "step_time")
 
 
-def _config(job: dict[str, Any]):
-    from tsallis.llm.config import TrainConfig
-    from tsallis.llm.toy import model_info
+@dataclass(frozen=True)
+class Job:
+    """One training run of a study: an arm on a level with a seed, an optimizer at a learning rate, its budget
+    and where it writes. `config()` is its `TrainConfig` (the learning rate goes there, and from there to the
+    optimizer)."""
 
-    width = model_info(job["model"]).get("width", 7)
-    return TrainConfig(
-        model=job["model"], method=job["method"], q=job["q"], pathwise=job.get("pathwise", True),
-        optimizer=job["optimizer"], learning_rate=job["lr"], max_grad_norm=1.0 if job["optimizer"] == "adamw" else 0.0,
-        q_schedule=job.get("q_schedule", "constant"), q_end=job.get("q_end", 0.0), q_switch_p=job.get("q_switch_p"),
-        num_generations=job.get("M", 8), prompts_per_step=job.get("prompts_per_step", 8),
-        max_rationale_tokens=job["level"] + width, max_answer_tokens=width + 2, toy_n_steps=job["level"],
-        toy_width=width, toy_n_train=job.get("n_train", 256), toy_n_eval=job.get("n_eval", 64),
-        toy_eps=job.get("eps", 0.0), max_steps=job["max_steps"], eval_every=job["eval_every"], seed=job["seed"],
-        save_every=0, progress_bar=False, output_dir=job["out_dir"])
+    arm: Arm
+    level: int
+    seed: int
+    optimizer: str
+    lr: float
+    model: str
+    out_dir: str
+    max_steps: int
+    eval_every: int
+    escape_accuracy: float | None = None  # stop at the first evaluation reaching it (None: run max_steps)
+    cache_dir: str | None = None
+    M: int = 8  # samples per prompt
+    prompts_per_step: int = 8
+    n_train: int = 256
+    n_eval: int = 64
+    eps: float = 0.0  # label noise of the training examples
+    eval_samples: int = 2
+
+    @property
+    def label(self) -> str:
+        return self.arm.label
+
+    def config(self):
+        """The run's `TrainConfig`: the toy task at `level` (budgets from the model's register width)."""
+        from tsallis.llm.config import TrainConfig
+        from tsallis.llm.toy import model_info
+
+        width = model_info(self.model).get("width", 7)
+        arm = self.arm
+        schedule = {} if arm.q_end is None else {"q_schedule": "step", "q_end": arm.q_end,
+                                                 "q_switch_p": ESCAPE_ACCURACY}
+        return TrainConfig(
+            model=self.model, method=arm.method, q=arm.q, pathwise=arm.pathwise, optimizer=self.optimizer,
+            learning_rate=self.lr, max_grad_norm=1.0 if self.optimizer == "adamw" else 0.0, **schedule,
+            num_generations=self.M, prompts_per_step=self.prompts_per_step,
+            max_rationale_tokens=self.level + width, max_answer_tokens=width + 2, toy_n_steps=self.level,
+            toy_width=width, toy_n_train=self.n_train, toy_n_eval=self.n_eval, toy_eps=0.0 if arm.clean else self.eps,
+            max_steps=self.max_steps, eval_every=self.eval_every, seed=self.seed, save_every=0, progress_bar=False,
+            output_dir=self.out_dir)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "label": self.label}
 
 
-def _run_one(job: dict[str, Any]) -> dict[str, Any]:
+def _run_one(job: Job) -> dict[str, Any]:
     """One training run in a worker process: its evaluations, per-step metrics and escape step (None: censored)."""
     import torch
 
@@ -182,7 +234,7 @@ def _run_one(job: dict[str, Any]) -> dict[str, Any]:
     from tsallis.errors import DivergedError, NonFiniteError
     from tsallis.llm.trainer import Trainer
 
-    cfg, t0 = _config(job), time.perf_counter()
+    cfg, t0 = job.config(), time.perf_counter()
     if Path(cfg.output_dir).exists():
         shutil.rmtree(cfg.output_dir)  # our own scratch folder of this run, from an earlier interrupted grid
     from tsallis.llm.toy import make_examples, toy_task
@@ -190,10 +242,10 @@ def _run_one(job: dict[str, Any]) -> dict[str, Any]:
     task = toy_task(cfg)
     train, held_out = make_examples(task, "train"), make_examples(task, "eval")
     records: list[dict] = []
-    hook = chain_evaluate_fn(held_out, num_samples=job.get("eval_samples", 2), seed=job["seed"],
-                             noisy_train=train if task.eps > 0 else None, escape_accuracy=job.get("escape_accuracy"),
+    hook = chain_evaluate_fn(held_out, num_samples=job.eval_samples, seed=job.seed,
+                             noisy_train=train if task.eps > 0 else None, escape_accuracy=job.escape_accuracy,
                              records=records, every=cfg.eval_every)
-    tr = Trainer(cfg, train, held_out, evaluate_fn=hook, cache_dir=job.get("cache_dir"))
+    tr = Trainer(cfg, train, held_out, evaluate_fn=hook, cache_dir=job.cache_dir)
     status = "censored"
     try:
         hook(tr)  # step 0
@@ -207,7 +259,8 @@ def _run_one(job: dict[str, Any]) -> dict[str, Any]:
     shutil.rmtree(Path(cfg.output_dir) / "best", ignore_errors=True)
     evals = [r for r in records if "step" in r]
     esc = evals[-1]["step"] if status == "escaped" else None
-    return {**{k: job[k] for k in ("label", "level", "seed", "optimizer", "lr", "max_steps")}, "status": status,
+    return {"label": job.label, "level": job.level, "seed": job.seed, "optimizer": job.optimizer, "lr": job.lr,
+            "max_steps": job.max_steps, "status": status,
             "escape_step": esc, "evals": evals, "steps": steps, "seconds": time.perf_counter() - t0}
 
 
@@ -221,41 +274,17 @@ def _read_steps(path: Path) -> list[dict[str, float]]:
     return out
 
 
-def _run_many(jobs: list[dict[str, Any]], workers: int, desc: str, log: str | None = None) -> list[dict[str, Any]]:
-    """Run jobs (in `workers` spawned processes), with a progress bar; one line per finished run in `log`."""
-    from tqdm.auto import tqdm
+def _run_many(jobs: list[Job], workers: int, desc: str, log: str | None = None,
+              redo: bool = False) -> list[dict[str, Any]]:
+    """`runner.run_jobs` with `_run_one`: finished runs of a killed study are reused unless `redo`."""
+    from tsallis.llm.runner import run_jobs
 
-    out: list[dict[str, Any]] = [None] * len(jobs)  # type: ignore[list-item]
-    bar = tqdm(total=len(jobs), desc=desc, dynamic_ncols=True)
-
-    def done(i: int, r: dict[str, Any]) -> None:
-        out[i] = r
-        bar.update(1)
-        if log:
-            with open(log, "a") as fh:
-                fh.write(json.dumps({k: r[k] for k in ("label", "level", "seed", "optimizer", "lr", "status",
-                                                       "escape_step", "seconds")}) + "\n")
-
-    if workers <= 1:
-        for i, j in enumerate(jobs):
-            done(i, _run_one(dict(j)))
-    else:
-        with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
-            futs = {pool.submit(_run_one, dict(j)): i for i, j in enumerate(jobs)}
-            from concurrent.futures import as_completed
-
-            for f in as_completed(futs):
-                done(futs[f], f.result())
-    bar.close()
-    return out
+    return run_jobs(jobs, _run_one, workers=workers, desc=desc, log=log, redo=redo)
 
 
-def _job(method: Method, level: int, seed: int, optimizer: str, lr: float, *, out_dir: str, model: str,
-         **kw) -> dict[str, Any]:
-    tag = f"{method.label.replace(' ', '_').replace('=', '')}-n{level}-{optimizer}-lr{lr:g}-s{seed}"
-    return {"label": method.label, "method": method.name, "q": method.q, "pathwise": method.pathwise,
-            "level": level, "seed": seed, "optimizer": optimizer, "lr": lr, "model": model,
-            "out_dir": str(Path(out_dir) / tag), **kw}
+def _job(arm: Arm, level: int, seed: int, optimizer: str, lr: float, *, out_dir: str, **kw) -> Job:
+    tag = f"{arm.label.replace(' ', '_').replace('=', '')}-n{level}-{optimizer}-lr{lr:g}-s{seed}"
+    return Job(arm, level, seed, optimizer, lr, out_dir=str(Path(out_dir) / tag), **kw)
 
 
 def _toy_model_path(model: str, cache_dir: str | None) -> str:
@@ -312,17 +341,18 @@ def _sweep_score(run: dict[str, Any]) -> float:
     return float(run["evals"][-1]["eval/p_hat"])  # held-out mean P(y*|x): continuous where accuracy is ~0
 
 
-def run_lr_sweep(methods=ESCAPE_METHODS, lrs=SGD_LRS, *, level: int = DEFAULT_LEVELS[0], seed: int = 100,
+def run_lr_sweep(arms=ESCAPE_ARMS, lrs=SGD_LRS, *, level: int = DEFAULT_LEVELS[0], seed: int = 100,
                  max_steps: int = 30, eval_every: int = 10, workers: int = 2, out_dir: str = "runs/lr_sweep",
-                 model: str = "toy", cache_dir: str | None = None, log: str | None = None, **kw) -> LRSweepResult:
+                 model: str = "toy", cache_dir: str | None = None, log: str | None = None, redo: bool = False,
+                 **kw) -> LRSweepResult:
     """Choose each method's SGD learning rate: one short run per rate on the easiest level (a seed the grid does
     not use); the score is the held-out P-hat (stratified estimate of mean P(y*|x)) at the end (an escaped run
     scores 1 + 1/escape step, a diverged one -1); the highest score wins, ties to the smaller rate."""
     model = _toy_model_path(model, cache_dir)
     jobs = [_job(m, level, seed, "sgd", lr, out_dir=out_dir, model=model, max_steps=max_steps, eval_every=eval_every,
-                 escape_accuracy=ESCAPE_ACCURACY, cache_dir=cache_dir, **kw) for m in methods for lr in lrs]
-    runs = _run_many(jobs, workers, "sgd lr sweep", log)
-    score = {m.label: [_sweep_score(r) for r in runs if r["label"] == m.label] for m in methods}
+                 escape_accuracy=ESCAPE_ACCURACY, cache_dir=cache_dir, **kw) for m in arms for lr in lrs]
+    runs = _run_many(jobs, workers, "sgd lr sweep", log, redo)
+    score = {m.label: [_sweep_score(r) for r in runs if r["label"] == m.label] for m in arms}
     chosen = {lab: float(lrs[int(np.argmax(s))]) for lab, s in score.items()}  # argmax: first (smallest) of ties
     return LRSweepResult(level, seed, max_steps, list(lrs), score, chosen, runs)
 
@@ -377,10 +407,10 @@ def _step1(run: dict[str, Any]) -> dict[str, float]:
     return {k: run["steps"][0][k] for k in STEP1_KEYS if run["steps"] and k in run["steps"][0]}
 
 
-def run_escape(methods=ESCAPE_METHODS, levels=DEFAULT_LEVELS, seeds=(0, 1, 2), optimizers=("adamw", "sgd"), *,
+def run_escape(arms=ESCAPE_ARMS, levels=DEFAULT_LEVELS, seeds=(0, 1, 2), optimizers=("adamw", "sgd"), *,
                sgd_lrs: dict[str, float] | None = None, max_steps: int = 200, eval_every: int = 10,
                workers: int = 2, out_dir: str = "runs/escape", model: str = "toy", cache_dir: str | None = None,
-               testbed=None, log: str | None = None, **kw) -> EscapeResult:
+               testbed=None, log: str | None = None, redo: bool = False, **kw) -> EscapeResult:
     """Experiment (1): steps until held-out accuracy reaches ESCAPE_ACCURACY, for every method x optimizer x
     level x seed, with the same rollout budget (M x prompts per step) and step budget for all; runs that do
     not escape within max_steps are kept as censored. `sgd_lrs` (label -> rate, e.g. `run_lr_sweep(...).chosen`)
@@ -393,12 +423,12 @@ def run_escape(methods=ESCAPE_METHODS, levels=DEFAULT_LEVELS, seeds=(0, 1, 2), o
                          "run_lr_sweep(...).chosen: one shared SGD rate would compare gradient scales")
     model = _toy_model_path(model, cache_dir)
     tb = testbed or measure_testbed(model, levels, verbose=False)
-    lrs = {opt: {m.label: (ADAMW_LR if opt == "adamw" else sgd_lrs[m.label]) for m in methods} for opt in optimizers}
+    lrs = {opt: {m.label: (ADAMW_LR if opt == "adamw" else sgd_lrs[m.label]) for m in arms} for opt in optimizers}
     per_opt = seeds if isinstance(seeds, dict) else {opt: seeds for opt in optimizers}
     jobs = [_job(m, n, s, opt, lrs[opt][m.label], out_dir=out_dir, model=model, max_steps=max_steps,
                  eval_every=eval_every, escape_accuracy=ESCAPE_ACCURACY, cache_dir=cache_dir, **kw)
-            for opt in optimizers for n in levels for m in methods for s in per_opt[opt]]
-    runs = _run_many(jobs, workers, "escape runs", log)
+            for opt in optimizers for n in levels for m in arms for s in per_opt[opt]]
+    runs = _run_many(jobs, workers, "escape runs", log, redo)
     p0 = {str(x["difficulty"]): x for x in tb.levels}
     settings = {"max_steps": max_steps, "eval_every": eval_every, "escape_accuracy": ESCAPE_ACCURACY,
                 "seeds": sorted({s for v in per_opt.values() for s in v}),
@@ -412,84 +442,36 @@ def run_escape(methods=ESCAPE_METHODS, levels=DEFAULT_LEVELS, seeds=(0, 1, 2), o
 
 
 def law_slope(q: float, p0s, delta: float = ESCAPE_ACCURACY) -> float:
-    """Least-squares slope of log T against log(1/p0) for the gradient-flow law on the same p0 (Thms 5.1-5.2:
-    T = integral_{p0}^{delta} u^(q-2) du = (p0^(q-1) - delta^(q-1))/(1-q), and log(delta/p0) at q = 1)."""
-    p = np.asarray(p0s, dtype=float)
-    T = np.log(delta / p) if q == 1 else (p ** (q - 1) - delta ** (q - 1)) / (1 - q)
-    return float(np.polyfit(np.log(1 / p), np.log(T), 1)[0])
-
-
-def _tobit_fit(x: np.ndarray, y: np.ndarray, censored: np.ndarray) -> tuple[float, float]:
-    """(intercept, slope) of y = a + b x + sigma eps, eps ~ N(0, 1), by maximum likelihood with right-censored
-    y (only y >= the recorded value is known: a run that did not escape within its budget)."""
-    from scipy.optimize import minimize
-    from scipy.stats import norm
-
-    def nll(th):
-        a, b, ls = th
-        z = (y - a - b * x) / math.exp(ls)
-        return -(np.sum(norm.logpdf(z[~censored]) - ls) + np.sum(norm.logsf(z[censored])))
-
-    b0 = np.polyfit(x, y, 1) if len(set(x)) > 1 else (0.0, float(np.mean(y)))
-    res = minimize(nll, [b0[1], b0[0], math.log(max(np.std(y), 0.1))], method="Nelder-Mead",
-                   options={"xatol": 1e-6, "fatol": 1e-8, "maxiter": 4000})
-    return float(res.x[0]), float(res.x[1])
+    """`fit.law_slope` at the studies' escape level."""
+    return fit.law_slope(q, p0s, delta)
 
 
 def escape_slopes(result: EscapeResult, *, n_boot: int = 200, seed: int = 0) -> list[dict[str, Any]]:
-    """Per (method, optimizer): the slope of log(steps to escape) against log(1/p0), fitted with right
-    censoring (a censored run counts as 'later than max_steps'), its 90% bootstrap interval over runs
-    (resampled within each level), the number censored, and the theory's slope on the same p0."""
-    rng = np.random.default_rng(seed)
-    out = []
-    for opt in result.optimizers():
-        for lab in result.labels():
-            runs = result.select(lab, opt)
-            x = np.array([math.log(1 / result.p0[str(r["level"])]["p0"]) for r in runs])
-            y = np.array([math.log(r["escape_step"] or r["max_steps"]) for r in runs])
-            cen = np.array([r["escape_step"] is None for r in runs])
-            row = {"method": lab, "optimizer": opt, "n_runs": len(runs), "n_censored": int(cen.sum()),
-                   "q": None if lab == "grpo" else method_by_label(lab).q}
-            row["law_slope"] = None if row["q"] is None else law_slope(row["q"], [result.p0[str(n)]["p0"]
-                                                                             for n in result.levels])
-            if len(set(x[~cen])) < 2:  # escapes at fewer than two levels: the slope is not identified
-                out.append({**row, "slope": None, "lo": None, "hi": None})
-                continue
-            slope = _tobit_fit(x, y, cen)[1]
-            boots = []
-            groups = [np.flatnonzero(x == v) for v in np.unique(x)]
-            for _ in range(n_boot):
-                idx = np.concatenate([rng.choice(g, len(g)) for g in groups])
-                if not cen[idx].all():
-                    boots.append(_tobit_fit(x[idx], y[idx], cen[idx])[1])
-            lo, hi = (np.percentile(boots, [5, 95]) if boots else (np.nan, np.nan))
-            out.append({**row, "slope": slope, "lo": float(lo), "hi": float(hi)})
-    return out
+    """`fit.escape_slopes` of an escape result, each arm's q from its label (`Arm.law_q`)."""
+    return fit.escape_slopes(result, law_q=lambda label: arm_by_label(label).law_q, delta=ESCAPE_ACCURACY,
+                             n_boot=n_boot, seed=seed)
 
 
 # ----------------------------------------------------------------------------------- noise and schedule
 
 
-NOISE_ARMS = ("garl q=0", "garl q=0.5", "garl q=1", "schedule q=1->0")
+NOISE_ARMS = (Arm("garl", 0.0), Arm("garl", 0.5), Arm("garl", 1.0), Arm("garl", 1.0, q_end=0.0))
 """Experiment (2)-(3): GARL at fixed q, and the step schedule q = 1 -> 0 (SFT-then-RLVR on the J_Q family). An
-arm "<arm> clean" is its control: the same training examples with the true answers (eps = 0)."""
+arm with `clean=True` ("<arm> clean") is its control: the same training examples with the true answers."""
+
+ARMS: dict[str, Arm] = {a.label: a for base in (*ESCAPE_ARMS, Arm("garl", 0.25), Arm("garl", 0.25, False),
+                                                *NOISE_ARMS) for a in (base, replace(base, clean=True))}
+"""Every arm the studies know, by label."""
 
 NOISE_METRICS = ("train/memorized_noisy", "train/noisy_p_hat", "train/true_on_noisy", "train/clean_accuracy",
                  "eval/accuracy", "eval/answer_copy_rate", "eval/rationale_entropy", "eval/p_hat")
 
 
-def _arm_job(arm: str, level: int, seed: int, *, out_dir: str, model: str, **kw) -> dict[str, Any]:
-    if arm.endswith(" clean"):  # the control: the same arm on the same examples without label noise
-        job = _arm_job(arm[:-len(" clean")], level, seed, out_dir=out_dir, model=model, **{**kw, "eps": 0.0})
-        return {**job, "label": arm, "out_dir": job["out_dir"] + "-clean"}
-    if arm.startswith("schedule"):
-        method = Method("garl", 1.0)
-        extra = {"q_schedule": "step", "q_end": 0.0, "q_switch_p": ESCAPE_ACCURACY}
-    else:
-        method, extra = method_by_label(arm), {}
-    job = _job(method, level, seed, "adamw", ADAMW_LR, out_dir=out_dir, model=model, **extra, **kw)
-    job["out_dir"] = str(Path(out_dir) / f"{arm.replace(' ', '_').replace('>', '')}-n{level}-s{seed}")
-    return {**job, "label": arm}
+def _arm_job(arm: Arm, level: int, seed: int, *, out_dir: str, **kw) -> Job:
+    """A label-noise run: AdamW at ADAMW_LR; the clean control writes beside its arm ("-clean")."""
+    tag = f"{replace(arm, clean=False).label.replace(' ', '_').replace('>', '')}-n{level}-s{seed}"
+    return Job(arm, level, seed, "adamw", ADAMW_LR, out_dir=str(Path(out_dir) / tag) + ("-clean" if arm.clean
+                                                                                        else ""), **kw)
 
 
 @dataclass(frozen=True)
@@ -523,16 +505,18 @@ class LabelNoiseResult:
 def run_label_noise(arms=NOISE_ARMS, seeds=(0, 1, 2), *, eps: float = 0.2, level: int = DEFAULT_LEVELS[0],
                     n_train: int = 64, max_steps: int = 200, eval_every: int = 20, workers: int = 2,
                     out_dir: str = "runs/label_noise", model: str = "toy", cache_dir: str | None = None,
-                    log: str | None = None, **kw) -> LabelNoiseResult:
+                    log: str | None = None, redo: bool = False, **kw) -> LabelNoiseResult:
     """Experiments (2)-(3): AdamW GARL at q in {0, .5, 1} and the step schedule q = 1 -> 0 (switching when the
     running success reaches ESCAPE_ACCURACY), on n_train examples whose answers are wrong with probability eps;
     every run goes the full max_steps (no early stop)."""
     if not 0 < eps < 1:
         raise InputError(f"eps must lie in (0, 1) for the label-noise study; got {eps!r}")
     model = _toy_model_path(model, cache_dir)
+    arms = [a if isinstance(a, Arm) else arm_by_label(a) for a in arms]
     jobs = [_arm_job(a, level, s, out_dir=out_dir, model=model, eps=eps, n_train=n_train, max_steps=max_steps,
                      eval_every=eval_every, cache_dir=cache_dir, **kw) for a in arms for s in seeds]
-    runs = _run_many(jobs, workers, "label-noise runs", log)
+    arms = [a.label for a in arms]
+    runs = _run_many(jobs, workers, "label-noise runs", log, redo)
     eval_steps = [e["step"] for e in runs[0]["evals"]]
     curves = {a: {k: [[e.get(k, float("nan")) for e in r["evals"]] for r in runs if r["label"] == a]
                   for k in NOISE_METRICS} for a in arms}

@@ -59,6 +59,8 @@ def plot_escape_diagnostics(result, optimizer: str, level: int, axes=None):
     and the weight ESS / GRPO's zero-signal fraction (per training step), mean over seeds."""
     import matplotlib.pyplot as plt
 
+    from tsallis.llm.experiments import arm_by_label
+
     axes = axes if axes is not None else plt.subplots(1, 4, figsize=(16, 3.6))[1]
     panels = (("eval/accuracy", "held-out accuracy"), ("eval/answer_copy_rate", "answer-copy rate (1 = no hedging)"),
               ("eval/rationale_entropy", "rationale entropy (nats/token)"))
@@ -69,7 +71,7 @@ def plot_escape_diagnostics(result, optimizer: str, level: int, axes=None):
             for i, r in enumerate(runs):
                 ax.plot([e["step"] for e in r["evals"]], [e.get(key, np.nan) for e in r["evals"]],
                         label=lab if i == 0 else None, alpha=0.8, **kw)
-        key = "frac_reward_zero_std" if lab == "grpo" else "weights/ess"
+        key = arm_by_label(lab).plot_key  # the arm's method says which metric shows its signal
         for r in runs:
             axes[3].plot([m["step"] for m in r["steps"]], [m.get(key, np.nan) for m in r["steps"]], alpha=0.6, **kw)
     for ax, (_, title) in zip(axes, panels):

@@ -1,5 +1,7 @@
 """The one sampling engine (training, the toy evaluation and dataset evaluation) and the teacher-forced scoring.
 
+`policy.Policy` is the one caller: it holds the model, tokenizer, ids, budgets and sampling settings.
+
 Sampling (`generate_rollout`): ONE `model.generate` call per batch of prompts samples M completions per prompt,
 each laid out as
 
@@ -50,8 +52,19 @@ class Rollout:
     rationale_ids: list[list[int]]  # (N) without the delimiter
     forced: list[bool]  # (N) the delimiter was forced (budget hit, or a stop token before it)
     answer_ids: list[list[int]] | None  # (N) sampled answer tokens incl. a sampled stop token; None: not sampled
-    answer_text: list[str | None] | None = None  # (N) decoded answers, stripped (set by the caller)
+    answer_text: list[str | None] | None = None  # (N) decoded answers, stripped (set by `Policy.sample`)
     num_generated_tokens: int = 0  # rationale + delimiter + answer tokens of all rows
+    texts: list[str] | None = None  # (N) rationale + delimiter + answer, decoded (set by `Policy.sample`)
+
+    @classmethod
+    def concat(cls, parts: Sequence[Rollout]) -> Rollout:
+        """The rollouts of consecutive prompt batches as one (the same M per prompt)."""
+        def cat(name):
+            vals = [getattr(p, name) for p in parts]
+            return None if any(v is None for v in vals) else [x for v in vals for x in v]
+
+        return cls(cat("prompt_ids"), cat("rationale_ids"), cat("forced"), cat("answer_ids"), cat("answer_text"),
+                   sum(p.num_generated_tokens for p in parts), cat("texts"))
 
 
 # ----------------------------------------------------------------------------------------------- seeds

@@ -148,3 +148,151 @@ def clear_run(output_dir: str | os.PathLike, keep: Path | None = None) -> None:
             raise InputError(f"--overwrite-output-dir would delete the checkpoint being resumed ({str(keep)!r}); "
                              "resume into another --output-dir")
         shutil.rmtree(target) if target.is_dir() else target.unlink()
+
+
+class RunFolder:
+    """One run's folder as the trainer uses it: the lock, the recovery after a kill, the resume checks, and the
+    atomic save and restore of the whole training state (`tsallis.llm.checkpoint`). Every process holds one; the
+    main process does what only one may (lock, recover, write) and shares its results."""
+
+    def __init__(self, output_dir: str | os.PathLike, accelerator):
+        self.path, self.accelerator = Path(output_dir), accelerator
+        self.lock = RunLock(self.path)
+
+    def on_main(self, fn):
+        """fn() on the main process, its result (or its InputError) shared with every process."""
+        acc = self.accelerator
+        if acc.num_processes == 1:
+            return fn()
+        from accelerate.utils import broadcast_object_list
+
+        out, err = None, None
+        if acc.is_main_process:
+            try:
+                out = fn()
+            except InputError as e:
+                err = str(e)
+        out, err = broadcast_object_list([out, err])
+        if err is not None:
+            raise InputError(err)
+        return out
+
+    def open(self, resume_from, cfg, log) -> tuple[Path | None, dict]:
+        """Before any model loads: take the lock, refuse a folder that holds another run, clean up after a kill;
+        the checkpoint to resume from and the config changes against its saved config (refused where they change
+        what defines the run: `TrainConfig.resume_changes`). The lock is held on return."""
+        from tsallis.llm import checkpoint as ckpt
+
+        def on_main():
+            self.lock.acquire()
+            try:  # undo what a kill left in this folder first (only the lock holder may), then resolve
+                for folder in (self.path, self.path / "checkpoints"):
+                    for note in ckpt.recover(folder):
+                        log.warning("%s: %s", folder, note)
+                path = ckpt.resolve_checkpoint(resume_from) if resume_from is not None else None
+                check_run_folder(self.path, resume_path=path, overwrite=cfg.overwrite_output_dir)
+            except BaseException:
+                self.lock.release()
+                raise
+            return path
+
+        path = self.on_main(on_main)
+        if path is None:
+            return None, {}
+        changes, refused = cfg.resume_changes(ckpt.checkpoint_config(path))
+        if refused:
+            self.lock.release()
+            said = "; ".join(f"{k}: {old!r} in the run, {new!r} now" for k, (old, new) in refused.items())
+            raise InputError(f"--resume {str(path)!r} continues a run made with other values of what defines it "
+                             f"({said}). Resume with the run's values (the CLI takes them from the checkpoint "
+                             "when no flag or --config says otherwise), or start a new run in another "
+                             "--output-dir")
+        for k, (old, new) in changes.items():
+            log.warning("resume: %s changed from %r to %r", k, old, new)
+        return path, changes
+
+    def start(self, *, resume_path: Path | None, overwrite: bool, fresh: bool) -> None:
+        """When training starts: take the lock again and check the folder again (another run may have started in
+        it since), or clear it when asked to overwrite."""
+        if not self.accelerator.is_main_process:
+            return
+        self.lock.acquire()
+        if overwrite and holds_run(self.path):
+            clear_run(self.path, keep=resume_path)
+        elif fresh or resume_path is not None:
+            check_run_folder(self.path, resume_path=resume_path, overwrite=False)
+
+    def release(self) -> None:
+        self.lock.release()
+
+    def save(self, trainer, path: Path | None = None, *, prune: bool = True) -> Path:
+        """Atomic checkpoint of `trainer`'s whole training state: every process writes its RNG and method state
+        (and with FSDP its shards), the main process the rest, then moves it into place; all wait. A step
+        checkpoint (under checkpoints/) becomes `latest`. Refuses non-finite weights."""
+        import math
+        import shutil as _shutil
+
+        from tsallis.errors import NonFiniteError
+        from tsallis.llm import checkpoint as ckpt
+
+        acc, st = self.accelerator, trainer.state
+        path = Path(path) if path is not None else self.path / "checkpoints" / f"checkpoint-{st.step}"
+        is_step = path.parent.name == "checkpoints"
+        params, state = trainer.guard.norms()
+        if not (math.isfinite(params) and math.isfinite(state)):
+            raise NonFiniteError(f"not saving {path}: the parameters (norm {params}) or optimizer state (norm {state}) "
+                                 f"are not finite; the last good checkpoint is {st.last_checkpoint}")
+        loop = st.to_dict()
+        if is_step:
+            loop["last_checkpoint"] = str(path)
+        acc.wait_for_everyone()
+        with ckpt.disk_errors(path, st.last_checkpoint):
+            tmp = self.on_main(lambda: ckpt.begin_checkpoint(path))
+            try:
+                ckpt.write_rank_state(tmp, acc.process_index, trainer.method.state_dict())
+                full = None
+                if trainer.fsdp:
+                    ckpt.save_sharded(tmp, trainer.model, trainer.optimizer.optimizer)
+                    full = ckpt.full_state_dict(trainer.model)
+                acc.wait_for_everyone()
+                if acc.is_main_process:
+                    ckpt.write_checkpoint(tmp, model=trainer.unwrapped, tokenizer=trainer.tokenizer,
+                                          optimizer=None if trainer.fsdp else trainer.optimizer,
+                                          scheduler=trainer.scheduler, loop_state=loop, config=trainer.cfg.to_dict(),
+                                          num_processes=acc.num_processes, state_dict=full)
+                    ckpt.commit_checkpoint(tmp, path, latest=is_step)
+            finally:
+                if acc.is_main_process and tmp.exists():
+                    _shutil.rmtree(tmp, ignore_errors=True)
+        if is_step and acc.is_main_process and prune:
+            ckpt.prune_checkpoints(path.parent, trainer.cfg.save_total_limit, protect=path)
+        acc.wait_for_everyone()
+        return path
+
+    def restore(self, trainer, path: Path, changes: dict) -> dict:
+        """Load the optimizer, scheduler, method and RNG state of checkpoint `path` into `trainer`'s parts (a
+        changed learning rate or max_steps applies from now on); returns the saved loop state (a dict)."""
+        from tsallis.llm import checkpoint as ckpt
+        from tsallis.llm.loading import lr_lambda
+
+        acc, cfg = self.accelerator, trainer.cfg
+        state = ckpt.load_trainer_state(path, acc.process_index)
+        if state.get("num_processes") != acc.num_processes and trainer.method.state_dict():
+            raise InputError(f"checkpoint {str(path)!r} was written by {state.get('num_processes')} process(es); "
+                             f"{cfg.method}'s state is per process: resume with that many processes")
+        opt = getattr(trainer.optimizer, "optimizer", trainer.optimizer)
+        if trainer.fsdp:
+            ckpt.load_sharded(path, trainer.model, opt)
+        else:
+            trainer.optimizer.load_state_dict(state["optimizer"])
+        sched = trainer.scheduler
+        sched.load_state_dict(state["scheduler"])
+        if {"learning_rate", "max_steps"} & set(changes):  # the new rate (and schedule) from now on
+            factor = lr_lambda(cfg)(sched.last_epoch)
+            sched.base_lrs = [cfg.learning_rate for _ in opt.param_groups]
+            for group in opt.param_groups:
+                group["initial_lr"], group["lr"] = cfg.learning_rate, cfg.learning_rate * factor
+            sched._last_lr = [group["lr"] for group in opt.param_groups]
+        trainer.method.load_state_dict(state["method"])
+        ckpt.set_rng_state(state["rng"])
+        return state["loop"]

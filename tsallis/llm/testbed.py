@@ -11,9 +11,9 @@ gold chain's term, computed exactly by teacher forcing, and the rest, sampled,
     P(y*|x) = p(z*, y*|x) + E_{z ~ p(z|x)} [ w(z) 1(z != z*) ],   w(z) = p(y*|x, z),
 
 which is unbiased (the indicator removes exactly the term computed in closed form) and has small variance
-because z* carries nearly all of P on this task. Sampling here is plain HF `generate` on the model (no
-budget forcing: the pretrained model writes the delimiter itself; a sample that does not is scored with the
-delimiter appended, as the trainer does).
+because z* carries nearly all of P on this task. Sampling and scoring go through the trainer's `Policy` (the one
+engine: budget forcing, row-keyed seeds); a sample whose delimiter was forced counts as "no delimiter written" in
+the diagnostics and is scored with the delimiter, as the trainer does.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ import numpy as np
 
 from tsallis.errors import InputError
 from tsallis.llm.example import Example
-from tsallis.llm.toy import DELIMITER, EOS, ToyTask, make_examples, next_digit
+from tsallis.llm.toy import DELIMITER, ToyTask, make_examples, next_digit
 
 DEFAULT_LEVELS = (8, 11, 14, 17)
 """Chain lengths of the cold-start grid (ours): p0 ~ 0.55^n = 8e-3 .. 4e-5 for the default model."""
@@ -41,72 +41,56 @@ class Samples:
     """num_samples sampled completions per example, parsed (row i*M + m is example i, sample m)."""
 
     rationales: list[str]
-    answers: list[str | None]  # None: no delimiter was written
+    answers: list[str | None]  # None: the model wrote no delimiter (budget forcing wrote it)
     entropy: float  # mean per-token entropy (nats) of the sampled rationale tokens
 
 
-def _budget(ex: Example, width: int) -> int:
-    return len(ex.rationale or "") + 2 * width + 4
+def toy_policy(model, tok, examples: list[Example] | None = None, *, max_rationale_tokens: int | None = None,
+               max_answer_tokens: int | None = None, temperature: float = 1.0):
+    """The `Policy` of a toy model: delimiter ">", budgets from the examples (the gold chain's length + the
+    register width for the rationale, width + 2 for the answer: what the studies train with)."""
+    from tsallis.llm.policy import Policy
+
+    width = len(examples[0].answer) if examples else 7
+    longest = max((len(ex.rationale or "") for ex in examples or []), default=16)
+    return Policy.build(model, tok, delimiter=DELIMITER, temperature=temperature,
+                        max_rationale_tokens=max_rationale_tokens or longest + width,
+                        max_answer_tokens=max_answer_tokens or width + 2)
+
+
+def sample_chains(policy, examples: list[Example], num_samples: int, *, seed: int = 0,
+                  batch_rows: int = 256) -> Samples:
+    """num_samples completions per example from the policy (`evaluate.sample`: budget forcing, row-keyed seeds
+    on the evaluation stream), parsed; the rationale entropy from one teacher-forced pass over the samples."""
+    from tsallis.llm.evaluate import sample
+
+    ro = sample(policy, examples, num_samples, seed=seed, batch_size=max(1, batch_rows // num_samples))
+    rationales = [policy.tokenizer.decode(z, skip_special_tokens=False) for z in ro.rationale_ids]  # EOS: never in z
+    answers = [None if f else (a or "") for f, a in zip(ro.forced, ro.answer_text)]
+    sc = policy.score(examples, ro, "sampled", entropy=True, batch_rows=batch_rows)
+    return Samples(rationales, answers, sc.entropy_sum / max(sc.entropy_count, 1))
+
+
+def score_rows(policy, prompts: list, rationales: list[str], answers: list[str], *,
+               batch_rows: int = 256) -> tuple[np.ndarray, np.ndarray]:
+    """Teacher-forced (log p(z, delimiter | x), log p(y, EOS | x, z, delimiter)) of given rows, float64 (N,)."""
+    ro = policy.given(prompts, rationales)
+    sc = policy.score(prompts, ro, answers, batch_rows=batch_rows)
+    return sc.log_pz, sc.log_w
 
 
 def sample_completions(model, tok, examples: list[Example], num_samples: int, *, seed: int = 0,
                        batch_rows: int = 256, temperature: float = 1.0) -> Samples:
-    """Sample num_samples completions (T = `temperature`) per example with HF generate; parse them."""
-    import torch
-
-    width = len(examples[0].answer)
-    rows = [ex for ex in examples for _ in range(num_samples)]
-    rationales, answers, ent_sum, ent_n = [], [], 0.0, 0
-    with torch.random.fork_rng(), torch.no_grad():
-        torch.manual_seed(seed)
-        for s in range(0, len(rows), batch_rows):
-            chunk = rows[s:s + batch_rows]
-            enc = tok([ex.prompt for ex in chunk], return_tensors="pt", padding=True).to(model.device)
-            out = model.generate(**enc, do_sample=True, temperature=temperature, top_k=0, top_p=1.0,
-                                 max_new_tokens=max(_budget(ex, width) for ex in chunk), output_scores=True,
-                                 return_dict_in_generate=True, pad_token_id=tok.pad_token_id,
-                                 eos_token_id=tok.eos_token_id)
-            gen = out.sequences[:, enc["input_ids"].shape[1]:]  # (N, T)
-            texts = tok.batch_decode(gen, skip_special_tokens=False)
-            delim = tok.convert_tokens_to_ids(DELIMITER)
-            before = (torch.cumsum(gen == delim, dim=1) == 0) & (gen != tok.pad_token_id)  # rationale tokens
-            logp = torch.stack(out.scores, 1).float().log_softmax(-1)  # (N, T, V)
-            ent = -(logp.exp() * logp.nan_to_num(neginf=0.0)).sum(-1)
-            ent_sum, ent_n = ent_sum + float(ent[before].sum()), ent_n + int(before.sum())
-            for t in texts:
-                t = t.replace(tok.pad_token, "")
-                head, sep, tail = t.partition(DELIMITER)
-                rationales.append(head.split(EOS)[0])
-                answers.append(tail.split(EOS)[0].strip() if sep and EOS not in head else None)
-    return Samples(rationales, answers, ent_sum / max(ent_n, 1))
+    """`sample_chains` with the toy Policy of `model` (T = `temperature`)."""
+    return sample_chains(toy_policy(model, tok, examples, temperature=temperature), examples, num_samples,
+                         seed=seed, batch_rows=batch_rows)
 
 
 def completion_logps(model, tok, prompts: list[str], rationales: list[str], answers: list[str],
                      *, batch_rows: int = 256) -> tuple[np.ndarray, np.ndarray]:
-    """Teacher-forced (log p(z, ">" | x), log p(y, EOS | x, z, ">")) per row, float64 arrays (N,)."""
-    import torch
-
-    lz, ly = [], []
-    with torch.no_grad():
-        for s in range(0, len(prompts), batch_rows):
-            p_ids = [tok(p, add_special_tokens=False)["input_ids"] for p in prompts[s:s + batch_rows]]
-            z_ids = [tok(z + DELIMITER, add_special_tokens=False)["input_ids"] for z in rationales[s:s + batch_rows]]
-            y_ids = [tok(y, add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
-                     for y in answers[s:s + batch_rows]]
-            rows = [p + z + y for p, z, y in zip(p_ids, z_ids, y_ids)]
-            L = max(map(len, rows))
-            ids = torch.full((len(rows), L), tok.pad_token_id)
-            att = torch.zeros((len(rows), L), dtype=torch.long)
-            for i, r in enumerate(rows):  # right padding: positions start at 0 in every row
-                ids[i, :len(r)], att[i, :len(r)] = torch.tensor(r), 1
-            ids, att = ids.to(model.device), att.to(model.device)
-            logits = model(input_ids=ids, attention_mask=att).logits[:, :-1].float()  # (N, L-1, V)
-            tok_lp = logits.log_softmax(-1).gather(-1, ids[:, 1:, None]).squeeze(-1).double()  # (N, L-1)
-            for i, (p, z, y) in enumerate(zip(p_ids, z_ids, y_ids)):
-                a, b = len(p) - 1, len(p) + len(z) - 1
-                lz.append(float(tok_lp[i, a:b].sum()))
-                ly.append(float(tok_lp[i, b:b + len(y)].sum()))
-    return np.asarray(lz), np.asarray(ly)
+    """`score_rows` with the toy Policy of `model`: teacher-forced (log p(z, ">" | x), log p(y, EOS | x, z, ">"))
+    per given (prompt, rationale, answer) row, float64 arrays (N,)."""
+    return score_rows(toy_policy(model, tok), prompts, rationales, answers, batch_rows=batch_rows)
 
 
 # ------------------------------------------------------------------------------------------- chain checks
@@ -146,16 +130,21 @@ def chain_diagnostics(examples: list[Example], samples: Samples, num_samples: in
 
 def p_hat(model, tok, examples: list[Example], samples: Samples, num_samples: int, *,
           labels: list[str] | None = None) -> dict[str, np.ndarray]:
+    """`estimate_p` with the toy Policy of `model`."""
+    return estimate_p(toy_policy(model, tok, examples), examples, samples, num_samples, labels=labels)
+
+
+def estimate_p(policy, examples: list[Example], samples: Samples, num_samples: int, *,
+               labels: list[str] | None = None) -> dict[str, np.ndarray]:
     """Per example: the stratified estimate of P(label|x) (gold-chain term exact + sampled rest), the gold
     term alone, and plain Monte Carlo mean_m w(z_m). `labels` default to each example's answer; the gold
     chain is only split off when the label is the chain's true answer (else there is no z*)."""
     labels = labels or [ex.answer for ex in examples]
     rows = [(ex, lab) for ex, lab in zip(examples, labels) for _ in range(num_samples)]
-    _, log_w = completion_logps(model, tok, [ex.prompt for ex, _ in rows], samples.rationales,
-                                [lab for _, lab in rows])
+    _, log_w = score_rows(policy, [ex.prompt for ex, _ in rows], samples.rationales, [lab for _, lab in rows])
     log_w = log_w.reshape(len(examples), num_samples)
     has_gold = np.array([lab == ex.meta["clean_answer"] for ex, lab in zip(examples, labels)])
-    lz, ly = completion_logps(model, tok, [ex.prompt for ex in examples], [ex.rationale for ex in examples], labels)
+    lz, ly = score_rows(policy, [ex.prompt for ex in examples], [ex.rationale for ex in examples], labels)
     gold = np.where(has_gold, np.exp(lz + ly), 0.0)
     is_gold = np.array([z == ex.rationale and y is not None for (ex, _), z, y in
                         zip(rows, samples.rationales, samples.answers)]).reshape(len(examples), num_samples)
@@ -174,8 +163,9 @@ def measure_level(model, tok, task: ToyTask, *, num_samples: int, seed: int = 0)
     """One difficulty level: p0 (stratified Monte Carlo, with the standard error over prompts), the gold
     term, plain MC, the median log P, the sampled per-step accuracy and the other chain diagnostics."""
     examples = make_examples(task, "eval")
-    samples = sample_completions(model, tok, examples, num_samples, seed=seed)
-    ph = p_hat(model, tok, examples, samples, num_samples)
+    policy = toy_policy(model, tok, examples)
+    samples = sample_chains(policy, examples, num_samples, seed=seed)
+    ph = estimate_p(policy, examples, samples, num_samples)
     p, n = ph["stratified"], len(examples)
     p0 = float(p.mean())
     return {"difficulty": task.n_steps, "p0": p0, "p0_stderr": float(p.std(ddof=1) / math.sqrt(n)),
@@ -244,7 +234,7 @@ CRITERIA = {
     "min_floor_ratio": 100.0,
     "max_pretrain_cpu_seconds": 300.0,
 }
-"""Thresholds of the four testbed criteria (issue 13): a skill, a knob over two decades with p0 ~ a^n, a
+"""Thresholds of the four testbed criteria (ours): a skill, a knob over two decades with p0 ~ a^n, a
 floor far below p0, a cheap cached model. `max_per_step_gap`: |exp(fitted slope of log p0 vs n) - a|. The cost is
 reported, never gating (`gates` False): CPU seconds measured once, while pretraining, depend on how busy the
 machine was then, and would fail a good cached model forever."""

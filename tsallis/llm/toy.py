@@ -18,7 +18,7 @@ distribution computes a step correctly with probability a = 1 - 0.9 s, so p0 = P
 length n is the difficulty knob, and a uniformly guessed answer has likelihood 10^-W (the floor).
 `tsallis llm testbed` measures all of this.
 
-Why this task and this model (pilots of issue 13, 2400-3000 pretraining steps each): a two-digit sum (slot +
+Why this task and this model (our pilots, 2400-3000 pretraining steps each): a two-digit sum (slot +
 its left neighbour) gives no signal from either digit alone and stayed on its loss plateau; a GPT-2 with
 learnt absolute positions copied "the digit W (+1) back" poorly at long chains; a Llama-architecture decoder
 (rotary positions, relative offsets) learns this one-digit rule to the irreducible loss in a few hundred steps.
@@ -37,9 +37,7 @@ import json
 import math
 import os
 import random
-import shutil
 import string
-import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -130,14 +128,6 @@ def format_prompt(init: str, n_steps: int, style: str) -> str:
     return f"{init} x{n_steps:02d} |"
 
 
-def gold_rationale(init: str, n_steps: int) -> str:
-    """The correct chain of new digits from `init` (for checking sampled rationales)."""
-    seq = [int(c) for c in init]
-    for _ in range(n_steps):
-        seq.append(next_digit(seq, len(init)))
-    return "".join(map(str, seq[len(init):]))
-
-
 def make_examples(task: ToyTask, split: str = "train") -> list[Example]:
     """The fixed training set (with label noise eps) or the clean evaluation set of `task`."""
     if split not in ("train", "eval"):
@@ -180,7 +170,7 @@ def build_tokenizer():
 
 @dataclass(frozen=True)
 class ToyModelSpec:
-    """Recipe of the tiny pretrained starting point (all ours; issue 13's pilots, see the module docstring)."""
+    """Recipe of the tiny pretrained starting point (all ours; our pilots, see the module docstring)."""
 
     arch: str = "llama"
     """decoder architecture: "llama" (rotary positions, the default) or "gpt2" (learnt absolute positions)."""
@@ -249,19 +239,10 @@ def _pretrain_batch(rng: random.Random, spec: ToyModelSpec, tok, size: int):
 def _new_model(tok, spec: ToyModelSpec):
     """A random-init decoder. "llama": rotary positions, so copying "the digit W + 1 back" is one
     relative-offset rule at every position (a GPT-2's absolute positions learnt it poorly in our pilots)."""
-    from transformers import AutoModelForCausalLM, GPT2Config, LlamaConfig
+    from tsallis.llm.tiny import random_decoder
 
-    if spec.arch == "gpt2":
-        return AutoModelForCausalLM.from_config(GPT2Config(
-            vocab_size=len(tok), n_positions=spec.n_positions, n_embd=spec.n_embd, n_layer=spec.n_layer,
-            n_head=spec.n_head, resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0, bos_token_id=tok.eos_token_id,
-            eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id))
-    cfg = LlamaConfig(vocab_size=len(tok), hidden_size=spec.n_embd, intermediate_size=4 * spec.n_embd,
-                      num_hidden_layers=spec.n_layer, num_attention_heads=spec.n_head,
-                      num_key_value_heads=spec.n_head, max_position_embeddings=spec.n_positions,
-                      tie_word_embeddings=True, bos_token_id=tok.eos_token_id, eos_token_id=tok.eos_token_id,
-                      pad_token_id=tok.pad_token_id)
-    return AutoModelForCausalLM.from_config(cfg)
+    return random_decoder(spec.arch, tok, layers=spec.n_layer, hidden=spec.n_embd, heads=spec.n_head,
+                          positions=spec.n_positions)
 
 
 def pretrain_toy_model(spec: ToyModelSpec = ToyModelSpec(), out_dir: str | os.PathLike | None = None,
@@ -296,8 +277,10 @@ def pretrain_toy_model(spec: ToyModelSpec = ToyModelSpec(), out_dir: str | os.Pa
     final = held_out_loss(model, tok, spec)
     info = {**asdict(spec), "final_pretrain_loss": final, "irreducible_loss": irreducible_loss(spec),
             "pretrain_cpu_seconds": cpu_s, "pretrain_wall_seconds": wall_s, "torch_threads": torch.get_num_threads()}
-    return _save_atomically(model, tok, info, Path(out_dir) if out_dir is not None
-                            else default_cache_dir() / f"toy-{spec.key()}")
+    from tsallis.llm.tiny import save_model
+
+    out = Path(out_dir) if out_dir is not None else default_cache_dir() / f"toy-{spec.key()}"
+    return save_model(model, tok, out, info=info, replace=True)  # a cache entry of this recipe is swapped
 
 
 def held_out_loss(model, tok, spec: ToyModelSpec, *, n_batches: int = 8, batch_size: int = 64) -> float:
@@ -313,22 +296,6 @@ def held_out_loss(model, tok, spec: ToyModelSpec, *, n_batches: int = 8, batch_s
             nats += float(model(**enc, labels=labels).loss) * n
             count += n
     return nats / count
-
-
-def _save_atomically(model, tok, info: dict, out: Path) -> Path:
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".tmp-toy-", dir=out.parent))
-    model.save_pretrained(tmp)
-    tok.save_pretrained(tmp)
-    (tmp / "toy_spec.json").write_text(json.dumps(info, indent=2))
-    if out.exists():  # an older copy of the same recipe: move it aside first, then swap
-        old = out.with_name(out.name + f".old-{os.getpid()}")
-        os.replace(out, old)
-        os.replace(tmp, out)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(tmp, out)
-    return out
 
 
 def default_cache_dir() -> Path:
@@ -354,15 +321,9 @@ def model_info(path: str | os.PathLike) -> dict[str, Any]:
 def tiny_random_model(path: str | os.PathLike, *, n_layer: int = 2, n_embd: int = 32, seed: int = 0) -> Path:
     """Save an *untrained* tiny GPT-2 + the toy tokenizer to `path` (for tests: seconds, not minutes)."""
     import torch
-    from transformers import AutoModelForCausalLM, GPT2Config
+
+    from tsallis.llm.tiny import random_decoder, save_model
 
     torch.manual_seed(seed)
     tok = build_tokenizer()
-    cfg = GPT2Config(vocab_size=len(tok), n_positions=256, n_embd=n_embd, n_layer=n_layer, n_head=2,
-                     resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0, bos_token_id=tok.eos_token_id,
-                     eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
-    model = AutoModelForCausalLM.from_config(cfg)
-    path = Path(path)
-    model.save_pretrained(path)
-    tok.save_pretrained(path)
-    return path
+    return save_model(random_decoder("gpt2", tok, layers=n_layer, hidden=n_embd, heads=2, positions=256), tok, path)

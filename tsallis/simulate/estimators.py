@@ -8,16 +8,20 @@ A latent model has theta = (a, B); for a rationale z and an answer y the per-sam
 so any estimator of the form -sum_m (c_m grad log p(z_m|x) + b_m grad log p(y_m|x, z_m)) is determined by
 the per-rationale sums W_z = sum_m c_m [z_m = z] and V_{z,y} = sum_m b_m [z_m = z, y_m = y]. We form those
 with one `bincount` per batch, so R replicates x M samples cost O(R M) without a Python loop.
-The coefficients come from core: `garl_weights` (plug-in, RLOO), `paft_weights`, `grpo_advantages`.
+The coefficients come from core: `garl_weights` (plug-in, RLOO), `paft_weights` (GRPO's advantages: `training.py`).
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import numpy.typing as npt
 
-from tsallis.core import attenuation_from_logp, garl_weights, grpo_advantages, paft_weights
-from tsallis.simulate.models import Latent
+from tsallis.core import attenuation_from_logp, garl_weights, paft_weights
+
+if TYPE_CHECKING:  # annotations only: models -> inputs -> estimators must not import models back
+    from tsallis.simulate.models import Latent
 
 Array = npt.NDArray[np.float64]
 
@@ -100,19 +104,3 @@ def bias_moments(model: Latent, theta: Array) -> tuple[float, float, Array, Arra
     grad_l1 = -model.jac_log_probs(theta)[0, y_star]
     return P, var_w, cov_gw, grad_l1
 
-
-def grpo_coefficients(model: Latent, log_rho: Array, z, rng: np.random.Generator) -> tuple[Array, Array, Array]:
-    """GRPO: sample y_m ~ rho_{z_m}, binary exact-match reward, group-normalized advantage (TRL semantics).
-
-    Returns (c, y, rewards) with c_m = A_m / M on both score terms: the loss -1/M sum_m A_m log p(z_m, y_m|x).
-    log_rho (S, Z, Y), z (S, n, M) -> y (S, n, M).
-    """
-    S = z.shape[0]
-    cdf = np.cumsum(np.exp(log_rho), axis=-1)  # (S, Z, Y)
-    cdf_z = np.take_along_axis(cdf[:, None], z[..., None].reshape(S, 1, -1, 1).repeat(1, 1), axis=2)
-    cdf_z = cdf_z.reshape(*z.shape, -1)
-    u = rng.random(z.shape)
-    y = np.minimum((u[..., None] * cdf_z[..., -1:] > cdf_z).sum(-1), log_rho.shape[-1] - 1)
-    rewards = (y == model.gold[None, :, None]).astype(float)
-    adv = grpo_advantages(rewards)
-    return adv / z.shape[-1], y, rewards

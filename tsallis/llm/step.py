@@ -1,0 +1,192 @@
+"""The parts of one training step that are not the model update: which prompts a step trains on, the rewards of
+its completions, the typed `StepBatch` it carries, and its metrics as a function of that batch.
+
+Nothing here changes state: `next_prompts` returns the new (epoch, pos) for `LoopState.after_step`, and
+`step_metrics` returns the metrics; the trainer assigns both in its loop.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from tsallis.core import frac_zero_std
+from tsallis.errors import InputError
+from tsallis.llm.example import Example
+from tsallis.llm.rewards import RewardFunc, exact_answer, score_reward_funcs
+from tsallis.llm.rollout import Rollout, ScoredBatch, prompt_seeds
+
+__all__ = ["MicroBatch", "StepBatch", "next_prompts", "reward_columns", "score_rewards", "step_metrics"]
+
+
+@dataclass(frozen=True)
+class MicroBatch:
+    """One micro-batch of a step: B prompts, their rollout (N = B*M rows) and rewards, the scored rows."""
+
+    examples: list[Example]  # (B)
+    seeds: list[int]  # (B) row-keyed sampling seeds
+    rollout: Rollout  # ids and decoded texts of the N rows
+    rewards: torch.Tensor | None  # (B, M) weighted reward; None without sampled answers
+    rewards_by_func: dict[str, torch.Tensor]  # {function name: (B, M)}
+    scored: ScoredBatch  # the rows of the teacher-forced forward
+
+
+@dataclass(frozen=True)
+class StepBatch:
+    """Everything a step sampled and scored, before the update."""
+
+    q: float
+    micro: list[MicroBatch]
+
+    @property
+    def rewards(self) -> list[torch.Tensor | None]:
+        return [mb.rewards for mb in self.micro]
+
+    @property
+    def scored(self) -> list[ScoredBatch]:
+        return [mb.scored for mb in self.micro]
+
+
+def next_prompts(examples: Sequence[Example], *, seed: int, step: int, epoch: int, pos: int, count: int,
+                 num_processes: int, process_index: int) -> tuple[list[Example], list[int], int, int]:
+    """This process's shard of the next `count` examples (epoch permutations seeded by (seed, epoch)), the sampling
+    seed of each (a function of (seed, step, index in the global batch) only: a prompt's rollouts are the same
+    whatever the number of processes and micro-batches), and the (epoch, pos) after them."""
+    out: list[Example] = []
+    while len(out) < count:
+        order = np.random.default_rng([seed, epoch]).permutation(len(examples))
+        take = min(count - len(out), len(order) - pos)
+        out += [examples[i] for i in order[pos:pos + take]]
+        pos += take
+        if pos >= len(order):
+            epoch, pos = epoch + 1, 0
+    per = count // num_processes
+    start = process_index * per
+    return out[start:start + per], prompt_seeds(seed, step, per, start), epoch, pos
+
+
+def split(examples: list[Example], seeds: list[int], parts: int) -> list[tuple[list[Example], list[int]]]:
+    """(examples, seeds) in `parts` equal micro-batches."""
+    per = len(examples) // parts
+    return [(examples[i * per:(i + 1) * per], seeds[i * per:(i + 1) * per]) for i in range(parts)]
+
+
+def reward_columns(examples: Sequence[Example], M: int) -> dict[str, list[Any]]:
+    """The dataset columns a reward function receives, one value per completion (each example M times):
+    answer, aliases, id, task, rationale and every `meta` key (None where an example lacks it)."""
+    keys = list(dict.fromkeys(k for ex in examples for k in ex.meta))
+    rows = [{"answer": ex.answer, "aliases": list(ex.aliases), "id": ex.id, "task": ex.task,
+             "rationale": ex.rationale, **{k: ex.meta.get(k) for k in keys}} for ex in examples]
+    return {k: [row[k] for row in rows for _ in range(M)] for k in (rows[0] if rows else {})}
+
+
+def score_rewards(funcs: Sequence[RewardFunc], weights: Sequence[float] | None, examples: Sequence[Example],
+                  ro: Rollout, delimiter_ids: list[int], *, delimiter: str, trainer_state: Any,
+                  required: bool) -> tuple[torch.Tensor | None, dict[str, torch.Tensor]]:
+    """(weighted (B, M) rewards, {function name: (B, M) rewards}) of the sampled completions, from the reward
+    functions called with TRL's keywords; (None, {}) without sampled answers. NaN marks a None. `required`: the
+    reward is the training signal, so a completion no function scores is an error."""
+    if ro.answer_ids is None:
+        return None, {}
+    M = len(ro.rationale_ids) // len(examples)
+    chat = [not isinstance(ex.prompt, str) for ex in examples for _ in range(M)]
+    per = score_reward_funcs(
+        funcs, prompts=[ex.prompt for ex in examples for _ in range(M)],
+        completions=[[{"role": "assistant", "content": t}] if c else t for t, c in zip(ro.texts, chat)],
+        completion_ids=[z + delimiter_ids + a for z, a in zip(ro.rationale_ids, ro.answer_ids)],
+        trainer_state=trainer_state, delimiter=delimiter, **reward_columns(examples, M))
+    per = {k: torch.tensor(v, dtype=torch.float64).view(-1, M) for k, v in per.items()}
+    stacked = torch.stack([w * r for w, r in zip(weights or [1.0] * len(per), per.values())])  # (F, B, M)
+    total = stacked.nansum(0).masked_fill(stacked.isnan().all(0), float("nan"))
+    if required and bool(total.isnan().any()):
+        raise InputError("every reward function returned None for a completion: its reward, which the loss "
+                         "needs, is undefined; return a number for every completion from at least one function")
+    return total.to(torch.float32), per
+
+
+def _nanstd(x: torch.Tensor) -> float:
+    """The sample standard deviation of the non-NaN entries (0 for fewer than two)."""
+    x = x[~x.isnan()]
+    return float(x.std()) if x.numel() > 1 else 0.0
+
+
+def step_metrics(batch: StepBatch, *, losses: Sequence[float], stats: Sequence[dict[str, float]],
+                 entropy: Sequence[float], gather: Callable[[torch.Tensor], torch.Tensor], delimiter: str,
+                 delimiter_len: int, sampled: bool) -> tuple[dict[str, Any], int]:
+    """(The step's metrics (docs/llm.md, "Metrics"), the scored tokens of all processes) from its batch and the
+    losses' outputs; loss, reward and accuracy are global-batch values (`gather` concatenates a tensor over
+    processes). `sampled`: the method sampled its rationales (the completion lengths are logged)."""
+    scored = sum(int(mb.scored.attention_mask.sum()) for mb in batch.micro)
+    m: dict[str, Any] = {k: float(np.mean([s[k] for s in stats])) for k in stats[0]}
+    m["entropy"] = float(np.mean(entropy))
+    totals = gather(torch.tensor([sum(losses), scored], dtype=torch.float64)).view(-1, 2)
+    m["loss"] = float(totals[:, 0].mean())
+    if batch.micro[0].rewards is not None:
+        reward = gather(torch.cat(batch.rewards))
+        m["reward"], m["reward_std"], m["frac_reward_zero_std"] = (float(reward.nanmean()), _nanstd(reward),
+                                                                   frac_zero_std(reward))
+        for name in batch.micro[0].rewards_by_func:
+            r = gather(torch.cat([mb.rewards_by_func[name] for mb in batch.micro]))
+            m[f"rewards/{name}/mean"], m[f"rewards/{name}/std"] = float(r.nanmean()), _nanstd(r)
+        acc = [v for mb in batch.micro for v in exact_answer(
+            None, mb.rollout.texts, None, delimiter=delimiter,
+            answer=[ex.answer for ex in mb.examples for _ in range(len(mb.rollout.texts) // len(mb.examples))])]
+        m["accuracy"] = float(gather(torch.tensor(acc, dtype=torch.float64)).mean())
+    if sampled:
+        rows = [(z, f, a) for mb in batch.micro for z, f, a in zip(
+            mb.rollout.rationale_ids, mb.rollout.forced, mb.rollout.answer_ids or [[]] * len(mb.rollout.forced))]
+        m["completions/mean_length"] = float(np.mean([len(z) + delimiter_len + len(a) for z, _, a in rows]))
+        m["rationale/mean_length"] = float(np.mean([len(z) for z, _, _ in rows]))
+        m["completions/clipped_ratio"] = float(np.mean([f for _, f, _ in rows]))
+    m["step_tokens"] = sum(mb.rollout.num_generated_tokens for mb in batch.micro) + scored
+    return m, int(totals[:, 1].sum())
+
+
+# ------------------------------------------------------------------------------------- checks at the door
+
+
+def resolve_reward_funcs(funcs: Any, cfg: Any, examples: Sequence[Example]) -> list[RewardFunc]:
+    """The reward functions (callables, names of REWARD_FUNCS or import paths; default `cfg.reward_funcs`), one
+    weight each, and every column a function needs without a default present in every example."""
+    from tsallis.llm.rewards import required_columns, resolve_reward_func, reward_name
+
+    funcs = cfg.reward_funcs if funcs is None else ([funcs] if callable(funcs) or isinstance(funcs, str) else funcs)
+    # a name of REWARD_FUNCS, an import path ('module:fn', 'module.fn', 'file.py:fn') or a callable
+    out = [resolve_reward_func(f) if isinstance(f, str) else f for f in funcs]
+    if not out or not all(callable(f) for f in out):
+        raise InputError("reward_funcs must be a non-empty list of callables or REWARD_FUNCS names")
+    if cfg.reward_weights is not None and len(cfg.reward_weights) != len(out):
+        raise InputError(f"reward_weights has {len(cfg.reward_weights)} weight(s) for {len(out)} reward "
+                         f"function(s): give one weight per function")
+    for f in out:
+        need = required_columns(f) - {"answer", "aliases", "id", "task", "rationale"}
+        for ex in examples if need else []:
+            missing = need - set(ex.meta)
+            if missing:
+                raise InputError(f"reward function {reward_name(f)!r} needs the column(s) {sorted(missing)}, "
+                                 f"which {ex.source or 'example ' + repr(ex.id)} lacks")
+    return out
+
+
+def check_prompts(examples: Sequence[Example], policy: Any, method: Any, context: Any) -> None:
+    """Before any step: no prompt wrapped twice by the chat template, and every prompt with its completion
+    budget within the model's context (`context` = max_position_embeddings; a prompt that is too long would
+    otherwise fail mid-step, or try to allocate the attention of a million tokens)."""
+    from tsallis.llm.data import check_chat_prompts, check_prompt_length, warn_overflow
+
+    check_chat_prompts(examples, policy.tokenizer, chat_template=policy.chat_template)
+    if not isinstance(context, int):
+        return
+    D, over, budget = len(policy.delimiter_ids), [], 0
+    for ex in examples:
+        z = len(policy.encode(ex.rationale)) if method.rationales == "gold" and ex.rationale else (
+            policy.max_rationale_tokens)
+        gold = len(policy.encode_answer(ex.answer)) if method.answers == "gold" else 0
+        budget = z + D + max(policy.max_answer_tokens, gold)
+        if check_prompt_length(ex, len(policy.encode_prompt(ex.prompt)), budget, context):
+            over.append(ex)
+    warn_overflow(over, budget, context)
