@@ -155,11 +155,19 @@ def test_cli_train_runs_end_to_end(model_path, tmp_path):
 
 
 def test_q_schedule_and_tensorboard(model_path, tmp_path):
-    """SFT-then-RLVR as a step schedule q = 1 -> 0 at step 2; TensorBoard events written when asked."""
+    """SFT-then-RLVR as a step schedule q = 1 -> 0 at step 2: logged step 2 is the first with q = 0 (steps count
+    from 1 in the schedule as in the logs; it used to switch one step late); TensorBoard events written when asked."""
     res = Trainer(_cfg(model_path, tmp_path, q=1.0, q_schedule="step", q_end=0.0, q_switch_at=2, max_steps=4,
                        save_every=0, report_to="tensorboard")).train()
-    assert [m["q"] for m in res.history] == [1.0, 1.0, 0.0, 0.0]
+    assert [(m["step"], m["q"]) for m in res.history] == [(1, 1.0), (2, 0.0), (3, 0.0), (4, 0.0)]
     assert list((tmp_path / "logs").rglob("events.out.tfevents.*"))
+
+
+def test_a_linear_q_schedule_reaches_its_end_value_on_the_last_step(model_path, tmp_path):
+    """linear 1 -> 0 over 4 steps: 1, 2/3, 1/3, 0 (it ended at 0.25 before)."""
+    res = Trainer(_cfg(model_path, tmp_path, q=1.0, q_schedule="linear", q_end=0.0, max_steps=4,
+                       save_every=0)).train()
+    assert [m["q"] for m in res.history] == pytest.approx([1.0, 2 / 3, 1 / 3, 0.0], abs=1e-12)
 
 
 def test_pretrain_toy_saves_reloadable_model_and_measure_p0(tmp_path):

@@ -139,7 +139,8 @@ class TrainConfig:
     q_schedule: Literal["constant", "step", "linear", "cosine", "adaptive"] = param("constant", """The q schedule
         (tsallis.core.QSchedule; paper runs constant only).""")
     q_end: Unit = param(0.0, "End value of a q schedule (step: q after the switch, SFT-then-RLVR is q=1 -> 0). (ours)")
-    q_switch_at: NonNegInt | None = param(None, "Step at which a \"step\" schedule switches. (ours)")
+    q_switch_at: NonNegInt | None = param(None, """First step (counted from 1, as logged) that a "step" schedule
+        runs at q_end; linear/cosine schedules reach q_end on the last step. (ours)""")
     q_switch_p: Unit | None = param(None, """Running success (EMA of P-hat, or reward for GRPO) at which a "step"
         schedule switches. (ours)""")
     success_ema: Annotated[float, Range("[0, 1)")] = param(0.9, """EMA factor of the running success estimate that

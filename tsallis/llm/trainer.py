@@ -200,7 +200,8 @@ class Trainer:
                            fresh=self.state.step == 0)
             run_log = RunLog(self.accelerator, self.output_dir, config=cfg.to_dict(), resume_step=self.state.step,
                              trackers=cfg.trackers)
-            bar = tqdm(total=cfg.max_steps, initial=self.state.step, desc=f"{cfg.method} q={cfg.q:g}",
+            desc = f"{cfg.method} q={cfg.q:g}" if cfg.q_schedule == "constant" else cfg.method  # else q in the postfix
+            bar = tqdm(total=cfg.max_steps, initial=self.state.step, desc=desc,
                        dynamic_ncols=True, disable=not (cfg.progress_bar and self.accelerator.is_main_process))
             # SIGTERM/SIGINT (preemption): the step in flight finishes, the checkpoint is saved, Preempted is raised
             with preempt.on_signals() as signals, run_log, bar, hf_bars_off():  # HF's per-save bars would break ours
@@ -231,9 +232,9 @@ class Trainer:
         """One optimizer step; advances `state` and returns the step's metrics (docs/llm.md, "Metrics")."""
         cfg, acc, method, policy, st = self.cfg, self.accelerator, self.method, self.policy, self.state
         t0 = time.perf_counter()
-        switched = st.switched or (self.schedule.kind == "step"
-                                   and self.schedule.should_switch(st.step, st.running_success))
-        q = float(self.schedule(st.step, cfg.max_steps, p=st.running_success, switched=switched))
+        n = st.step + 1  # this step's number as logged (steps count from 1; the schedule's convention too)
+        switched = st.switched or (self.schedule.kind == "step" and self.schedule.should_switch(n, st.running_success))
+        q = float(self.schedule.at_step(n, max(cfg.max_steps, n), p=st.running_success, switched=switched))
         examples, seeds, epoch, pos = next_prompts(  # 1. this process's prompts and their sampling seeds
             self.train_examples, seed=cfg.seed, step=st.step, epoch=st.epoch, pos=st.pos,
             count=cfg.prompts_per_step, num_processes=acc.num_processes, process_index=acc.process_index)
