@@ -79,10 +79,14 @@ def claim_records(results: list[StageResult]) -> list[dict[str, Any]]:
     return records
 
 
+PAPER_SCALE = ("paper-tables", "garl-collapse")
+"""Claims that need the paper's model, data and GPU hours: not testable by any run of `tsallis reproduce`."""
+
+
 def not_testable_here() -> list[Evidence]:
     """Claims no CPU run can test: they need Qwen3-0.6B, the datasets and GPU time."""
     why = ("needs Qwen3-0.6B, the three datasets and GPU hours; `configs/` holds the paper's setups for a "
            "user who has them")
     return [Evidence.from_verdict(Verdict(cid, UNTESTABLE, criterion="not run: no paper-scale model or data here",
                                           evidence=why), kind="toy LLM")
-            for cid in ("paper-tables", "garl-collapse")]
+            for cid in PAPER_SCALE]

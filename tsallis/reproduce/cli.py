@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 
 
 def register(sub) -> None:
@@ -20,6 +21,9 @@ def register(sub) -> None:
     p.add_argument("--out", default="reproduce-out", help="output directory (default: reproduce-out)")
     p.add_argument("--only", nargs="+", metavar="STAGE", help="run only these stages")
     p.add_argument("--force", action="store_true", help="rerun stages that finished earlier")
+    p.add_argument("--docs", metavar="DIR",
+                   help="also copy the claims table (claims.json) and the figures the README shows into DIR "
+                        "(the project's docs/figures); default size and every stage only")
     p.set_defaults(func=main)
 
 
@@ -28,8 +32,8 @@ def main(args: argparse.Namespace) -> int:
 
     from tsallis.errors import InputError
     from tsallis.files import check_output_dir
-    from tsallis.reproduce.pipeline import run_stages
-    from tsallis.reproduce.report import write_report
+    from tsallis.reproduce.pipeline import cpu_seconds, run_stages
+    from tsallis.reproduce.report import write_docs, write_report
     from tsallis.reproduce.stages import all_stages
 
     stages = all_stages()
@@ -42,9 +46,36 @@ def main(args: argparse.Namespace) -> int:
         if twice:
             raise InputError(f"--only lists {', '.join(twice)} twice; give each stage once")
         stages = [s for s in stages if s.name in args.only]
+    docs = None
+    if args.docs is not None:
+        if args.quick or args.only:
+            raise InputError("--docs writes the default-size docs data: drop --quick and --only")
+        docs = check_output_dir(args.docs, "--docs")
     out = check_output_dir(args.out, "--out")
-    t0 = time.perf_counter()
-    results = run_stages(stages, out, quick=args.quick, force=args.force)
-    path = write_report(results, out, quick=args.quick, seconds=time.perf_counter() - t0)
+    t0, cpu0 = time.perf_counter(), cpu_seconds()
+    with _locked(out):
+        results = run_stages(stages, out, quick=args.quick, force=args.force)
+        path = write_report(results, out, quick=args.quick, seconds=time.perf_counter() - t0,
+                            cpu_seconds=cpu_seconds() - cpu0)
+        if docs is not None:
+            print(f"docs data: {', '.join(str(p) for p in write_docs(out, docs))}")
     print(f"report: {path}")
     return 0
+
+
+@contextlib.contextmanager
+def _locked(out):
+    """Hold OUT's lock (the run-folder lock of `tsallis llm`) while this run writes into it: a second
+    `tsallis reproduce` into the same folder is refused instead of writing the same stages at once."""
+    from tsallis.errors import InputError
+    from tsallis.llm.rundir import RunLock
+
+    lock = RunLock(out)
+    try:
+        lock.acquire()
+    except InputError as err:
+        raise InputError(str(err).replace("--output-dir", "--out")) from None
+    try:
+        yield
+    finally:
+        lock.release()

@@ -10,6 +10,7 @@ computes science or decides an outcome of its own.
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 from tsallis.files import atomic_write_text
@@ -167,9 +168,14 @@ def _llm_stage(name: str, title: str, out: Path, study) -> StageResult:
 def llm_cold_start_stage(out: Path, quick: bool) -> StageResult:
     """Escape time against p0 (default: levels n=8, 14; GRPO, GARL q=0, q=1; AdamW; 1 seed; 80 steps)."""
     from tsallis.llm.study import escape_study
+    from tsallis.llm.toy import PRETRAINED_HERE
 
+    before = len(PRETRAINED_HERE)
     study = escape_study(out, size="quick" if quick else "default", log=str(out / "runs.log"))
-    return _llm_stage("llm_cold_start", "Toy LLM: escape time against p0", out, study)
+    res = _llm_stage("llm_cold_start", "Toy LLM: escape time against p0", out, study)
+    return replace(res, timing_note="; ".join(
+        f"includes pretraining the toy model once ({p['wall_seconds']:.0f} s wall, {p['cpu_seconds']:.0f} s CPU; "
+        f"cached in {p['path']} for later runs)" for p in PRETRAINED_HERE[before:]))
 
 
 def llm_label_noise_stage(out: Path, quick: bool) -> StageResult:
