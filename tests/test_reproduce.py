@@ -120,6 +120,11 @@ def test_reproduce_quick_end_to_end(tmp_path, monkeypatch):
     assert by_id["bias-v1"]["verdict"] == BOUND
     assert by_id["bias-v2"]["verdict"] == ASSUMPTION
     assert all(p["regime"] for p in by_id["bias"]["evidence"] if p["kind"] == "numeric")
+    # issue 22: a 10-step toy-LLM budget decides no toy-LLM claim, and the report says so above the table
+    for cid in ("cold-start-llm", "noise-llm", "schedule-llm"):
+        assert by_id[cid]["verdict"] == UNTESTABLE, by_id[cid]
+        assert f"- **{cid}**: " in md.split("| claim |")[0]
+    assert "s wall, " in md and " s CPU" in md
 
 
 def _fake_theory(out: Path, quick: bool) -> StageResult:

@@ -579,7 +579,8 @@ def cold_start_verdict(result: EscapeResult, *, stall_at_least: float = 2 / 3, e
             f"claim holds there if GARL q=0.75 or q=1 escapes (held-out accuracy >= {ESCAPE_ACCURACY}) in >= "
             f"{escape_at_least:.2f} of seeds within {result.settings.get('max_steps')} steps; a level where no "
             f"run of any method escaped cannot decide (the budget cannot tell a stall from slowness)")
-    ev = "; ".join(f"{o}: GRPO stalls at n={data[o]['cold_levels']}; escaped fraction there "
+    ev = "; ".join(f"{o}: GRPO stalls at n={data[o]['cold_levels']}"
+                   + ("; escaped fraction there " if data[o]["cold_levels"] else "")
                    + ", ".join(f"n={n}: " + ", ".join(f"{lab} {v:.2f}" for lab, v in d.items())
                                for n, d in data[o]["high_q_escape_fraction"].items())
                    + (f"; every run censored at n={data[o]['all_censored_levels']}" if data[o]["all_censored_levels"]
