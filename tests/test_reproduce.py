@@ -246,3 +246,22 @@ def test_docs_claims_json_matches_the_code_and_the_readme():
         row = next(line for line in readme.splitlines() if line.startswith(f"| **{r['id']}**"))
         if not r["id"].endswith("-llm"):  # the toy-LLM rows quote the full toy-LLM grid (docs/llm_results.md)
             assert row.split("|")[-2].strip().startswith(f"**{r['verdict']}**"), r["id"]
+
+
+def test_a_toy_llm_stage_that_pretrained_says_so(tmp_path, monkeypatch):
+    from tsallis.llm import study as study_mod
+    from tsallis.llm import toy
+    from tsallis.llm.study import StudyOutput
+    from tsallis.reproduce import stages
+
+    def fake_study(out, *, size, log, pretrains):
+        if pretrains:
+            toy.PRETRAINED_HERE.append({"path": "CACHE/toy-x", "wall_seconds": 300.0, "cpu_seconds": 450.0})
+        return StudyOutput([Verdict("cold-start-llm", UNTESTABLE, "c", "e")], [], [], "ran")
+
+    monkeypatch.setattr(study_mod, "escape_study", lambda out, **kw: fake_study(out, **kw, pretrains=True))
+    res = stages.llm_cold_start_stage(tmp_path, True)
+    assert res.timing_note == ("includes pretraining the toy model once (300 s wall, 450 s CPU; cached in "
+                               "CACHE/toy-x for later runs)")
+    monkeypatch.setattr(study_mod, "escape_study", lambda out, **kw: fake_study(out, **kw, pretrains=False))
+    assert stages.llm_cold_start_stage(tmp_path, True).timing_note == ""  # cached: nothing to say
