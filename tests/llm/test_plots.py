@@ -33,6 +33,12 @@ def test_the_median_line_skips_levels_where_the_median_run_is_censored():
     y = np.asarray(line.get_ydata(), float)
     assert y[:2].tolist() == [30.0, 60.0] and np.isnan(y[2])  # before: 200, the budget, joined to the rest
     assert "not identified" in line.get_label()
+    ax.figure.tight_layout()
+    ax.figure.canvas.draw()
+    assert ax.title.get_window_extent().width <= ax.get_window_extent().width * 1.05  # it was cut off
+    one = plot_escape(r, [{"method": "garl q=1", "optimizer": "adamw", "slope": 0.08, "lo": 0.08, "hi": 0.08}],
+                      "adamw")
+    assert any("0.08 (one run per level: no interval)" in ln.get_label() for ln in one.lines)
 
 
 def _noise_result(zero_reproduced=True):

@@ -40,7 +40,8 @@ def plot_escape(result, slopes: list[dict], optimizer: str, ax=None):
             # so it never draws a slope into points whose time is only a lower bound
             med.append(float("nan") if 2 * sum(cen) >= len(cen) else float(np.median(T)))
         s = fit.get(lab, {})
-        txt = "not identified" if s.get("slope") is None else f"{s['slope']:.2f} [{s['lo']:.2f}, {s['hi']:.2f}]"
+        txt = ("not identified" if s.get("slope") is None else f"{s['slope']:.2f} (one run per level: no interval)"
+               if s.get("lo") == s.get("hi") else f"{s['slope']:.2f} [{s['lo']:.2f}, {s['hi']:.2f}]")
         law = "" if s.get("law_slope") is None else f", law {s['law_slope']:.2f}"
         ax.plot(x, med, color=method_color(lab), ls=method_style(lab), lw=1.4, marker="_", ms=10,
                 label=f"{lab}: {txt}{law}")
@@ -51,8 +52,8 @@ def plot_escape(result, slopes: list[dict], optimizer: str, ax=None):
     ax.set_xlabel("1 / p0 (measured at the start)")
     ax.set_ylabel(f"steps to held-out accuracy >= {result.settings['escape_accuracy']}")
     n_seeds = len(result.settings.get("seeds_per_optimizer", {}).get(optimizer, result.settings["seeds"]))
-    ax.set_title(f"{optimizer}: escape time vs p0 ({n_seeds} seeds; line: median where it escaped, open + arrow: "
-                 f"censored at the budget)", fontsize=8)
+    ax.set_title(f"{optimizer}: escape time vs p0 ({n_seeds} seed{'s' if n_seeds != 1 else ''})\nline: median "
+                 "where it escaped; open dot + arrow: censored at the budget", fontsize=8)
     ax.legend(fontsize=6, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2, title="slope [90% CI], law",
               title_fontsize=6)
     return ax
