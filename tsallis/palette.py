@@ -15,10 +15,15 @@ OKABE_ITO = ("#E69F00", "#56B4E9", "#009E73", "#0072B2", "#D55E00", "#CC79A7", "
 Q_COLORS = {0.0: "#D55E00", 0.25: "#E69F00", 0.5: "#009E73", 0.75: "#0072B2", 1.0: "#CC79A7"}
 """q = 0 (RLVR pole) vermillion ... q = 1 (likelihood pole) reddish purple: the paper's grid."""
 
-METHOD_COLORS = {"grpo": "#000000", "sft": "#56B4E9", "schedule": "#F0E442"}
-"""Methods that are not a GARL q: GRPO black, SFT sky blue, q schedules yellow."""
+METHOD_COLORS = {"grpo": "#000000", "sft": "#56B4E9", "schedule": "#332288"}
+"""Methods that are not a GARL q: GRPO black, SFT sky blue, q schedules indigo (drawn dash-dotted, so that a
+schedule that starts at q = 1 does not hide GARL q = 1's line; yellow was too pale on white)."""
 
-_EXTRA = ("#56B4E9", "#F0E442", "#999999", "#882255", "#44AA99", "#117733", "#332288", "#AA4499")
+OPTIMIZER_COLORS = {"sgd": "#000000", "adam": "#999933"}
+"""Figures whose x axis is q colour by optimizer: black and olive, outside the q palette (a q colour there
+would read as a q)."""
+
+_EXTRA = ("#56B4E9", "#CC6677", "#999999", "#882255", "#44AA99", "#117733", "#332288", "#AA4499")
 
 
 def q_color(q: float) -> str:
@@ -54,7 +59,10 @@ def method_color(label: str) -> str:
 
 
 def method_style(label: str) -> str:
-    """Line style: solid for GARL and GRPO, dashed for PAFT, dotted for an ablation ("pathwise off")."""
+    """Line style: solid for GARL and GRPO, dashed for PAFT, dash-dotted for a q schedule, dotted for an
+    ablation ("pathwise off")."""
     if "pathwise off" in label or "no pathwise" in label:
         return ":"
+    if label.lower().startswith("schedule"):
+        return "-."
     return "--" if label.lower().startswith("paft") else "-"

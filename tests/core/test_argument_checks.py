@@ -166,6 +166,41 @@ def test_error_messages_name_the_argument_the_caller_passed():
         log_q(-0.5, 0.5)
 
 
+@pytest.mark.parametrize("kind", ["linear", "cosine", "step", "constant"])
+def test_a_nan_time_is_refused_not_turned_into_q_nan(kind):
+    sched = QSchedule(kind=kind, switch_at=5.0) if kind == "step" else QSchedule(kind=kind)
+    with pytest.raises(InputError, match="t must be a time or step count .* got nan"):
+        sched(math.nan, 10)  # before: "linear" and "cosine" returned q = nan
+    with pytest.raises(InputError, match="t must be a time or step count"):
+        sched("3", 10)
+    assert 0.0 <= sched(3, 10) <= 1.0  # a number passes
+
+
+def test_a_nan_success_estimate_does_not_silently_disable_a_step():
+    with pytest.raises(InputError, match="p must be the running success estimate .* got nan"):
+        QSchedule(kind="step", switch_p=0.5)(1.0, p=math.nan)
+    assert QSchedule(kind="step", switch_p=0.5)(1.0, p=0.6) == 0.0
+
+
+@pytest.mark.parametrize("call", [lambda: garl_weights([["a", "b"]], 0.5),
+                                  lambda: log_mean_w([[-1.0, -2.0], [-1.0]]),
+                                  lambda: log_mean_w([[None, -1.0]]),
+                                  lambda: log_mean_w(["-1.0", "-2.0"]),
+                                  lambda: paft_weights({"a": -1.0}, 0.5, 2, np.random.default_rng(0))])
+def test_log_w_that_is_not_an_array_of_numbers_is_named(call):
+    # before: NumPy's "could not convert string to float" / "inhomogeneous shape" (or "-1.0" taken silently)
+    with pytest.raises(InputError, match=r"log_w must be a rectangular array of real numbers, shape \[\.\.\., M\]"):
+        call()
+
+
+def test_the_default_baseline_is_not_blamed_on_rloo():
+    with pytest.raises(InputError, match="garl_weights needs M >= 1") as err:
+        garl_weights(np.array([]), 0.5)
+    assert "rloo" not in str(err.value)
+    with pytest.raises(InputError, match=r"garl_weights\(baseline='rloo'\) needs M >= 2"):
+        garl_weights(np.log([[0.5]]), 0.5, baseline="rloo")
+
+
 def test_torch_inputs_get_the_same_checks():
     torch = pytest.importorskip("torch")
     with pytest.raises(InputError, match="log_w must satisfy log w <= 0"):

@@ -21,6 +21,59 @@ def test_sigmoid_escape_matches_eq15(q):
         assert abs(T / tf.escape_time_sigmoid(q, p0, 0.5) - 1) < 1e-6, (q, p0)
 
 
+# The flow's relative accuracy on T, stated once: RTOL = 1e-11 per step; over a path from p0 = 1e-300 the
+# measured error is <= 8e-11 (q = 0.99 at p0 = 1e-320), mostly ~1e-12. 1e-9 leaves a factor 10 above the worst.
+FLOW_ACCURACY = 1e-9
+
+
+def _eq15_by_quadrature(q: float, p0: float, delta: float = 0.5) -> float:
+    """Eq. (15) by 30-digit quadrature, independent of the lambdified closed form: in x = log u the integrand
+    du/(u^(2-q)(1-u)^2) is e^((q-1)x)/(1-e^x)^2 dx, smooth and O(1) in scale from x = log p0 to log delta."""
+    import mpmath as mp
+
+    with mp.workdps(30):
+        f = lambda x: mp.e ** ((mp.mpf(q) - 1) * x) / (1 - mp.e**x) ** 2  # noqa: E731
+        return float(mp.quad(f, [mp.log(mp.mpf(p0)), mp.log(mp.mpf(delta))]))
+
+
+@pytest.mark.parametrize("q", QS)
+def test_sigmoid_escape_matches_eq15_at_extreme_p0(q):
+    # Issue 22: at p0 = 1e-300 the old state held t ~ 1e300 and the solve failed on some processors. Now the
+    # clock is rescaled: the same FLOW_ACCURACY from p0 = 1e-10 down to 1e-300, against Eq. (15).
+    for p0 in (1e-10, 1e-100, 1e-300):
+        T = solve_escape(Sigmoid(p0=p0), q)
+        assert abs(T / tf.escape_time_sigmoid(q, p0, 0.5) - 1) < FLOW_ACCURACY, (q, p0)
+
+
+@pytest.mark.parametrize("q", [0.0, 0.25, 0.9, 1.0])
+def test_eq15_reference_agrees_with_quadrature_at_extreme_p0(q):
+    # The reference itself (hyp2f1 from SymPy) at 1e-300: 30-digit quadrature agrees to 1e-12 (measured 2e-14).
+    for p0 in (1e-10, 1e-300):
+        assert abs(tf.escape_time_sigmoid(q, p0, 0.5) / _eq15_by_quadrature(q, p0) - 1) < 1e-12, (q, p0)
+
+
+@pytest.mark.parametrize("model", ["softmax:10", "latent:8,4", "dataset:3"])
+def test_cold_models_escape_in_a_bounded_number_of_steps(model):
+    # The arc-length clock moves at unit speed: dataset:3 at p0 = 1e-30 escapes (the max-weight clock of
+    # before left its hardest example still after tau = 1e4); the models with one example go to 1e-300.
+    p0 = 1e-30 if model == "dataset:3" else 1e-300
+    T = [solve_escape(make_model(model, p0), q) for q in (0.5, 1.0)]
+    assert np.all(np.isfinite(T)) and T[0] > 100 * T[1] > 0  # the cold start slows q = 0.5 (Thm 5.2)
+    if model != "dataset:3":  # one example: T within a constant of Thm 5.2's p0^-(1-q)/(1-q) (2e150)
+        assert 1e-2 < T[0] / tf.escape_time_asymptotic(0.5, p0) < 1e2
+
+
+def test_a_path_too_stiff_to_follow_is_an_error_not_a_hang(monkeypatch):
+    # dataset:3 at p0 = 1e-300, q = 0 is stiff (~1e-5 per step at path length 29); it used to run for minutes.
+    # The budget is lowered here only to keep the test fast; a normal escape needs ~2e3 right-hand sides.
+    from tsallis.simulate import flow
+
+    monkeypatch.setattr(flow, "MAX_EVALS", 3000)
+    with pytest.raises(RuntimeError, match="too stiff to follow in 3000 steps"):
+        solve_escape(make_model("dataset:3", 1e-300), 0.0)
+    assert solve_escape(make_model("dataset:3", 1e-12), 0.0) > 0  # the same budget suffices for a normal p0
+
+
 @pytest.mark.parametrize("q", [0.0, 0.5, 1.0])
 def test_symmetric_softmax_escape_is_scaled_eq15(q):
     # On the symmetric softmax ||s||^2 = N/(N-1) (1-p)^2, so T = (N-1)/N * Eq. (15); same 1e-6 tolerance.
@@ -45,7 +98,10 @@ def test_ratio_to_asymptotic_law_converges_monotonically(q):
     p0s = np.geomspace(1e-4, 1e-250, 8) if q == 1 else np.geomspace(1e-3, 1e-30, 8)
     ratios = np.array([solve_escape(Sigmoid(p0=p), q) / tf.escape_time_asymptotic(q, p) for p in p0s])
     dist = np.abs(ratios - 1)
-    assert np.all(np.diff(dist) <= 1e-12), ratios
+    # Below the flow's accuracy (q = 0: |ratio - 1| ~ 2 p0 log(1/p0) < 1e-20 from p0 = 1e-22 on) the distances
+    # are solver error, not the law's: monotone up to twice FLOW_ACCURACY. (The old bound, 1e-12, sat at the
+    # size of that error and passed or failed with the processor's rounding.)
+    assert np.all(np.diff(dist) <= 2 * FLOW_ACCURACY), ratios
     assert dist[-1] < 0.01
 
 

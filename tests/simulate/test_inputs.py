@@ -85,8 +85,26 @@ def test_method_lists_agree():
     assert inputs.METHODS == METHODS
 
 
-def test_solver_overshoots_are_rejected_steps_not_input_errors():
-    """At p0 = 1e-300 and q = 0 the clock runs at 1e300 and an RK trial state is (nan, inf). The rhs answers NaN
-    for it (the solver shrinks the step) instead of passing it to core, which would refuse it as bad input."""
-    r = run_escape("sigmoid", (0.0,), (1e-300,))
-    assert r.t_escape[0, 0] == pytest.approx(r.t_exact[0, 0], rel=1e-6)  # Eq. 15: ~1e300
+def test_escape_at_p0_1e_300_matches_eq15():
+    """At p0 = 1e-300 and q = 0 the clock runs at 1e300. The state holds t/r, never t itself: before, an RK
+    trial stage overflowed and the solve failed or not with the processor (issue 22, q = 0.25 here)."""
+    r = run_escape("sigmoid", (0.0, 0.25, 0.5), (1e-300,))
+    np.testing.assert_allclose(r.t_escape[:, 0], r.t_exact[:, 0], rtol=1e-9)  # Eq. 15: 1e300, 1.3e225, 2e150
+
+
+@pytest.mark.parametrize("q, p0", [(0.0, 1e-320), (0.01, 5e-324), (0.0, 1e-306)])
+def test_an_escape_time_beyond_the_largest_float_is_refused(q, p0):
+    with pytest.raises(InputError, match=r"would not fit a float.*pick p0s >= "):
+        run_escape("sigmoid", (q,), (p0,))
+
+
+def test_the_largest_escape_time_that_fits_is_computed():
+    r = run_escape("sigmoid", (0.0,), (1e-305,))
+    assert r.t_escape[0, 0] == pytest.approx(1e305, rel=1e-9)
+
+
+def test_subnormal_p0_gives_finite_slopes():
+    # 1/p0 overflowed for p0 < 5.6e-309 and turned the fitted slope into NaN with a warning.
+    r = run_escape("sigmoid", (0.5, 1.0), (1e-310, 1e-315, 1e-320, 5e-324), fit_points=4)
+    assert np.all(np.isfinite(r.slopes)) and abs(r.slopes[0] - 0.5) < 0.01
+    np.testing.assert_allclose(r.t_escape, r.t_exact, rtol=1e-9)

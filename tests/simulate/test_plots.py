@@ -82,14 +82,76 @@ def _schedules(t_escape, contamination, pareto):
 
 def test_schedules_legend_lists_only_what_is_drawn():
     """A schedule that never escapes is not in the legend (it is named in a note); two coincident points share
-    one entry; a Pareto front of one visible point is not drawn and so not listed."""
+    one entry when both are Pareto-optimal or both are not; a Pareto front of one visible point is not drawn."""
     r = _schedules([np.inf, 8.0, 8.0, 30.0], [1e-4, 0.1, 2e-4, 2e-4], [False, False, True, False])
-    r.t_escape[1], r.contamination[1] = 8.0, 2e-4  # q=1 lands on step@P=0.5
+    r.t_escape[3], r.contamination[3] = 30.0, 2e-4
+    r.t_escape[1], r.contamination[1] = 30.0, 2e-4  # q=1 lands on linear: both not Pareto, one entry
     ax = plots.plot_schedules(r)
     labels = [t.get_text() for t in ax.get_legend().get_texts()]
-    assert labels == ["q=1, step@P=0.5 (Pareto)", "linear"]
+    assert labels == ["q=1, linear", "step@P=0.5 (Pareto)"]
     assert len(ax.get_legend().legend_handles) == len(ax.lines)
     assert any("never escape" in t.get_text() and "q=0" in t.get_text() for t in ax.texts)
+
+
+def test_a_filled_schedule_marker_stands_for_pareto_optimal_schedules_only():
+    """Issue 22: one filled marker stood for four coincident schedules, two of them not Pareto-optimal."""
+    r = _schedules([1000.0, 8.0, 8.0, 8.0], [2e-4, 2e-4, 2e-4, 2e-4], [False, False, True, False])
+    ax = plots.plot_schedules(r)
+    for line, text in zip(ax.get_legend().legend_handles, ax.get_legend().get_texts()):
+        filled = line.get_markerfacecolor() != "none"
+        assert filled == text.get_text().endswith("(Pareto)"), text.get_text()
+    filled = [t.get_text() for h, t in zip(ax.get_legend().legend_handles, ax.get_legend().get_texts())
+              if h.get_markerfacecolor() != "none"]
+    assert filled == ["step@P=0.5 (Pareto)"]  # q=1 and linear sit on the same point, open and larger
+    sizes = {t.get_text(): h.get_markersize() for h, t in zip(ax.lines, ax.get_legend().get_texts())}
+    assert sizes["q=1, linear"] > sizes["step@P=0.5 (Pareto)"]
+
+
+def _noise(score_ratio=(1.0, 1.0)):
+    return SimpleNamespace(model="softmax:10", qs=np.array([0.5, 1.0]), eps=0.1, times=np.geomspace(1e-2, 1e6, 5),
+                           curves=np.array([[0.5, 0.1, 0.01, 0.01, 0.01], [0.5, 0.2, 0.1, 0.1, 0.1]]),
+                           contamination=np.array([0.01, 0.1]), theory=np.array([0.01, 0.1]),
+                           etas=np.array([[1e-5, 1e-4], [1e-4, 1e-3]]), fit_times=np.array([[1e6, 1e6], [1e2, 1e2]]),
+                           fit_law=np.array([[1e-8, 1e-7], [1e-7, 1e-5]]), fit_slopes=np.array([0.0, 0.05]),
+                           score_ratio=np.array(score_ratio))
+
+
+def test_noise_curves_reach_the_time_the_legend_names_and_the_legend_covers_no_line():
+    """Issue 22: the legend said t = 1e8 while the axis ended at 1e6, and it sat over the dashed equilibria."""
+    ax = plots.plot_noise(_noise())
+    t_end = 100 * 1e6
+    assert ax.get_xlim()[1] > t_end and "10^{8}" in ax.get_legend().get_title().get_text()
+    ends = [line for line in ax.lines if list(line.get_xdata()) == [t_end]]
+    assert [float(line.get_ydata()[0]) for line in ends] == [0.01, 0.1]  # the flow's end values, at t_end
+    ax.figure.canvas.draw()
+    legend, frame = ax.get_legend().get_window_extent(), ax.get_window_extent()
+    assert legend.y1 <= frame.y0  # below the axes: it covers none of the lines
+
+
+def test_noise_fitting_says_where_the_premise_fails():
+    """Issue 22: points 1e8-1e14 above the law with no word that Prop. C.2's premise fails there."""
+    ax = plots.plot_noise_fitting(_noise(score_ratio=(1e-6, 1e-6)))
+    title = ax.get_legend().get_title().get_text()
+    assert "premise fails" in title and "1.0e-06" in title
+    assert all(line.get_linestyle() == ":" for line in ax.lines if line.get_marker() in ("None", "", None))
+    ok = plots.plot_noise_fitting(_noise(score_ratio=(0.9, 0.95)))
+    assert "premise" not in ok.get_legend().get_title().get_text()
+    assert any(line.get_linestyle() == "--" for line in ok.lines)
+
+
+def test_adam_figure_colours_optimizers_outside_the_q_palette():
+    """Issue 22: the q-against-steps figure coloured its optimizers with q colours (q=0.75, 0, 1)."""
+    from tsallis.palette import Q_COLORS
+
+    def train(model):
+        steps = np.arange(3 * 2 * 1 * 4, dtype=float).reshape(3, 2, 1, 4) + 10  # (labels, optimizers, p0, seeds)
+        return SimpleNamespace(model=model, optimizers=["sgd", "adam"], labels=["garl q=0", "garl q=0.5", "garl q=1"],
+                               steps=steps, delta=0.5, p0s=np.array([1e-4]), M=16)
+
+    ax = plots.plot_q_effect(train("dataset:4"), train("latent:8,4"))
+    colours = [matplotlib.colors.to_hex(c.get_color()).upper() for c in ax.get_legend().legend_handles]
+    assert not set(colours) & {c.upper() for c in Q_COLORS.values()}
+    assert colours[1] == colours[2] != colours[0]  # colour: the optimizer (Adam twice); style: the model
 
 
 def test_schedules_pareto_front_drawn_when_it_has_two_points():

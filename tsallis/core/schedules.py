@@ -51,13 +51,21 @@ class QSchedule:
 
     def __call__(self, t: float, total: float | None = None, p: float | None = None,
                  switched: bool = False) -> float:
-        """q at time t. For "step", pass `switched=True` once the switch has happened (it is sticky)."""
+        """q at time t. For "step", pass `switched=True` once the switch has happened (it is sticky).
+
+        Raises InputError when t (or p, where given) is not a number or is NaN: a NaN time would give q = NaN
+        for "linear" and "cosine", and a NaN p would never switch a "step"."""
+        if not (_real(t) and not math.isnan(t)):
+            raise InputError(f"q schedule: t must be a time or step count (a number, not NaN); got {t!r}")
+        if p is not None and not (_real(p) and not math.isnan(p)):
+            raise InputError(f"q schedule: p must be the running success estimate (a number in [0, 1], not NaN); "
+                             f"got {p!r}")
         if self.kind == "constant":
             return self.q_start
         if self.kind == "step":
             return self.q_end if switched or self.should_switch(t, p) else self.q_start
         if self.kind == "adaptive":
-            if p is None or not (_real(p) and math.isfinite(p)):
+            if p is None or not math.isfinite(p):
                 raise InputError(f"the adaptive q schedule needs the running success estimate p (a number); got {p!r}")
             p = min(max(float(p), 0.0), 1.0)
             return self.q_end + (self.q_start - self.q_end) * (1.0 - p)

@@ -31,6 +31,8 @@ __all__ = [
 def _check_log_w(log_w: Any, *, min_samples: int = 1, who: str = "") -> tuple[Any, Any, int]:
     """(namespace, log_w as a float array, M); `who` (the public function and its setting) names the caller."""
     xp = namespace(log_w)
+    if xp.name == "numpy":
+        _check_numbers(log_w, who)
     log_w = xp.asarray(log_w)
     if log_w.ndim == 0:
         raise InputError("log_w must have a trailing sample axis of size M, shape [..., M]; got a scalar")
@@ -47,6 +49,25 @@ def _check_log_w(log_w: Any, *, min_samples: int = 1, who: str = "") -> tuple[An
                  "log w <= 0: each is a log-probability log p(y*|x, z), so w <= 1 (pass log-probabilities, "
                  "not logits or rewards)")
     return xp, log_w, M
+
+
+def _check_numbers(log_w: Any, who: str) -> None:
+    """Refuse a log_w that is not a rectangular array of real numbers (strings, None, ragged lists), naming it,
+    instead of NumPy's own error (or a silent conversion of "-1.0")."""
+    shape = ("log_w must be a rectangular array of real numbers, shape [..., M]: the log-weights "
+             "log p(y*|x, z_m) of M rationales per example, the same M for every example")
+    try:
+        arr = np.asarray(log_w)
+    except (ValueError, TypeError) as err:  # ragged nesting
+        raise InputError(f"{who or 'this estimator'}: {shape}; got {_brief(log_w)} ({err})") from None
+    if arr.dtype.kind not in "iuf":
+        raise InputError(f"{who or 'this estimator'}: {shape}; got {_brief(log_w)} (elements of type "
+                         f"{type(arr.flat[0]).__name__ if arr.size else arr.dtype})")
+
+
+def _brief(x: Any) -> str:
+    text = repr(x)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def log_mean_w(log_w: Any) -> Any:
@@ -96,7 +117,7 @@ def garl_weights(log_w: Any, q: float, *, baseline: str = "none", normalize: boo
         raise InputError(f"baseline must be 'none' or 'rloo'; got {baseline!r}")
     check_flag(normalize, "normalize")
     xp, log_w, M = _check_log_w(log_w, min_samples=2 if baseline == "rloo" else 1,
-                                who="garl_weights(baseline='rloo')")
+                                who="garl_weights(baseline='rloo')" if baseline == "rloo" else "garl_weights")
     q = float(q)
     log_wbar = xp.logsumexp(log_w, axis=-1, keepdims=True) - math.log(M)
     amplified = xp.exp(log_w - q * log_wbar)  # w_m / w_bar^q <= M^q w_m^(1-q), no overflow

@@ -548,19 +548,27 @@ def cold_start_verdict(result: EscapeResult, *, stall_at_least: float = 2 / 3, e
 
     per_opt, data = {}, {}
     for opt in result.optimizers():
-        cold = [n for n in result.levels if 1 - _escaped_frac(result.select("grpo", opt, n)) >= stall_at_least]
+        # A level where no run of any method escaped within the budget cannot tell a stall from slowness.
+        open_ = [n for n in result.levels if any(r["escape_step"] is not None for r in result.runs
+                                                 if r["optimizer"] == opt and r["level"] == n)]
+        cold = [n for n in open_ if 1 - _escaped_frac(result.select("grpo", opt, n)) >= stall_at_least]
         high = [lab for lab in HIGH_Q if result.select(lab, opt)]
         esc = {n: {lab: _escaped_frac(result.select(lab, opt, n)) for lab in high} for n in cold}
         ok = [n for n in cold if high and max(esc[n].values()) >= escape_at_least]
         per_opt[opt] = None if not cold else len(ok) == len(cold)
-        data[opt] = {"cold_levels": cold, "high_q_escape_fraction": {str(n): v for n, v in esc.items()}}
+        data[opt] = {"cold_levels": cold, "high_q_escape_fraction": {str(n): v for n, v in esc.items()},
+                     "all_censored_levels": [n for n in result.levels if n not in open_]}
     tested = {o: v for o, v in per_opt.items() if v is not None}
     crit = (f"per optimizer: levels where GRPO escapes in < {1 - stall_at_least:.2f} of seeds are cold starts; the "
             f"claim holds there if GARL q=0.75 or q=1 escapes (held-out accuracy >= {ESCAPE_ACCURACY}) in >= "
-            f"{escape_at_least:.2f} of seeds within {result.settings.get('max_steps')} steps")
-    ev = "; ".join(f"{o}: GRPO stalls at n={data[o]['cold_levels']}; escaped fraction there "
+            f"{escape_at_least:.2f} of seeds within {result.settings.get('max_steps')} steps; a level where no "
+            f"run of any method escaped cannot decide (the budget cannot tell a stall from slowness)")
+    ev = "; ".join(f"{o}: GRPO stalls at n={data[o]['cold_levels']}"
+                   + ("; escaped fraction there " if data[o]["cold_levels"] else "")
                    + ", ".join(f"n={n}: " + ", ".join(f"{lab} {v:.2f}" for lab, v in d.items())
-                               for n, d in data[o]["high_q_escape_fraction"].items()) for o in per_opt)
+                               for n, d in data[o]["high_q_escape_fraction"].items())
+                   + (f"; every run censored at n={data[o]['all_censored_levels']}" if data[o]["all_censored_levels"]
+                      else "") for o in per_opt)
     if not tested or not any(result.select(lab, o) for lab in HIGH_Q for o in per_opt):
         outcome, assumption = UNTESTABLE, ""
     elif all(tested.values()) and len(tested) == len(per_opt) and len(per_opt) > 1:

@@ -13,8 +13,9 @@ from tsallis.palette import method_color, method_style
 
 
 def plot_escape(result, slopes: list[dict], optimizer: str, ax=None):
-    """Steps to escape against 1/p0 (log-log), one line per method: median over seeds, every run as a dot,
-    censored runs as an up-arrow at the budget; fitted slope [90% interval] and the law's slope in the legend."""
+    """Steps to escape against 1/p0 (log-log), one line per method: median over seeds where at least half the
+    runs escaped (a censored median is left out: its time is only a lower bound), every run as a dot, censored
+    runs as an open dot with an up-arrow at the budget; fitted slope [90% interval] and the law's in the legend."""
     import matplotlib.pyplot as plt
 
     ax = ax or plt.subplots(figsize=(6.5, 6))[1]
@@ -35,11 +36,15 @@ def plot_escape(result, slopes: list[dict], optimizer: str, ax=None):
                     ax.annotate("", (inv, t * 1.25), (inv, t), arrowprops=dict(arrowstyle="->", color=method_color(lab),
                                                                               lw=0.8))
             x.append(inv)
-            med.append(float(np.median(T)))
+            # a median that is a censored run (half or more censored) is no escape time: the line skips it,
+            # so it never draws a slope into points whose time is only a lower bound
+            med.append(float("nan") if 2 * sum(cen) >= len(cen) else float(np.median(T)))
         s = fit.get(lab, {})
-        txt = "not identified" if s.get("slope") is None else f"{s['slope']:.2f} [{s['lo']:.2f}, {s['hi']:.2f}]"
+        txt = ("not identified" if s.get("slope") is None else f"{s['slope']:.2f} (one run per level: no interval)"
+               if s.get("lo") == s.get("hi") else f"{s['slope']:.2f} [{s['lo']:.2f}, {s['hi']:.2f}]")
         law = "" if s.get("law_slope") is None else f", law {s['law_slope']:.2f}"
-        ax.plot(x, med, color=method_color(lab), ls=method_style(lab), lw=1.4, label=f"{lab}: {txt}{law}")
+        ax.plot(x, med, color=method_color(lab), ls=method_style(lab), lw=1.4, marker="_", ms=10,
+                label=f"{lab}: {txt}{law}")
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.axhline(result.settings["max_steps"], color="grey", lw=0.8, ls=":")
@@ -47,8 +52,8 @@ def plot_escape(result, slopes: list[dict], optimizer: str, ax=None):
     ax.set_xlabel("1 / p0 (measured at the start)")
     ax.set_ylabel(f"steps to held-out accuracy >= {result.settings['escape_accuracy']}")
     n_seeds = len(result.settings.get("seeds_per_optimizer", {}).get(optimizer, result.settings["seeds"]))
-    ax.set_title(f"{optimizer}: escape time vs p0 ({n_seeds} seeds; line: median, open + arrow: censored "
-                 f"at the budget)", fontsize=8)
+    ax.set_title(f"{optimizer}: escape time vs p0 ({n_seeds} seed{'s' if n_seeds != 1 else ''})\nline: median "
+                 "where it escaped; open dot + arrow: censored at the budget", fontsize=8)
     ax.legend(fontsize=6, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2, title="slope [90% CI], law",
               title_fontsize=6)
     return ax
@@ -100,21 +105,28 @@ def plot_label_noise(result, axes=None):
               ("eval/answer_copy_rate", "answer-copy rate (1 = no hedging)"),
               ("eval/rationale_entropy", "rationale entropy (nats/token)"))
     for arm in result.arms:
-        kw = dict(color=method_color(arm), ls=method_style(arm))
+        # a schedule starts as q = 1 and coincides with it: drawn thinner, dash-dotted and on top, so both show
+        sched = arm.startswith("schedule")
+        kw = dict(color=method_color(arm), ls=method_style(arm), lw=1.3 if sched else 2.0, zorder=3 if sched else 2)
         for ax, (key, title) in zip(axes, panels):
             a = np.asarray(result.curves[arm][key], dtype=float)
             m = np.nanmean(a, 0)
             se = np.nanstd(a, 0, ddof=1) / math.sqrt(len(a)) if len(a) > 1 else np.zeros_like(m)
             ax.plot(result.eval_steps, m, label=arm, **kw)
-            ax.fill_between(result.eval_steps, m - se, m + se, color=kw["color"], alpha=0.2)
+            ax.fill_between(result.eval_steps, m - se, m + se, color=kw["color"], alpha=0.15)
             ax.set_title(title, fontsize=9)
         for ax, key in zip(axes[6:], ("weights/ess", "frac_reward_zero_std")):
             runs = result.steps.get(arm, [])
             if runs:
                 v = np.nanmean([[m.get(key, np.nan) for m in r] for r in runs], 0)
                 ax.plot([m["step"] for m in runs[0]], v, alpha=0.8, **kw)
+    if all(np.nan_to_num(np.asarray(result.curves[arm]["train/memorized_noisy"], dtype=float)).max() == 0
+           for arm in result.arms):
+        axes[1].set_ylim(-0.05, 1.0)
+        axes[1].text(0.5, 0.5, "0 at every evaluation of every run:\nno sampled answer reproduced a noisy label",
+                     transform=axes[1].transAxes, ha="center", va="center", fontsize=8)
     axes[6].set_title("weight ESS of M", fontsize=9)
-    axes[7].set_title("groups with equal rewards (all wrong: no signal; or all right)", fontsize=9)
+    axes[7].set_title("groups with equal rewards\n(all wrong: no signal; or all right)", fontsize=9)
     axes[0].set_yscale("log")
     for ax in axes:
         ax.set_xlabel("optimizer step")

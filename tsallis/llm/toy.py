@@ -38,6 +38,7 @@ import math
 import os
 import random
 import string
+import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -302,13 +303,25 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get("TSALLIS_CACHE", Path.home() / ".cache" / "tsallis")) / "toy"
 
 
+PRETRAINED_HERE: list[dict[str, Any]] = []
+"""The toy models this process pretrained (path, wall and CPU seconds), so a caller can say its time included it."""
+
+
 def pretrained_toy_model(spec: ToyModelSpec = ToyModelSpec(), cache_dir: str | os.PathLike | None = None,
                          *, verbose: bool = True) -> Path:
-    """Path of the cached pretrained toy model for `spec`, pretraining it first if the cache lacks it."""
+    """Path of the cached pretrained toy model for `spec`, pretraining it first if the cache lacks it.
+
+    Pretraining takes minutes, once per cache: it always says so and shows its progress bar on stderr,
+    whatever `verbose` (which is passed on to nothing else)."""
     root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     path = root / f"toy-{spec.key()}"
     if not (path / "toy_spec.json").exists():
-        pretrain_toy_model(spec, path, verbose=verbose)
+        print(f"pretraining the toy model (once, cached in {path}; {spec.train_steps} steps)", file=sys.stderr,
+              flush=True)
+        pretrain_toy_model(spec, path, verbose=True)
+        info = model_info(path)
+        PRETRAINED_HERE.append({"path": str(path), "wall_seconds": info.get("pretrain_wall_seconds"),
+                                "cpu_seconds": info.get("pretrain_cpu_seconds")})
     return path
 
 

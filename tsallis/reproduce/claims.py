@@ -91,6 +91,10 @@ def claim_records(results: list[StageResult]) -> list[dict[str, Any]]:
     return records
 
 
+PAPER_SCALE = ("paper-tables", "garl-collapse")
+"""Claims that need the paper's model, data and GPU hours: judged only from `--paper RUNS_DIR`."""
+
+
 def not_testable_here(runs_dir=None) -> list[Evidence]:
     """The paper-scale claims (`paper-tables`, `garl-collapse`), judged from the finished paper-config runs under
     `runs_dir` (`tsallis reproduce --paper RUNS_DIR`); without runs they are "not testable here", naming what is

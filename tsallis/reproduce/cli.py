@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 
 
 def register(sub) -> None:
@@ -25,6 +26,9 @@ def register(sub) -> None:
                         "configs/paper/*.yaml under RUNS_DIR (each with config.json, metrics.jsonl and, for the "
                         "tables, "
                         "eval/eval_*_test_k16.json from `tsallis llm eval RUN --split test`)")
+    p.add_argument("--docs", metavar="DIR",
+                   help="also copy the claims table (claims.json) and the figures the README shows into DIR "
+                        "(the project's docs/figures); default size and every stage only")
     p.set_defaults(func=main)
 
 
@@ -33,8 +37,8 @@ def main(args: argparse.Namespace) -> int:
 
     from tsallis.errors import InputError
     from tsallis.files import check_output_dir
-    from tsallis.reproduce.pipeline import run_stages
-    from tsallis.reproduce.report import write_report
+    from tsallis.reproduce.pipeline import cpu_seconds, run_stages
+    from tsallis.reproduce.report import write_docs, write_report
     from tsallis.reproduce.stages import all_stages
 
     paper = None
@@ -55,11 +59,38 @@ def main(args: argparse.Namespace) -> int:
         if twice:
             raise InputError(f"--only lists {', '.join(twice)} twice; give each stage once")
         stages = [s for s in stages if s.name in args.only]
+    docs = None
+    if args.docs is not None:
+        if args.quick or args.only:
+            raise InputError("--docs writes the default-size docs data: drop --quick and --only")
+        docs = check_output_dir(args.docs, "--docs")
     out = check_output_dir(args.out, "--out")
-    if paper is not None and (out / "paper_runs" / "result.json").exists():
-        (out / "paper_runs" / "result.json").unlink()   # seconds to redo; the runs may have changed since
-    t0 = time.perf_counter()
-    results = run_stages(stages, out, quick=args.quick, force=args.force)
-    path = write_report(results, out, quick=args.quick, seconds=time.perf_counter() - t0)
+    t0, cpu0 = time.perf_counter(), cpu_seconds()
+    with _locked(out):
+        if paper is not None and (out / "paper_runs" / "result.json").exists():
+            (out / "paper_runs" / "result.json").unlink()  # seconds to redo; the runs may have changed since
+        results = run_stages(stages, out, quick=args.quick, force=args.force)
+        path = write_report(results, out, quick=args.quick, seconds=time.perf_counter() - t0,
+                            cpu_seconds=cpu_seconds() - cpu0)
+        if docs is not None:
+            print(f"docs data: {', '.join(str(p) for p in write_docs(out, docs))}")
     print(f"report: {path}")
     return 0
+
+
+@contextlib.contextmanager
+def _locked(out):
+    """Hold OUT's lock (the run-folder lock of `tsallis llm`) while this run writes into it: a second
+    `tsallis reproduce` into the same folder is refused instead of writing the same stages at once."""
+    from tsallis.errors import InputError
+    from tsallis.llm.rundir import RunLock
+
+    lock = RunLock(out)
+    try:
+        lock.acquire()
+    except InputError as err:
+        raise InputError(str(err).replace("--output-dir", "--out")) from None
+    try:
+        yield
+    finally:
+        lock.release()

@@ -8,13 +8,16 @@ interrupted run resumes where it stopped.
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tsallis.errors import DiskFullError, InputError, RunError
 from tsallis.files import atomic_write_text
 from tsallis.verdict import Verdict
 
@@ -68,6 +71,8 @@ class StageResult:
     data: list[str] = field(default_factory=list)
     evidence: list[Evidence] = field(default_factory=list)
     quick: bool = False
+    cpu_seconds: float | None = None  # CPU time of this process and its children (None: an older result.json)
+    timing_note: str = ""  # what else its time includes (the toy model's one-time pretraining)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -87,8 +92,6 @@ class Stage:
 def check_resumable(stages: list[Stage], out: Path, *, quick: bool, force: bool) -> None:
     """Refuse, before anything runs, to overwrite an earlier run's stage of the other size (--quick or not)
     or to resume from a marker that cannot be read; `force` replaces them."""
-    from tsallis.errors import InputError
-
     size = {True: "--quick", False: "default-size"}
     for stage in [] if force else stages:
         marker = out / stage.name / "result.json"
@@ -120,6 +123,12 @@ def _load_finished(marker: Path) -> StageResult | None:
         return None
 
 
+def cpu_seconds() -> float:
+    """User + system CPU seconds of this process (all threads) and of its finished children."""
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
+
+
 def run_stages(stages: list[Stage], out: Path, *, quick: bool, force: bool = False,
                log: Callable[[str], None] = print) -> list[StageResult]:
     """Run (or reload) each stage in order; a stage that raises stops the run with its name in the error."""
@@ -137,13 +146,22 @@ def run_stages(stages: list[Stage], out: Path, *, quick: bool, force: bool = Fal
                 continue
         log(f"[{i}/{len(stages)}] {stage.title} ...")
         stage_dir.mkdir(parents=True, exist_ok=True)
-        t0 = time.perf_counter()
+        t0, cpu0 = time.perf_counter(), cpu_seconds()
         try:
             res = stage.run(stage_dir, quick)
+        except OSError as err:
+            if err.errno not in (errno.ENOSPC, errno.EDQUOT):
+                raise RuntimeError(f"reproduce stage '{stage.name}' failed: {err}") from err
+            raise DiskFullError(f"reproduce stage '{stage.name}' stopped: the disk is full ({err}). The stages "
+                                f"finished before it are kept in {out}: free some space and run the same command "
+                                "again to resume") from err
+        except (InputError, RunError) as err:  # their messages say what to do; the stage name says where
+            kind = InputError if isinstance(err, InputError) else RunError
+            raise kind(f"reproduce stage '{stage.name}': {err}") from err
         except Exception as err:
             raise RuntimeError(f"reproduce stage '{stage.name}' failed: {err}") from err
         res = StageResult(**{**asdict(res), "seconds": time.perf_counter() - t0, "quick": quick,
-                             "evidence": res.evidence})
+                             "evidence": res.evidence, "cpu_seconds": cpu_seconds() - cpu0})
         _atomic_write_json(marker, res.to_json())
         log(f"[{i}/{len(stages)}] {stage.title}: {res.summary} ({res.seconds:.0f} s)")
         results.append(res)

@@ -8,8 +8,9 @@ import re
 from pathlib import Path
 
 from tsallis.files import atomic_write_text
-from tsallis.reproduce.claims import claim_records
+from tsallis.reproduce.claims import PAPER_SCALE, claim_records
 from tsallis.reproduce.pipeline import StageResult
+from tsallis.verdict import UNTESTABLE
 
 
 def _cell(text: str) -> str:
@@ -33,13 +34,31 @@ def claims_table(results: list[StageResult]) -> list[str]:
     return lines
 
 
-def write_report(results: list[StageResult], out: Path, *, quick: bool, seconds: float) -> Path:
-    """Write report.md, report.html and claims.json (the claims table as data) into `out`; return report.md."""
+def _seconds(x: float | None) -> str:
+    return "—" if x is None else f"{x:.1f}"
+
+
+def undecided_at_this_size(results: list[StageResult]) -> list[str]:
+    """Lines naming each claim this run could not decide though a larger run could (paper-scale ones aside)."""
+    return [f"- **{rec['id']}**: " + _cell("; ".join(p["text"] for p in rec["evidence"]) or "no evidence in this run")
+            for rec in claim_records(results) if rec["verdict"] == UNTESTABLE and rec["id"] not in PAPER_SCALE]
+
+
+def write_report(results: list[StageResult], out: Path, *, quick: bool, seconds: float,
+                 cpu_seconds: float | None = None) -> Path:
+    """Write report.md, report.html and claims.json (the claims table as data) into `out`; return report.md.
+
+    `seconds` is the run's wall time, `cpu_seconds` its CPU time (this process and its children)."""
+    cpu = "" if cpu_seconds is None else f", {cpu_seconds:.0f} s CPU"
+    notes = [f"Stage '{r.title}' {r.timing_note}." for r in results if r.timing_note]
+    undecided = undecided_at_this_size(results)
     md = [
         "# tsallis reproduce: the Tsallis loss continuum, checked",
         "",
-        f"Mode: {'quick' if quick else 'default'}; total {seconds:.0f} s on this machine's CPU. "
+        f"Mode: {'quick' if quick else 'default'}; total {seconds:.0f} s wall{cpu} on this machine "
+        f"(stages reused from an earlier run count their own time in the table below, not here). "
         "Paper: Lin & Ie, *How Fast Should a Model Commit to Supervision?*, arXiv 2604.25907.",
+        *(["", *notes] if notes else []),
         "",
         "## Claims",
         "",
@@ -48,18 +67,24 @@ def write_report(results: list[StageResult], out: Path, *, quick: bool, seconds:
         "extra assumption < holds as a bound (not tight) < holds). The same table is in "
         "[claims.json](claims.json).",
         "",
+        *([("At --quick size these claims cannot be decided (each says why); run without --quick to decide "
+            "them:" if quick else "This run could not decide these claims (each says why):"), "", *undecided, ""]
+          if undecided else []),
         *claims_table(results),
         "",
         "## Stages",
         "",
-        "| stage | result | seconds |",
-        "|---|---|---|",
-        *[f"| {r.title} | {_cell(r.summary)} | {r.seconds:.1f} |" for r in results],
+        "| stage | result | wall s | CPU s |",
+        "|---|---|---|---|",
+        *[f"| {r.title} | {_cell(r.summary + (f' ({r.timing_note})' if r.timing_note else ''))} | "
+          f"{_seconds(r.seconds)} | {_seconds(r.cpu_seconds)} |" for r in results],
+        "",
+        "Click a figure for its full-size file.",
         "",
     ]
     for r in results:
         md += [f"## {r.title}", "", r.summary, ""]
-        md += [f"![{Path(f).stem}]({f})" for f in r.figures]
+        md += [f"[![{Path(f).stem}]({f})]({f})" for f in r.figures]
         if r.data:
             md += ["", "Data: " + ", ".join(f"[{Path(d).name}]({d})" for d in r.data)]
         md.append("")
@@ -71,7 +96,8 @@ def write_report(results: list[StageResult], out: Path, *, quick: bool, seconds:
 
 
 def markdown_to_html(md: str) -> str:
-    """Just enough Markdown for this report: headings, tables, images, links, bold, italics."""
+    """Just enough Markdown for this report: headings, tables, lists, images, links, bold, italics. An image is
+    shown at most 720 px wide; the report links each to its full-size file."""
 
     def inline(s: str) -> str:
         s = html.escape(s, quote=False).replace("\\|", "|").replace("\\*", "\x00").replace("&lt;br&gt;", "<br>")
@@ -80,7 +106,7 @@ def markdown_to_html(md: str) -> str:
         s = re.sub(r"\*\*([^*]+)\*\*", r"<b>\1</b>", s)
         return re.sub(r"\*([^*]+)\*", r"<i>\1</i>", s).replace("\x00", "*")
 
-    body, table = [], []
+    body, table, items = [], [], []
     for line in md.splitlines() + [""]:
         if line.startswith("|"):
             cells = [c.strip() for c in re.split(r"(?<!\\)\|", line.strip())[1:-1]]
@@ -93,6 +119,12 @@ def markdown_to_html(md: str) -> str:
                         + "</tr>" + "".join("<tr>" + "".join(f"<td>{inline(c)}</td>" for c in r) + "</tr>"
                                             for r in rows) + "</table>")
             table = []
+        if line.startswith("- "):
+            items.append(f"<li>{inline(line[2:])}</li>")
+            continue
+        if items:
+            body.append("<ul>" + "".join(items) + "</ul>")
+            items = []
         m = re.match(r"(#+) (.*)", line)
         if m:
             n = len(m.group(1))
@@ -101,3 +133,35 @@ def markdown_to_html(md: str) -> str:
             body.append(f"<p>{inline(line)}</p>")
     return ("<!doctype html><meta charset=utf-8><title>tsallis reproduce</title>"
             "<body style='font-family:sans-serif;max-width:1100px;margin:auto'>" + "\n".join(body) + "</body>")
+
+
+DOCS_FILES = {  # docs/figures name -> the file of a default-size run (README and docs/simulate.md show these)
+    "claims.json": "claims.json",
+    "escape_sigmoid.png": "escape/escape_sigmoid.png",
+    "schedules.png": "schedules/schedules.png",
+    "bias_expansion.png": "estimators/bias_expansion.png",
+    "bias_expansion.csv": "estimators/bias_expansion.csv",
+    "bias_cold_start.png": "estimators/bias_cold_start.png",
+    "bias_cold_start.csv": "estimators/bias_cold_start.csv",
+    "adam_dataset.png": "train/adam_dataset.png",
+    "adam_dataset.csv": "train/adam_dataset.csv",
+    "adam_single.csv": "train/adam_single.csv",
+}
+
+
+def write_docs(out: Path, docs: Path) -> list[Path]:
+    """Copy a finished default-size run's claims table and the docs figures from `out` into `docs`
+    (`tsallis reproduce --docs docs/figures`), each atomically; return the paths written."""
+    from tsallis.errors import InputError
+    from tsallis.files import atomic_write
+
+    missing = [src for src in DOCS_FILES.values() if not (out / src).is_file()]
+    if missing:
+        raise InputError(f"--docs: {out} lacks {', '.join(missing)}; run every stage at default size first")
+    docs.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, src in DOCS_FILES.items():
+        with atomic_write(docs / name, "wb") as fh:
+            fh.write((out / src).read_bytes())
+        written.append(docs / name)
+    return written

@@ -259,20 +259,34 @@ def train_stage(out: Path, quick: bool) -> StageResult:
                        ev[0].text + "; " + ev[1].text, f + fa, d + da + d1, ev)
 
 
-def _llm_stage(name: str, title: str, out: Path, study) -> StageResult:
-    """A toy-LLM study's verdicts as evidence (the study ran, saved and judged; this only formats)."""
+def _llm_stage(name: str, title: str, out: Path, study, pretrained_before: int | None = None) -> StageResult:
+    """A toy-LLM study's verdicts as evidence (the study ran, saved and judged; this only formats). With
+    `pretrained_before` (len(PRETRAINED_HERE) before the study), a toy model the study pretrained is noted."""
+    from tsallis.llm.toy import PRETRAINED_HERE
+
     link = f"{name}/{study.figures[0]}" if study.figures else ""
     ev = [_ev(v, "toy LLM", link) for v in study.verdicts]
+    new = PRETRAINED_HERE[len(PRETRAINED_HERE) if pretrained_before is None else pretrained_before:]
+    note = "; ".join(
+        f"includes pretraining the toy model once ({p['wall_seconds']:.0f} s wall, {p['cpu_seconds']:.0f} s CPU; "
+        f"cached in {p['path']} for later runs)" for p in new)
     return StageResult(name, title, 0.0, study.summary, [f"{name}/{f}" for f in study.figures],
-                       [f"{name}/{f}" for f in study.data], ev)
+                       [f"{name}/{f}" for f in study.data], ev, timing_note=note)
+
+
+def _pretrained_so_far() -> int:
+    from tsallis.llm.toy import PRETRAINED_HERE
+
+    return len(PRETRAINED_HERE)
 
 
 def llm_cold_start_stage(out: Path, quick: bool) -> StageResult:
     """Escape time against p0 (default: levels n=8, 14; GRPO, GARL q=0, q=1; AdamW; 1 seed; 80 steps)."""
     from tsallis.llm.study import escape_study
 
+    before = _pretrained_so_far()
     study = escape_study(out, size="quick" if quick else "default", log=str(out / "runs.log"))
-    return _llm_stage("llm_cold_start", "Toy LLM: escape time against p0", out, study)
+    return _llm_stage("llm_cold_start", "Toy LLM: escape time against p0", out, study, before)
 
 
 def llm_label_noise_stage(out: Path, quick: bool) -> StageResult:
@@ -280,9 +294,10 @@ def llm_label_noise_stage(out: Path, quick: bool) -> StageResult:
     holds the schedule arm that `llm_schedule_stage` judges."""
     from tsallis.llm.study import noise_study
 
+    before = _pretrained_so_far()
     study = noise_study(out, size="quick" if quick else "default", log=str(out / "runs.log"))
     study.verdicts.pop()  # the schedule verdict belongs to the next stage
-    return _llm_stage("llm_label_noise", "Toy LLM: label noise", out, study)
+    return _llm_stage("llm_label_noise", "Toy LLM: label noise", out, study, before)
 
 
 def llm_schedule_stage(out: Path, quick: bool) -> StageResult:
@@ -291,6 +306,7 @@ def llm_schedule_stage(out: Path, quick: bool) -> StageResult:
     from tsallis.llm.study import StudyOutput, noise_study
 
     title, saved = "Toy LLM: the q=1->0 schedule under noise", out.parent / "llm_label_noise" / "label_noise.json"
+    before = _pretrained_so_far()
     if saved.exists():
         v = schedule_verdict(LabelNoiseResult.load(saved))
         study = StudyOutput([v], ["../llm_label_noise/label_noise.png"], ["../llm_label_noise/label_noise.json"],
@@ -298,7 +314,7 @@ def llm_schedule_stage(out: Path, quick: bool) -> StageResult:
     else:
         full = noise_study(out, size="quick" if quick else "default", log=str(out / "runs.log"))
         study = StudyOutput(full.verdicts[1:], full.figures, full.data, full.verdicts[1].evidence)
-    return _llm_stage("llm_schedule", title, out, study)
+    return _llm_stage("llm_schedule", title, out, study, before)
 
 
 def not_testable_stage(out: Path, quick: bool, runs_dir: Path | None = None) -> StageResult:

@@ -95,8 +95,10 @@ def run_escape(model: str = "sigmoid", qs=(0.0, 0.25, 0.5, 0.75, 1.0), p0s=DEFAU
         t_ex[i, j] = exact_escape_time(m, qs[i], p0s[j], delta)
         t_as[i, j] = tf.escape_time_asymptotic(qs[i], p0s[j])
     order = np.argsort(p0s)[:fit_points]
-    slopes = np.array([fit_slope(1 / p0s[order], t_esc[i, order]) for i in range(len(qs))])
-    law = np.array([fit_slope(1 / p0s[order], t_as[i, order]) for i in range(len(qs))])
+    log_p0 = np.log(p0s[order])
+    inv_p0 = np.exp(log_p0.mean() - log_p0)  # 1/p0 times a constant the slope ignores: finite at p0 = 1e-320
+    slopes = np.array([fit_slope(inv_p0, t_esc[i, order]) for i in range(len(qs))])
+    law = np.array([fit_slope(inv_p0, t_as[i, order]) for i in range(len(qs))])
     return EscapeResult(model, qs, p0s, delta, t_esc, t_ex, t_as, slopes, law, fit_points)
 
 

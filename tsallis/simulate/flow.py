@@ -4,13 +4,19 @@ Two clocks for the same trajectory:
 
 * `solve_flow` integrates in physical time t. Used for noise (the flow approaches an equilibrium) and for
   schedules (q depends on t).
-* `solve_escape` integrates a single-example escape in a rescaled clock. For one example
-  grad l_q = P^(1-q) grad l_1 (Prop. 4.1), so every q follows the *same path* as the q = 1 flow
-  d theta/d tau = -grad l_1 = s(theta), and only the clock differs: dt/d tau = P^-(1-q). We integrate
-  (theta, t) in tau. This removes the stiffness of the cold start (d theta/dt ~ p0^(1-q) tiny, then O(1)),
-  keeps log-odds coordinates for theta (no NaN down to p0 = 1e-300), and puts the terminal event
-  log P = log delta where the path is smooth. For several examples (`dataset`) the weights P_i^(1-q)
-  differ per example and the path depends on q, so the clock is instead dt/d tau = 1/max_i P_i^(1-q).
+* `solve_escape` integrates an escape in an arc-length clock tau: d theta/d tau = -g/||g|| with
+  g = grad J_q, and dt/d tau = 1/||g||. The state moves at unit speed whatever P is, so the cold start
+  (d theta/dt ~ p0^(1-q) tiny, then O(1)) is not stiff, theta stays in log-odds coordinates (no NaN down to
+  p0 = 1e-300), and the terminal event log P = log delta sits where the path is smooth. For one example
+  grad l_q = P^(1-q) grad l_1 (Prop. 4.1), so every q follows the same path and only the clock differs; for
+  several (`dataset`) the weights P_i^(1-q) differ per example and the path depends on q. The unit speed
+  matters there: a clock that divides by max_i P_i^(1-q) leaves the hardest example moving at
+  (P_min/P_max)^(1-q) ~ 1e-300 per unit tau.
+  The clock is integrated in units of a reference rate r (its rate at the start): the state holds s = t/r,
+  with ds/d tau = exp(log(1/||g||) - log r) computed in logs, and T = exp(log s + log r). When s passes
+  1e100 the solve restarts from there with r updated, so no state component grows large. (With t itself in
+  the state, the clock ran at 1e300 at p0 = 1e-300, q = 0: an RK trial stage overflowed, and whether the
+  step-size control recovered from it depended on the processor's rounding.)
 """
 
 from __future__ import annotations
@@ -69,42 +75,92 @@ def _rejected(y: Array) -> Array:
     return np.full_like(y, np.nan)
 
 
-def _clock_rhs(tau: float, y: Array, model, q: float) -> Array:
+def _descent(model, theta: Array, q: float) -> tuple[Array, float]:
+    """(-g/||g||, log ||g||) for g = grad J_q(theta), computed without under- or overflow.
+
+    Prop. 4.1: -g = mean_i P_i^(1-q) grad log P_i = W v with W = max_i P_i^(1-q) and v = mean_i r_i grad log P_i,
+    r_i = P_i^(1-q)/W in (0, 1] (core's attenuation at log P_i - max log P). ||v|| is taken after scaling v by
+    its largest entry, so that squaring entries of 1e-200 does not underflow.
+    """
+    logp = log_success(model, theta)  # (n,)
+    rel = attenuation_from_logp(logp - logp.max(), q)  # (n,)
+    score = model.jac_log_probs(theta)[np.arange(model.n), model.gold]  # (n, d) grad log P_i
+    v = (rel[:, None] * score).mean(axis=0)  # (d,)
+    big = np.abs(v).max()
+    if not big > 0:
+        return v, -np.inf
+    norm = big * np.linalg.norm(v / big)
+    return v / norm, (1.0 - q) * float(logp.max()) + float(np.log(norm))
+
+
+def _clock_rhs(tau: float, y: Array, model, q: float, log_rate: float) -> Array:
+    """d(theta, s)/d tau with s = t/r, r = exp(log_rate) (module docstring). A state where g = 0 (no descent,
+    an infinite clock) is answered like a non-finite one: the solver rejects the step."""
     if not np.all(np.isfinite(y)):
         return _rejected(y)
-    theta = y[:-1]
-    logp = log_success(model, theta)
-    weights = attenuation_from_logp(logp, q)  # (n,) P_i^(1-q)
-    scale = weights.max()
-    # d theta/d tau = -grad J_q / scale, dt/d tau = 1 / scale; the log of scale is used for the clock so
-    # that P^-(1-q) = exp(-(1-q) log P) never overflows.
-    dtheta = -grad_objective(model, theta, q) / scale
-    dt = np.exp(-(1.0 - q) * logp.max()) if model.n > 1 else np.exp(-(1.0 - q) * logp[0])
-    return np.append(dtheta, dt)
+    direction, log_g = _descent(model, y[:-1], q)
+    if not np.isfinite(log_g):
+        return _rejected(y)
+    with np.errstate(over="ignore"):  # overflows only at a wild trial state, which the solver rejects
+        ds = np.exp(-log_g - log_rate)
+    return np.append(direction, ds)
 
 
-def _escape_event(delta: float):
-    def event(tau, y, model, q):
+RESCALE = 1e100  # the clock's reference rate is moved when s = t/r reaches this
+MAX_EVALS = 20_000  # right-hand sides per escape (~7 s): ~2e3 are needed (sigmoid to 1e-300, dataset:3 to 1e-30)
+
+
+def _escape_event(model, delta: float):
+    def event(tau, y):
         return log_success(model, y[:-1]).min() - np.log(delta)
 
     event.terminal, event.direction = True, 1.0
     return event
 
 
+def _rescale_event(tau, y):
+    return y[-1] - RESCALE
+
+
+_rescale_event.terminal, _rescale_event.direction = True, 1.0
+
+
 def solve_escape(model, q: float, *, delta: float = 0.5, theta0: Array | None = None, tau_max: float = 1e4,
                  rtol: float = RTOL, atol: float = ATOL, method: str = "DOP853") -> float:
     """Escape time T_q(p0, delta): the first t with min_i P_i(t) = delta under the q-flow (Thms 5.1-5.2).
 
-    Integrates (theta, t) in the rescaled clock tau (module docstring) with a terminal event at
-    log P = log delta, direction +1. Raises if the solver fails or the event never fires.
+    Integrates (theta, t/r) in the arc-length clock tau (module docstring) with a terminal event at
+    log P = log delta, direction +1; tau_max bounds the path length. Raises RuntimeError if the solver
+    fails, the event never fires, the path is too stiff to follow in MAX_EVALS steps (a dataset model with
+    p0 far below 1e-30), or T exceeds the largest float.
     """
-    y0 = np.append(model.theta0 if theta0 is None else theta0, 0.0)
-    if log_success(model, y0[:-1]).min() >= np.log(delta):
+    q, evals = float(q), 0
+    y = np.append(model.theta0 if theta0 is None else theta0, 0.0)
+    if log_success(model, y[:-1]).min() >= np.log(delta):
         return 0.0
-    sol = solve_ivp(_clock_rhs, (0.0, tau_max), y0, method=method, events=_escape_event(delta),
-                    rtol=rtol, atol=atol, args=(model, float(q)))
-    if not sol.success:
-        raise RuntimeError(f"escape flow failed: {sol.message}")
-    if not len(sol.t_events[0]):
-        raise RuntimeError(f"P never reached delta={delta} within tau_max={tau_max}")
-    return float(sol.y_events[0][0][-1])
+    tau, log_rate = 0.0, -_descent(model, y[:-1], q)[1]
+
+    def rhs(tau, y):
+        nonlocal evals
+        evals += 1
+        if evals > MAX_EVALS:
+            raise RuntimeError(f"escape flow of {model.name} at q={q:g}: the path is too stiff to follow in "
+                               f"{MAX_EVALS} steps (P = {np.exp(log_success(model, y[:-1])).min():.1e} at "
+                               f"path length {tau:.3g}); start from a larger p0")
+        return _clock_rhs(tau, y, model, q, log_rate)
+
+    while True:
+        sol = solve_ivp(rhs, (tau, tau_max), y, method=method, events=(_escape_event(model, delta), _rescale_event),
+                        rtol=rtol, atol=atol)
+        if not sol.success:
+            raise RuntimeError(f"escape flow failed: {sol.message}")
+        if len(sol.t_events[0]):
+            log_T = float(np.log(sol.y_events[0][0][-1])) + log_rate
+            break
+        if not len(sol.t_events[1]):
+            raise RuntimeError(f"P never reached delta={delta} within a path of length tau_max={tau_max}")
+        tau, y = float(sol.t_events[1][0]), sol.y_events[1][0].copy()
+        log_rate, y[-1] = log_rate + float(np.log(y[-1])), 1.0
+    if not log_T < np.log(np.finfo(float).max):
+        raise RuntimeError(f"the escape time exp({log_T:.1f}) exceeds the largest float")
+    return float(np.exp(log_T))

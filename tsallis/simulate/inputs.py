@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import sys
 from collections.abc import Iterable, Mapping
 
 from tsallis.errors import InputError
@@ -185,6 +186,20 @@ def initial_successes(p0s, name: str, kind: str, model_name: str, *, delta: floa
     return values
 
 
+def escape_times_fit(qs, p0s, q_name: str, p0_name: str) -> None:
+    """Refuses a (q, p0) whose escape time, ~ p0^-(1-q)/(1-q) (Thm 5.2), would not fit a float with a factor
+    1e3 to spare (q = 0 and p0 = 1e-320 would be 1e320: the flow and Eq. 15 would both overflow)."""
+    limit = math.log(sys.float_info.max / 1e3)
+    for q in (q for q in qs if q < 1):
+        p = min(p0s)
+        log_t = -(1 - q) * math.log(p) - math.log(1 - q)
+        if log_t > limit:
+            smallest = math.exp(-(limit + math.log(1 - q)) / (1 - q))
+            raise InputError(f"{p0_name} = {p:g} with q = {q:g} in {q_name}: the escape time ~ p0^-(1-q)/(1-q) = "
+                             f"e^{log_t:.0f} would not fit a float (max 1.8e308); pick {p0_name} >= {smallest:.1e} "
+                             f"for this q")
+
+
 # ----------------------------------------------------------------------------------------------- studies
 def escape(model, qs, p0s, delta, *, fit_points: int = 5, names: Mapping[str, str] | None = None) -> None:
     """Checks of `run_escape`."""
@@ -192,7 +207,8 @@ def escape(model, qs, p0s, delta, *, fit_points: int = 5, names: Mapping[str, st
     kind, _ = model_spec(model, n("model"), study="escape")
     commitments(qs, n("qs"))
     d = real(delta, n("delta"), low=0.0, high=1.0, low_open=True, high_open=True, why="the success level to reach")
-    initial_successes(p0s, n("p0s"), kind, model, delta=d, delta_name=n("delta"))
+    ps = initial_successes(p0s, n("p0s"), kind, model, delta=d, delta_name=n("delta"))
+    escape_times_fit(commitments(qs, n("qs")), ps, n("qs"), n("p0s"))
     integer(fit_points, n("fit_points"), minimum=2, why="a slope needs two points")
 
 

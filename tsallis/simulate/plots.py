@@ -11,7 +11,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from tsallis.palette import OKABE_ITO, method_color, q_color
+from tsallis.palette import OPTIMIZER_COLORS, method_color, q_color
 
 # schedules that are not a constant q (run_schedules' defaults): colours outside the q palette, fixed per name
 _SCHEDULE_COLORS = {"step@t=20": "#000000", "step@t=200": "#999999", "step@P=0.1": "#56B4E9",
@@ -70,41 +70,65 @@ def plot_escape_ratio(result, ax=None):
 
 
 def plot_noise(result, ax=None):
-    """Contamination 1 - P(t) per q, with the escort equilibrium dashed (Thm 3.1 / Eq. 17)."""
+    """Contamination 1 - P(t) per q, with the escort equilibrium dashed (Thm 3.1 / Eq. 17).
+
+    The curves are sampled up to `result.times[-1]`; run_noise integrates on to 100 x that time so slow
+    approaches settle, and that end value is drawn as a dot at its own time, so the axis reaches it."""
     ax = _ax(ax)
+    t_end = 100 * result.times[-1]
     for i, q in enumerate(result.qs):
         c = q_color(q)
         curve = np.maximum(result.curves[i], 1e-300)
         ax.loglog(result.times, curve, color=c, label=f"q={q:g}: flow {level_text(result.contamination[i])}, "
                                                      f"escort {level_text(result.theory[i])}")
+        ax.loglog([t_end], [max(result.contamination[i], 1e-300)], "o", color=c, ms=5)
         if result.theory[i] > 0:
             ax.axhline(result.theory[i], color=c, ls="--", lw=1)
     positive = result.theory[result.theory > 0]
     ax.set_ylim(max(1e-12, positive.min() / 100) if positive.size else 1e-12, 1.0)
+    ax.set_xlim(result.times[0] / 2, t_end * 3)
     ax.set_xlabel("gradient-flow time t")
     ax.set_ylabel(r"noise contamination $\tilde p = 1 - P$")
-    ax.set_title(f"Label noise eps={result.eps:g}, {result.model}: flow (solid), escort equilibrium (--)", fontsize=9)
-    t_end = 100 * result.times[-1]  # run_noise integrates 100 x past the drawn curves so slow approaches settle
-    ax.legend(fontsize=8, title=rf"contamination at $t = 10^{{{np.log10(t_end):.0f}}}$ (flow) and at "
-                                "equilibrium (escort)", title_fontsize=8)
+    ax.set_title(f"Label noise eps={result.eps:g}, {result.model}: flow (solid; dot: its end), escort "
+                 "equilibrium (--)", fontsize=9)
+    # below the axes, so that it covers none of the dashed equilibria (they span the whole width)
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2,
+              title=rf"contamination at the flow's end, $t = 10^{{{np.log10(t_end):.0f}}}$ (dots), and at "
+                    "equilibrium (escort)", title_fontsize=7)
     return ax
 
 
 def plot_noise_fitting(result, ax=None):
-    """Noise-fitting time against eta on log axes, Prop. C.2's eta^(q+1)/((q+1) eps) dashed."""
+    """Noise-fitting time against eta on log axes, Prop. C.2's eta^(q+1)/((q+1) eps) dashed.
+
+    Where the law's premise fails (the score falls near P = 1: `score_ratio` below the verdict's floor), the
+    panel says so: the points are then a cold-start escape towards the noisy label, not the law's regime."""
+    from tsallis.simulate.verdicts import SCORE_FLOOR
+
     ax = _ax(ax)
+    failing = []
     for i, q in enumerate(result.qs):
         if not np.all(np.isfinite(result.fit_times[i])):
             continue
         c = q_color(q)
+        ok = result.score_ratio[i] >= SCORE_FLOOR
+        if not ok:
+            failing.append(f"q={q:g}: {result.score_ratio[i]:.1e}")
         ax.loglog(result.etas[i], result.fit_times[i], "o", color=c, ms=4,
-                  label=f"q={q:g} (fitted slope {result.fit_slopes[i]:.2f}, law {q + 1:g})")
-        ax.loglog(result.etas[i], result.fit_law[i], "--", color=c, lw=1)
+                  label=f"q={q:g} (fitted slope {result.fit_slopes[i]:.2f}, law {q + 1:g})"
+                  + ("" if ok else ", premise fails"))
+        ax.loglog(result.etas[i], result.fit_law[i], "--" if ok else ":", color=c, lw=1)
+    note = None
+    if failing:
+        note = ("Prop. C.2's premise fails here: ||s|| at the start is only " + ", ".join(failing) + "\nof its "
+                "value at the largest " + r"$\eta$" + f" (floor {SCORE_FLOOR:g}): ||s|| -> 0 near P = 1, so fitting "
+                "the noise is\na cold-start escape set by the start, not by " + r"$\eta$" + ": the law (dotted) is not "
+                "expected to hold")
     ax.set_xlabel(r"contamination level $\eta$")
     ax.set_ylabel(r"time to fit the noise up to $\eta$")
-    ax.set_title(f"Noise fitting, {result.model}: flow (o), Prop. C.2 law (--); q that never reach "
-                 r"$\eta$ left out", fontsize=9)
-    ax.legend(fontsize=8)
+    ax.set_title(f"Noise fitting, {result.model}: flow (o), Prop. C.2 law (--; dotted where its premise fails);\n"
+                 r"q that never reach $\eta$ left out", fontsize=9)
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.16), title=note, title_fontsize=7)
     return ax
 
 
@@ -133,20 +157,25 @@ def _coincident_groups(x, y, tol: float = 0.03) -> list[list[int]]:
 def plot_schedules(result, ax=None):
     """Speed-robustness: escape time vs final contamination per schedule, Pareto front joined.
 
-    Schedules whose points coincide share one marker and one legend entry, so the legend lists only what can
-    be seen; a constant q keeps its q colour. Schedules that never escape are named in a note."""
+    Schedules whose points coincide and that are alike in being Pareto-optimal or not share one marker and one
+    legend entry, so the legend lists only what can be seen and a filled marker stands for Pareto-optimal
+    schedules only. Pareto-optimal: filled and small; the rest: open and larger, so an open marker at the same
+    point rings the filled one. A constant q keeps its q colour. Schedules that never escape are named in a note."""
     ax = _ax(ax)
     t = np.where(np.isfinite(result.t_escape), result.t_escape, np.nan)
-    shown = np.flatnonzero(np.isfinite(t))
     markers = "osD^v<>ph"
-    for g, group in enumerate(_coincident_groups(t[shown], result.contamination[shown])):
-        members = [int(shown[k]) for k in group]
-        names = [result.names[k] + (" (Pareto)" if result.pareto[k] else "") for k in members]
-        color = schedule_color(result.names[members[0]])
-        pareto = bool(result.pareto[members].any())
-        ax.loglog(t[members[0]], result.contamination[members[0]], markers[g % len(markers)], color=color,
-                  mfc=color if pareto else "none", mew=1.5, ms=9,
-                  label=",\n".join(", ".join(names[i:i + 2]) for i in range(0, len(names), 2)))
+    g = 0
+    for pareto in (False, True):  # the filled (Pareto) markers are drawn last, on top
+        shown = np.flatnonzero(np.isfinite(t) & (np.asarray(result.pareto, bool) == pareto))
+        for group in _coincident_groups(t[shown], result.contamination[shown]):
+            members = [int(shown[k]) for k in group]
+            names = [result.names[k] for k in members]
+            color = schedule_color(names[0])
+            label = ",\n".join(", ".join(names[i:i + 2]) for i in range(0, len(names), 2))
+            ax.loglog(t[members[0]], result.contamination[members[0]], markers[g % len(markers)], color=color,
+                      mfc=color if pareto else "none", mew=1.5, ms=8 if pareto else 13,
+                      label=label + (" (Pareto)" if pareto else ""))
+            g += 1
     front = np.flatnonzero(result.pareto & np.isfinite(t))
     front = front[np.argsort(t[front])]
     if len(_coincident_groups(t[front], result.contamination[front])) > 1:  # a front one can see
@@ -158,8 +187,10 @@ def plot_schedules(result, ax=None):
     ax.set_xlabel(rf"escape time (P reaches {result.delta:g})")
     ax.set_ylabel(f"noise contamination at t={result.t_end:g}")
     ax.set_title(f"q schedules on {result.model}, p0={result.p0:g}, eps={result.eps:g}\n"
-                 "lower-left is better; filled: Pareto-optimal", fontsize=9)
-    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
+                 "lower-left is better; filled: Pareto-optimal, open: not", fontsize=9)
+    ax.margins(0.08)  # markers at the extremes stay whole
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0, markerscale=0.6,
+              labelspacing=0.9)
     return ax
 
 
@@ -358,15 +389,14 @@ def plot_q_effect(dataset, single, ax=None):
     ax = _ax(ax)
     series = [(dataset, "sgd", "o-", f"{dataset.model}, SGD"), (dataset, "adam", "s-", f"{dataset.model}, Adam"),
               (single, "adam", "^--", f"{single.model} (one example), Adam")]
-    for k, (r, opt, fmt, label) in enumerate(series):
+    for r, opt, fmt, label in series:  # colour: the optimizer; line and marker: the model
         o = r.optimizers.index(opt)
         rows = [(float(lab.split("q=")[1]), r.steps[j, o, 0]) for j, lab in enumerate(r.labels)
                 if lab.startswith("garl q=")]
         qs = [q for q, _ in rows]
         mean = [s.mean() for _, s in rows]
         ci = [1.96 * s.std(ddof=1) / np.sqrt(s.size) for _, s in rows]
-        ax.errorbar(qs, mean, yerr=ci, fmt=fmt, color=OKABE_ITO[(k + 3) % len(OKABE_ITO)], ms=5, capsize=2, lw=1,
-                    label=label)
+        ax.errorbar(qs, mean, yerr=ci, fmt=fmt, color=OPTIMIZER_COLORS[opt], ms=5, capsize=2, lw=1, label=label)
     ax.set_yscale("log")
     ax.set_xlabel("q (GARL)")
     ax.set_ylabel(f"steps until every example has P >= {dataset.delta:g}")

@@ -39,7 +39,7 @@ def escape_time_sigmoid(p0_: sp.Expr = p0, delta_: sp.Expr = delta, q_: sp.Expr 
 def escape_time_asymptotic(p0_: sp.Expr = p0, q_: sp.Expr = q) -> sp.Expr:
     """Leading-order escape time (Thm 5.2, App. C.1): p0^-(1-q)/(1-q) for q < 1, log(1/p0) at q = 1."""
     if q_ == 1:
-        return sp.log(1 / p0_)
+        return -sp.log(p0_)  # = log(1/p0), and lambdifies without forming 1/p0 (inf below p0 = 5.6e-309)
     return p0_ ** (-(1 - q_)) / (1 - q_)
 
 
