@@ -97,7 +97,7 @@ def test_predictions_recover_the_bare_law_when_the_score_is_constant(q):
 
 
 def test_power_mean_weights_the_examples():
-    tr = settle.RunTrace(1.0, 0.1, 2, 10, [0.0] * 3, {}, np.log([[1e-2, 1e-4], [1e-2, 1e-4]]))
+    tr = settle.RunTrace(1.0, 0.1, 2, 10, [0.0] * 3, {}, np.log([[1e-2, 1e-4]] * 3))
     # q = 0: dt_1 / mean_i P_i; the mean is dominated by the larger P
     assert settle.predict_power_mean(tr, 0.0) == pytest.approx(2 * 0.1 / ((1e-2 + 1e-4) / 2))
     assert settle.predict_power_mean(tr, 1.0) == pytest.approx(0.2)

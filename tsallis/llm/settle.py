@@ -184,17 +184,23 @@ def run_exact(model, batch, q: float, lr: float, *, budget_time: float, delta: f
 
 
 def predict_power_mean(trace: RunTrace, q: float) -> float | None:
-    """T_q = sum over the q = 1 run's steps of lr / mean_i P_i^(1-q) (the power-mean form; None if q = 1
-    did not escape). Computed in log space: mean_i P_i^(1-q) = exp(logsumexp((1-q) log P_i) - log N)."""
+    """T_q = integral over the q = 1 run of dt_1 / mean_i P_i^(1-q) (the power-mean form; None if q = 1 did not
+    escape). The integrand f = 1/m_q is taken exponential between recorded steps (exact for P ~ e^(c t)), so
+    each step contributes lr (f_k - f_{k+1}) / log(f_k / f_{k+1}); in log space throughout:
+    log m_q = logsumexp((1-q) log P_i) - log N."""
     from scipy.special import logsumexp
 
     if trace.escape_steps is None or trace.logp_rows is None:
         return None
-    L = trace.logp_rows[:trace.escape_steps]  # (K, N), the steps actually taken
-    if len(L) == 0:
+    L = trace.logp_rows[:trace.escape_steps + 1]  # (K+1, N): the K steps' start points and the escape point
+    if len(L) < 2:
         return 0.0
-    log_m = logsumexp((1 - q) * L, axis=1) - math.log(L.shape[1])
-    return float(trace.lr * np.exp(-log_m).sum())
+    log_f = -(logsumexp((1 - q) * L, axis=1) - math.log(L.shape[1]))
+    a, b = log_f[:-1], log_f[1:]
+    d = a - b
+    small = np.abs(d) < 1e-9
+    seg = np.where(small, np.exp(a), (np.exp(a) - np.exp(b)) / np.where(small, 1.0, d))
+    return float(trace.lr * seg.sum())
 
 
 def predict_g_form(trace: RunTrace, q: float, delta: float = DELTA) -> float | None:
@@ -234,10 +240,10 @@ SIZES: dict[str, dict[str, Any]] = {
                 "eval_samples": 2, "n_prompts": 32, "num_samples": 8, "budget": 12.0, "lr0": 0.01,
                 "adam_levels": (8, 14), "adam_qs": (0.0, 0.5, 1.0), "adam_lr": 1e-3, "adam_budget": 200,
                 "noise_level": 8, "noise_qs": (0.0, 0.5, 1.0), "noise_budget": 8.0, "noise_train": 16},
-    "cpu": {"levels": (8, 11, 14, 17), "seeds": (0, 1, 2), "qs": QS, "n_train": 32, "n_eval": 32,
-            "eval_samples": 4, "n_prompts": 64, "num_samples": 16, "budget": 30.0, "lr0": 0.01,
-            "adam_levels": (8, 11, 14, 17), "adam_qs": (0.0, 0.5, 1.0), "adam_lr": 1e-3, "adam_budget": 300,
-            "noise_level": 8, "noise_qs": (0.0, 0.25, 0.5, 1.0), "noise_budget": 15.0, "noise_train": 32},
+    "cpu": {"levels": (8, 11, 14, 17), "seeds": (0, 1, 2), "qs": QS, "n_train": 16, "n_eval": 32,
+            "eval_samples": 4, "n_prompts": 64, "num_samples": 16, "budget": 8.0, "lr0": 0.01,
+            "adam_levels": (8, 11, 14, 17), "adam_qs": (0.0, 0.5, 1.0), "adam_lr": 2e-4, "adam_budget": 300,
+            "noise_level": 8, "noise_qs": (0.0, 0.25, 0.5, 1.0), "noise_budget": 6.0, "noise_train": 16},
     "full": {"levels": (8, 11, 14, 17), "seeds": (0, 1, 2, 3, 4), "qs": QS, "n_train": 64, "n_eval": 64,
              "eval_samples": 8, "n_prompts": 64, "num_samples": 16, "budget": 300.0, "lr0": 0.01,
              "adam_levels": (8, 11, 14, 17), "adam_qs": QS, "adam_lr": 1e-3, "adam_budget": 1000,
@@ -251,7 +257,7 @@ RATE_TOL = 0.10
 """Stability rule (ours): a rate is accepted when q = 1 at lr and at lr/2 escape at lr x steps within 10% and the
 q = 1 objective never rises by more than RISE_TOL nats between steps."""
 RISE_TOL = 0.01
-PATH_STEPS = 200
+PATH_STEPS = 100
 """The recorded q = 1 path uses lr_path = T_1 / PATH_STEPS (at most lr/2), so each step moves P little and the
 prediction's integral is resolved (the first step carries most of integral dt / P at small q)."""
 
@@ -554,25 +560,19 @@ def _start(size: str, cache_dir, log_path, quiet: bool):
 
 
 def settle_study(out, *, size: str = "cpu", cache_dir: str | None = None, log: str | None = None,
-                 quiet: bool = False, arms: tuple[int, ...] = (1, 3)):
-    """Arms 1 and 3 at `size`: levels, rates, paths, predictions (before the other q's), runs, statistics,
-    figures and verdicts; writes out/settle.json (+ CSVs, PNGs). Returns a `StudyOutput`."""
+                 quiet: bool = False, arms: tuple[int, ...] = (1, 3), seeds: tuple[int, ...] | None = None):
+    """Arms 1 and 3 at `size` (`seeds` overrides the size's seeds, to split a study over processes; see
+    `merge_settle`): levels, rates, paths, predictions (logged before the other q's run), runs; then
+    `finish_settle`. Writes out/settle.json (+ CSVs, PNGs). Returns a `StudyOutput`."""
     from pathlib import Path
-
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from tsallis.llm import settle_stats as st
-    from tsallis.llm.settle_plots import plot_escape_vs_p0, plot_paths
-    from tsallis.llm.study import StudyOutput
-    from tsallis.llm.verdicts import cold_start_verdict, escape_law_verdict
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     sz, path, model, tok, lg = _start(size, cache_dir, log, quiet)
+    if seeds is not None:
+        sz = {**sz, "seeds": tuple(int(s) for s in seeds)}
     res: dict[str, Any] = {"settings": {"size": size, "model": path, "delta": DELTA, "rate_tol": RATE_TOL,
-                                        "rise_tol": RISE_TOL, "path_steps": PATH_STEPS,
-                                        **{k: v for k, v in sz.items()}},
+                                        "rise_tol": RISE_TOL, "path_steps": PATH_STEPS, "arms": list(arms), **sz},
                            "runs": [], "predicted": [], "paths": [], "rates": []}
     res["levels"] = measure_levels(model, tok, sz["levels"], n_prompts=sz["n_prompts"],
                                    num_samples=sz["num_samples"], log=lg)
@@ -586,15 +586,47 @@ def settle_study(out, *, size: str = "cpu", cache_dir: str | None = None, log: s
         a3 = run_arm3(model, tok, sz, lg)
         res["runs"] += a3["runs"]
         res["predicted"] += a3["predicted"]
+    return finish_settle(out, res, lg)
+
+
+def merge_settle(out, parts, *, log: str | None = None):
+    """One study from several settle.json (e.g. seeds run in separate processes): the first part's levels and
+    settings, every part's runs, predictions, paths and rates; then `finish_settle` into `out`."""
+    import json
+    from pathlib import Path
+
+    ds = [json.loads(Path(p).read_text()) for p in parts]
+    res = {**ds[0], "runs": [], "predicted": [], "paths": [], "rates": []}
+    res["settings"] = {**ds[0]["settings"], "merged_from": [str(p) for p in parts],
+                       "seeds": sorted({s for d in ds for s in d["settings"]["seeds"]}),
+                       "arms": sorted({a for d in ds for a in d["settings"].get("arms", [])})}
+    for d in ds:
+        for k in ("runs", "predicted", "paths", "rates"):
+            res[k] += d[k]
+    Path(out).mkdir(parents=True, exist_ok=True)
+    return finish_settle(Path(out), res, Log(log))
+
+
+def finish_settle(out, res: dict[str, Any], lg: Log):
+    """Statistics, verdicts, CSVs and figures of a settle result (recomputable from a saved settle.json)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from tsallis.llm import settle_stats as st
+    from tsallis.llm.settle_plots import plot_escape_vs_p0, plot_paths
+    from tsallis.llm.study import StudyOutput
+    from tsallis.llm.verdicts import cold_start_verdict, escape_law_verdict
+
+    sz = res["settings"]
     done = sorted({r["arm"] for r in res["runs"]})
     res["slopes"] = [s for a in done for s in st.slopes(res["levels"], res["runs"], res["predicted"], a,
                                                           sz["qs"] if a == 1 else sz["adam_qs"])]
     res["escape_probability"] = [e for a in done for e in st.escape_probability(res["runs"], a)]
     res["ratios"] = [r for a in done for r in st.ratios(res["runs"], res["predicted"], a)]
     res["agreement"] = st.agreement(res["runs"], res["predicted"], 1)
-    verdicts = []
-    if 1 in done:
-        verdicts.append(escape_law_verdict(res["agreement"]))
+    verdicts = [escape_law_verdict(res["agreement"])] if 1 in done else []
     regimes = {1: "arm 1: exact gradient, plain SGD, one rate for every q (gradient-flow regime)",
                3: f"arm 3: exact gradient, AdamW lr {sz['adam_lr']:g} (scale-free update; prediction T_q/T_1 ~ 1)"}
     for a in done:
@@ -611,14 +643,13 @@ def settle_study(out, *, size: str = "cpu", cache_dir: str | None = None, log: s
             _csv(out, "settle_slopes.csv", res["slopes"], ["arm", "q", "slope", "lo", "hi", "n_escaped",
                                                            "n_censored", "predicted_slope", "bare_law_slope"])]
     figs = []
-    import matplotlib.pyplot as plt
-
-    axes = plt.subplots(1, len(done), figsize=(6 * len(done), 5), squeeze=False)[1][0]
-    titles = {1: "arm 1: exact gradient, SGD (time = lr x steps)", 3: "arm 3: exact gradient, AdamW (steps)"}
-    for ax, a in zip(axes, done):
-        plot_escape_vs_p0(res, a, ax, titles[a])
-    _savefig(axes, out / "settle_escape.png")
-    figs.append("settle_escape.png")
+    if done:
+        axes = plt.subplots(1, len(done), figsize=(6 * len(done), 5), squeeze=False)[1][0]
+        titles = {1: "arm 1: exact gradient, SGD (time = lr x steps)", 3: "arm 3: exact gradient, AdamW (steps)"}
+        for ax, a in zip(axes, done):
+            plot_escape_vs_p0(res, a, ax, titles[a])
+        _savefig(axes, out / "settle_escape.png")
+        figs.append("settle_escape.png")
     if res["paths"]:
         _savefig(plot_paths(res["paths"]), out / "settle_paths.png")
         figs.append("settle_paths.png")
