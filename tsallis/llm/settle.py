@@ -232,22 +232,26 @@ def check_q_grid(qs) -> tuple[float, ...]:
 
 
 SIZES: dict[str, dict[str, Any]] = {
-    "quick": {"levels": (8, 11), "seeds": (0,), "qs": (0.0, 0.5, 1.0), "n_train": 16, "n_eval": 8,
-              "eval_samples": 2, "n_prompts": 16, "num_samples": 4, "budget": 5.0, "lr0": 0.01,
-              "adam_levels": (8,), "adam_qs": (0.0, 1.0), "adam_lr": 1e-3, "adam_budget": 150,
-              "noise_level": 8, "noise_qs": (0.0, 1.0), "noise_budget": 3.0, "noise_train": 16},
+    "quick": {"levels": (8, 11), "seeds": (0,), "qs": (0.5, 1.0), "n_train": 8, "n_eval": 8,
+              "eval_samples": 2, "n_prompts": 16, "num_samples": 4, "budget": 2.0, "lr0": 0.01,
+              "adam_levels": (8,), "adam_qs": (0.0, 1.0), "adam_lr": 2e-4, "adam_budget": 100,
+              "noise_level": 8, "noise_qs": (0.0, 1.0), "noise_budget": 0.1, "noise_train": 8, "noise_lr": 5e-4,
+              "noise_check": False},
     "default": {"levels": (8, 11, 14, 17), "seeds": (0,), "qs": (0.0, 0.5, 1.0), "n_train": 16, "n_eval": 16,
-                "eval_samples": 2, "n_prompts": 32, "num_samples": 8, "budget": 12.0, "lr0": 0.01,
-                "adam_levels": (8, 14), "adam_qs": (0.0, 0.5, 1.0), "adam_lr": 1e-3, "adam_budget": 200,
-                "noise_level": 8, "noise_qs": (0.0, 0.5, 1.0), "noise_budget": 8.0, "noise_train": 16},
+                "eval_samples": 2, "n_prompts": 32, "num_samples": 8, "budget": 6.0, "lr0": 0.01,
+                "adam_levels": (8, 14), "adam_qs": (0.0, 0.5, 1.0), "adam_lr": 2e-4, "adam_budget": 200,
+                "noise_level": 8, "noise_qs": (0.0, 0.5, 1.0), "noise_budget": 0.3, "noise_train": 8,
+                "noise_lr": 5e-4, "noise_check": False},
     "cpu": {"levels": (8, 11, 14, 17), "seeds": (0, 1, 2), "qs": QS, "n_train": 16, "n_eval": 32,
             "eval_samples": 4, "n_prompts": 64, "num_samples": 16, "budget": 8.0, "lr0": 0.01,
             "adam_levels": (8, 11, 14, 17), "adam_qs": (0.0, 0.5, 1.0), "adam_lr": 2e-4, "adam_budget": 300,
-            "noise_level": 8, "noise_qs": (0.0, 0.25, 0.5, 1.0), "noise_budget": 6.0, "noise_train": 16},
+            "noise_level": 8, "noise_qs": (0.0, 0.25, 0.5, 1.0), "noise_budget": 0.8, "noise_train": 8,
+            "noise_lr": 5e-4, "noise_check": True},
     "full": {"levels": (8, 11, 14, 17), "seeds": (0, 1, 2, 3, 4), "qs": QS, "n_train": 64, "n_eval": 64,
              "eval_samples": 8, "n_prompts": 64, "num_samples": 16, "budget": 300.0, "lr0": 0.01,
-             "adam_levels": (8, 11, 14, 17), "adam_qs": QS, "adam_lr": 1e-3, "adam_budget": 1000,
-             "noise_level": 8, "noise_qs": (0.0, 0.25, 0.5, 1.0), "noise_budget": 50.0, "noise_train": 64},
+             "adam_levels": (8, 11, 14, 17), "adam_qs": QS, "adam_lr": 2e-4, "adam_budget": 1000,
+             "noise_level": 8, "noise_qs": (0.0, 0.25, 0.5, 1.0), "noise_budget": 3.0, "noise_train": 64,
+             "noise_lr": 2.5e-4, "noise_check": True},
 }
 """Settling-study sizes (ours). budget: the censoring budget in lr x steps (arm 1) and in steps (arm 3, AdamW);
 lr0: the first rate tried for q = 1 (halved until the q = 1 run passes the stability rule). "default" is what
@@ -481,29 +485,37 @@ def run_noise_arm(model, by, bk, *, eps: float, q, lr: float, steps: int, switch
     return {"contamination": c, "p_k": pk, "p_y": py}
 
 
-def run_arm4(model, tok, sz: dict[str, Any], log: Log, *, eps: float = 0.2, lr: float = 0.01,
-             warm_p: float = 0.9) -> dict[str, Any]:
-    """Arm 4: warm start (q = 1, clean, until mean P >= warm_p), then each arm from the warm weights."""
+def run_arm4(model, tok, sz: dict[str, Any], log: Log, *, eps: float = 0.2, warm_p: float = 0.9,
+             warm_lr: float = 0.01) -> dict[str, Any]:
+    """Arm 4: warm start (q = 1, clean, plain SGD at warm_lr until mean P >= warm_p), then each arm from the warm
+    weights at the size's noise_lr (with noise_check, q = 1 again at half the rate: same lr x steps curve?)."""
+    lr = sz["noise_lr"]
     state0 = {k: v.clone() for k, v in model.state_dict().items()}
     train, _ = _examples(sz["noise_level"], 0, sz["noise_train"], 0)
     by = gold_batch(tok, train)
     bk = gold_batch(tok, train, [alternative_label(ex.answer, i) for i, ex in enumerate(train)])
-    warm = run_exact(model, by, 1.0, lr, budget_time=50.0, delta=warm_p)
+    warm = run_exact(model, by, 1.0, warm_lr, budget_time=50.0, delta=warm_p)
     log(f"arm 4: warm start at n={sz['noise_level']}: mean P {warm.mean_p[0]:.3g} -> {warm.mean_p[-1]:.3g} in "
-        f"{len(warm.mean_p) - 1} steps (lr {lr:g})")
+        f"{len(warm.mean_p) - 1} steps (lr {warm_lr:g}); noise arms at lr {lr:g}")
     warm_state = {k: v.clone() for k, v in model.state_dict().items()}
     steps = int(round(sz["noise_budget"] / lr))
     arms = [(f"q={q:g}", q, eps, None) for q in sz["noise_qs"]]
     arms += [("schedule q=1->0", None, eps, steps // 2), ("clean control q=1", 1.0, 0.0, None)]
+    if sz.get("noise_check"):
+        arms.append(("q=1 (half rate)", 1.0, eps, None))
     out = []
     for name, q, e, switch in arms:
         model.load_state_dict(warm_state)
         t0 = time.time()
-        r = run_noise_arm(model, by, bk, eps=e, q=q, lr=lr, steps=steps, switch=switch)
+        half = name.endswith("(half rate)")
+        r = run_noise_arm(model, by, bk, eps=e, q=q, lr=lr / 2 if half else lr, steps=2 * steps if half else steps,
+                          switch=switch)
         esc = None if q is None or e == 0 else escort(e, q)
-        out.append({"arm": name, "q": q, "eps": e, "switch_step": switch, "escort": esc, "lr": lr, "steps": steps,
+        r_lr, r_steps = (lr / 2, 2 * steps) if half else (lr, steps)
+        out.append({"arm": name, "q": q, "eps": e, "switch_step": switch, "escort": esc, "lr": r_lr, "steps": r_steps,
                     "contamination": _subsample(r["contamination"], 300), "p_k": _subsample(r["p_k"], 300),
-                    "p_y": _subsample(r["p_y"], 300), "lr_steps": _subsample(lr * np.arange(steps + 1), 300),
+                    "p_y": _subsample(r["p_y"], 300), "lr_steps": _subsample(r_lr * np.arange(r_steps + 1), 300),
+                    "min_p_y": min(r["p_y"]),
                     "start": r["contamination"][0], "end": r["contamination"][-1], "max": max(r["contamination"])})
         log(f"  {name}: contamination {r['contamination'][0]:.3g} -> max {max(r['contamination']):.3g} -> end "
             f"{r['contamination'][-1]:.3g} (escort {esc}), mean p_y end {r['p_y'][-1]:.3g}, {time.time() - t0:.0f}s")

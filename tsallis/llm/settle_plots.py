@@ -82,7 +82,7 @@ def plot_noise(noise: dict, ax=None):
         if a["q"] is None:
             c, ls = "#F0E442", "-"
         else:
-            c, ls = q_color(a["q"]), ("--" if a["eps"] == 0 else "-")
+            c, ls = q_color(a["q"]), ("--" if a["eps"] == 0 else "-." if "half" in a["arm"] else "-")
         ax.plot(a["lr_steps"], np.maximum(a["contamination"], 1e-12), ls, color=c, label=a["arm"])
         if a["escort"]:
             ax.axhline(a["escort"], color=c, ls=":", lw=1)
