@@ -34,7 +34,7 @@ def plot_escape_vs_p0(result: dict, arm: int, ax=None, title: str = ""):
             continue
         T = [math.exp(np.mean([math.log(p["predicted"]) for p in pr if p["level"] == n])) for n in lv]
         xs = [1 / p0[n] for n in lv]
-        ax.plot(xs, T, "-", color=c, lw=1.5, label=f"q={q:g}")
+        ax.plot(xs, T, "-", marker="x", ms=5, color=c, lw=1.5, label=f"q={q:g}")
         bare = [bare_law_time(q, p0[n]) for n in lv]
         ax.plot(xs, [b * T[0] / bare[0] for b in bare], ":", color=c, lw=1.2)
     ax.set_xscale("log")
@@ -42,7 +42,7 @@ def plot_escape_vs_p0(result: dict, arm: int, ax=None, title: str = ""):
     ax.set_xlabel("1 / p0 (level's stratified MC p0)")
     ax.set_ylabel("escape time (lr x steps)" if arm == 1 else "escape time (steps)")
     ax.set_title(title or f"arm {arm}")
-    ax.plot([], [], "k-", label="prediction (this testbed)")
+    ax.plot([], [], "k-", marker="x", ms=5, label="prediction (this testbed)")
     ax.plot([], [], "k:", label="bare law (scaled)")
     ax.scatter([], [], marker="^", facecolors="none", edgecolors="k", label="censored (at budget)")
     ax.legend(fontsize=7, loc="upper left")

@@ -121,3 +121,39 @@ def agreement(runs, predicted, arm: int = 1) -> list[dict[str, Any]]:
                     "ratio": None if cen else r["escape"] / p["predicted"], "budget": r["budget"],
                     "censor_consistent": (p["predicted"] > r["budget"]) if cen else None})
     return out
+
+
+def _fmt_T(r: dict[str, Any]) -> str:
+    return f">{r['budget']:g}" if r["escape"] is None else f"{r['escape']:.3g}"
+
+
+def markdown_tables(res: dict[str, Any]) -> str:
+    """The study's tables as Markdown (levels; per arm, measured escape times per seed against the prediction;
+    slopes), for docs/llm_results.md."""
+    lv = sorted(res["levels"], key=lambda x: x["n"])
+    out = ["| level n | p0 (stratified MC) | stderr | P-hat / gold term | per-step accuracy |", "|---|---|---|---|---|"]
+    out += [f"| {x['n']} | {x['p0']:.3g} | {x['p0_stderr']:.2g} | {x['gold_term_ratio']:.3f} | "
+            f"{x['per_step_accuracy']:.3f} |" for x in lv]
+    for arm in sorted({r["arm"] for r in res["runs"]}):
+        rs = main_runs(res["runs"], arm)
+        pred = [p for p in res["predicted"] if p["arm"] == arm]
+        levels = sorted({r["level"] for r in rs})
+        out += ["", f"Arm {arm}: measured escape time per seed / predicted (mean over seeds; `>B` censored at B)", "",
+                "| q | " + " | ".join(f"n={n}" for n in levels) + " |", "|---|" + "---|" * len(levels)]
+        for q in sorted({r["q"] for r in rs}):
+            cells = []
+            for n in levels:
+                sel = sorted([r for r in rs if r["q"] == q and r["level"] == n], key=lambda r: r["seed"])
+                ps = [p["predicted"] for p in pred if p["q"] == q and p["level"] == n and p["predicted"] is not None]
+                pm = f"{np.mean(ps):.3g}" if ps else "-"
+                cells.append(", ".join(_fmt_T(r) for r in sel) + f" / {pm}")
+            out.append(f"| {q:g} | " + " | ".join(cells) + " |")
+    out += ["", "| arm | q | measured slope [90%] | escaped / censored | testbed's predicted slope | bare-law slope |",
+            "|---|---|---|---|---|---|"]
+    for s in res["slopes"]:
+        m = "not identified" if s["slope"] is None else (
+            f"{s['slope']:.2f}" + (f" [{s['lo']:.2f}, {s['hi']:.2f}]" if s["lo"] is not None else ""))
+        ps = "-" if s["predicted_slope"] is None else f"{s['predicted_slope']:.2f}"
+        out.append(f"| {s['arm']} | {s['q']:g} | {m} | {s['n_escaped']} / {s['n_censored']} | {ps} | "
+                   f"{s['bare_law_slope']:.2f} |")
+    return "\n".join(out)
