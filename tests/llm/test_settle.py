@@ -132,3 +132,10 @@ def test_statistics():
     noisy = ols_slope([0, 1, 2, 3], [1, 3.5, 4.5, 7])
     assert noisy["lo"] < 2.0 < noisy["hi"]
     assert ols_slope([1, 1], [2, 3])["slope"] is None
+
+
+def test_cli_refuses_a_size_settle_does_not_have(tmp_path, capsys):
+    from tsallis.cli import main
+
+    assert main(["llm", "study", "settle", "--size", "sgd_200", "--out", str(tmp_path / "o")]) == 2
+    assert "settle size must be one of" in capsys.readouterr().err
