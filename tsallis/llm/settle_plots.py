@@ -79,11 +79,11 @@ def plot_noise(noise: dict, ax=None):
 
     ax = ax or plt.subplots(figsize=(7, 5))[1]
     for a in noise["arms"]:
-        if a["q"] is None:
-            c, ls = "#F0E442", "-"
+        if a["q"] is None:  # the schedule retraces q = 1 until it switches: thin, on top
+            c, ls, lw = "#000000", "-", 0.8
         else:
-            c, ls = q_color(a["q"]), ("--" if a["eps"] == 0 else "-." if "half" in a["arm"] else "-")
-        ax.plot(a["lr_steps"], np.maximum(a["contamination"], 1e-12), ls, color=c, label=a["arm"])
+            c, ls, lw = q_color(a["q"]), ("--" if a["eps"] == 0 else "-." if "half" in a["arm"] else "-"), 2.0
+        ax.plot(a["lr_steps"], np.maximum(a["contamination"], 1e-12), ls, color=c, lw=lw, label=a["arm"])
         if a["escort"]:
             ax.axhline(a["escort"], color=c, ls=":", lw=1)
     ax.set_yscale("log")
