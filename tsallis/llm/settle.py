@@ -240,7 +240,7 @@ SIZES: dict[str, dict[str, Any]] = {
     "default": {"levels": (8, 11, 14, 17), "seeds": (0,), "qs": (0.0, 0.5, 1.0), "n_train": 16, "n_eval": 16,
                 "eval_samples": 2, "n_prompts": 32, "num_samples": 8, "budget": 6.0, "lr0": 0.01,
                 "adam_levels": (8, 14), "adam_qs": (0.0, 0.5, 1.0), "adam_lr": 2e-4, "adam_budget": 200,
-                "noise_level": 8, "noise_qs": (0.0, 0.5, 1.0), "noise_budget": 0.3, "noise_train": 8,
+                "noise_level": 8, "noise_qs": (0.0, 1.0), "noise_budget": 0.5, "noise_train": 8,
                 "noise_lr": 5e-4, "noise_check": False},
     "cpu": {"levels": (8, 11, 14, 17), "seeds": (0, 1, 2), "qs": QS, "n_train": 16, "n_eval": 32,
             "eval_samples": 4, "n_prompts": 64, "num_samples": 16, "budget": 8.0, "lr0": 0.01,

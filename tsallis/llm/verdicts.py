@@ -66,6 +66,8 @@ def cold_start_verdict(ratio_rows: list[dict[str, Any]], escape_rows: list[dict[
             "at the coldest level where q = 1 escaped, and its median ratio larger there than at the warmest level")
     q1 = sorted({e["level"] for e in escape_rows if e["q"] == 1.0 and e["escaped"] > 0})
     rows = [r for r in ratio_rows if r["level"] in q1]
+    if not any(e["q"] == 0.0 for e in escape_rows):  # the claim contrasts the RL pole with high q
+        return Verdict("cold-start-llm", UNTESTABLE, crit, "q = 0 was not run at this size", regime)
     if len(q1) < 2 or not rows:
         why = ("q = 1 escaped at no level within the budget" if not q1 else
                f"q = 1 escaped only at n = {q1}: one level cannot show a trend")
@@ -100,8 +102,13 @@ def noise_verdict(noise: dict[str, Any], *, memorize: float = 0.5, resist: float
                       for a in noise["arms"] if a["q"] is not None and a["eps"] > 0)
     ok = a1["end"] >= memorize * eps and a0["end"] <= resist * eps
     regime = f"toy transformer, n={noise['level']}, {noise['n_train']} examples, warm start P >= {noise['warm_p']:g}"
-    return Verdict("noise-llm", HOLDS if ok else FAILS, crit, per_q, regime,
-                   data={"q1_end": a1["end"], "q0_end": a0["end"], "eps": eps})
+    c = a1["contamination"]
+    rising = len(c) > 5 and c[-1] > 1.1 * c[int(0.8 * (len(c) - 1))]  # still > 10% up over the last fifth
+    data = {"q1_end": a1["end"], "q0_end": a0["end"], "eps": eps, "q1_still_rising": bool(rising)}
+    if not ok and a0["end"] <= resist * eps and rising:  # q = 1 short of the mark only because the run ended
+        return Verdict("noise-llm", UNTESTABLE, crit, per_q + "; q=1 still rising at the budget (too short to "
+                       "decide)", regime, data=data)
+    return Verdict("noise-llm", HOLDS if ok else FAILS, crit, per_q, regime, data=data)
 
 
 def schedule_verdict(noise: dict[str, Any], *, slack: float = 2.0, resist: float = 0.1) -> Verdict:
