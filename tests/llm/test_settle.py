@@ -139,3 +139,39 @@ def test_cli_refuses_a_size_settle_does_not_have(tmp_path, capsys):
 
     assert main(["llm", "study", "settle", "--size", "sgd_200", "--out", str(tmp_path / "o")]) == 2
     assert "settle size must be one of" in capsys.readouterr().err
+
+
+def _synthetic_result(scale: float) -> dict:
+    """A settle.json-shaped result: three levels, one seed, q = 0 and 1; arm 1's q = 0 measured at `scale` times
+    its prediction."""
+    p0 = {8: 8e-3, 11: 1.6e-3, 14: 3e-4}
+    levels = [{"n": n, "p0": p, "p0_stderr": p / 100, "gold_term": p, "gold_term_ratio": 1.0,
+               "per_step_accuracy": 0.55} for n, p in p0.items()]
+    pred = {(8, 0.0): 2.5, (11, 0.0): 7.6, (14, 0.0): 25.0, (8, 1.0): 0.12, (11, 1.0): 0.13, (14, 1.0): 0.13}
+    runs, predicted = [], []
+    for (n, q), T in pred.items():
+        runs.append({"arm": 1, "method": "exact-sgd", "q": q, "level": n, "seed": 0, "lr": 0.01, "M": None,
+                     "escape": T * (scale if q == 0 else 1), "escape_steps": 1, "budget": 100.0, "note": ""})
+        predicted.append({"arm": 1, "q": q, "level": n, "seed": 0, "predicted": T, "predicted_g_form": T, "how": ""})
+    path = {"level": 8, "seed": 0, "lr_path": 1e-3, "P": [8e-3, 0.25], "g": [1e-2, 1.0], "score_sq": [150.0, 16.0],
+            "cosine": [0.99, 0.98], "lr_steps": [0.0, 0.12]}
+    return {"settings": {"qs": (0.0, 1.0), "adam_qs": (0.0, 1.0), "adam_lr": 2e-4}, "levels": levels, "runs": runs,
+            "predicted": predicted, "paths": [path], "rates": []}
+
+
+@pytest.mark.parametrize("scale, outcome", [(1.02, "holds"), (3.0, "does not hold")])
+def test_finish_settle_writes_the_study_and_judges_it(tmp_path, scale, outcome):
+    import json
+
+    out = settle.finish_settle(tmp_path, _synthetic_result(scale), settle.Log(quiet=True))
+    saved = json.loads((tmp_path / "settle.json").read_text())
+    for k in ("levels", "runs", "predicted", "slopes", "paths", "verdicts", "escape_probability", "ratios"):
+        assert k in saved
+    assert set(out.figures) == {"settle_escape.png", "settle_paths.png"}
+    assert all((tmp_path / f).stat().st_size > 0 for f in out.figures + out.data)
+    law = next(v for v in out.verdicts if v.claim == "escape-law-llm")
+    assert law.outcome == outcome and law.data["decided"] == 3
+    slope0 = next(s for s in saved["slopes"] if s["q"] == 0.0)
+    assert slope0["slope"] == pytest.approx(slope0["predicted_slope"])  # a constant factor leaves the slope
+    cold = next(v for v in out.verdicts if v.claim == "cold-start-llm")
+    assert cold.outcome == "holds" and cold.data["ratios_cold"][0] == pytest.approx(25.0 * scale / 0.13)
