@@ -120,6 +120,12 @@ def test_sizes_and_q_grid_are_checked():
     with pytest.raises(InputError, match=r"\[0, 1\]"):
         settle.check_q_grid([0.5, 1.5])
     assert settle.check_q_grid([0, 1]) == (0.0, 1.0)
+    with pytest.raises(InputError, match="arms"):
+        settle.settle_study("unused", size="quick", arms=(2,))
+    with pytest.raises(InputError, match="seeds"):
+        settle.settle_study("unused", size="quick", seeds=(-1,))
+    with pytest.raises(InputError, match="missing"):
+        settle.merge_settle("unused", ["/nonexistent/settle.json"])
 
 
 def test_statistics():

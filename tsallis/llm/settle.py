@@ -578,11 +578,16 @@ def settle_study(out, *, size: str = "cpu", cache_dir: str | None = None, log: s
     `finish_settle`. Writes out/settle.json (+ CSVs, PNGs). Returns a `StudyOutput`."""
     from pathlib import Path
 
+    if not arms or not set(arms) <= {1, 3}:
+        raise InputError(f"settle arms must be a non-empty subset of (1, 3); got {arms!r} (arm 4: settle_noise_study)")
+    if seeds is not None and (not seeds or any(isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in seeds)):
+        raise InputError(f"seeds must be a non-empty list of integers >= 0; got {seeds!r}")
+    settle_size(size)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     sz, path, model, tok, lg = _start(size, cache_dir, log, quiet)
     if seeds is not None:
-        sz = {**sz, "seeds": tuple(int(s) for s in seeds)}
+        sz = {**sz, "seeds": tuple(seeds)}
     res: dict[str, Any] = {"settings": {"size": size, "model": path, "delta": DELTA, "rate_tol": RATE_TOL,
                                         "rise_tol": RISE_TOL, "path_steps": PATH_STEPS, "arms": list(arms), **sz},
                            "runs": [], "predicted": [], "paths": [], "rates": []}
@@ -607,6 +612,9 @@ def merge_settle(out, parts, *, log: str | None = None):
     import json
     from pathlib import Path
 
+    missing = [str(p) for p in parts if not Path(p).is_file()]
+    if not parts or missing:
+        raise InputError(f"merge_settle needs existing settle.json files; missing: {missing or 'all (none given)'}")
     ds = [json.loads(Path(p).read_text()) for p in parts]
     res = {**ds[0], "runs": [], "predicted": [], "paths": [], "rates": []}
     res["settings"] = {**ds[0]["settings"], "merged_from": [str(p) for p in parts],
