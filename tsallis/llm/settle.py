@@ -267,8 +267,11 @@ prediction's integral is resolved (the first step carries most of integral dt / 
 
 
 def settle_size(size: str) -> dict[str, Any]:
+    """The named size (InputError naming the choices otherwise), its q grids checked."""
     if size not in SIZES:
         raise InputError(f"settle size must be one of {list(SIZES)}; got {size!r}")
+    for key in ("qs", "adam_qs", "noise_qs"):
+        check_q_grid(SIZES[size][key])
     return SIZES[size]
 
 
