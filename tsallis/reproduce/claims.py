@@ -33,6 +33,7 @@ CLAIMS: dict[str, tuple[str, str]] = {
     "adam": ("Sec. 4 remark", "the per-example reweighting P^-q survives minibatch SGD and Adam (Adam adapts per parameter, not per example)"),
     "schedule": ("Abstract (v2)", "SFT-then-RLVR (q: 1 -> 0) first escapes cold start fast, then resists label noise"),
     "cold-start-llm": ("Table 1, Fig. 3", "at cold start GRPO stalls while GARL at high q escapes"),
+    "escape-law-llm": ("Thms 5.1-5.2, Eq. 6 on a transformer (issue 23)", "exact-gradient escape times on the toy transformer follow the gradient flow predicted from the q=1 run's own path (T_q = integral P^(q-1) dt_1)"),
     "noise-llm": ("Abstract (v2)", "q=1 memorizes label noise, q=0 resists it (in training)"),
     "schedule-llm": ("Abstract (v2)", "on an LM, the step q=1 -> 0 (SFT-then-RLVR) escapes cold start like q=1 and ends like q=0 under label noise"),
     "paper-tables": ("Tables 2-3", "Qwen3-0.6B on FinQA/HotpotQA/MuSiQue: cold-start GARL q=0.75 beats prompted GRPO; PAFT stable"),

@@ -317,6 +317,25 @@ def llm_schedule_stage(out: Path, quick: bool) -> StageResult:
     return _llm_stage("llm_schedule", title, out, study, before)
 
 
+def llm_settle_stage(out: Path, quick: bool) -> StageResult:
+    """Issue 23, arms 1 and 3: exact-gradient escape time against p0 at every level, judged against the
+    prediction from the q = 1 run's own path (default: 4 levels, q = 0, 0.5, 1, one seed)."""
+    from tsallis.llm.settle import settle_study
+
+    before = _pretrained_so_far()
+    study = settle_study(out, size="quick" if quick else "default", log=str(out / "runs.log"), quiet=True)
+    return _llm_stage("llm_settle", "Toy LLM: exact-gradient escape against its prediction", out, study, before)
+
+
+def llm_settle_noise_stage(out: Path, quick: bool) -> StageResult:
+    """Issue 23, arm 4: label noise from a warm start (App. C.5's setting), exact expected gradient."""
+    from tsallis.llm.settle import settle_noise_study
+
+    before = _pretrained_so_far()
+    study = settle_noise_study(out, size="quick" if quick else "default", log=str(out / "runs.log"), quiet=True)
+    return _llm_stage("llm_settle_noise", "Toy LLM: label noise from a warm start", out, study, before)
+
+
 def not_testable_stage(out: Path, quick: bool, runs_dir: Path | None = None) -> StageResult:
     """Paper-scale claims: from the finished runs under `runs_dir` (`--paper`), else not testable here."""
     from tsallis.reproduce.claims import not_testable_here
@@ -344,6 +363,8 @@ def all_stages(paper_runs: Path | None = None) -> list[Stage]:
         Stage("llm_cold_start", "Toy LLM: escape time against p0", llm_cold_start_stage),
         Stage("llm_label_noise", "Toy LLM: label noise", llm_label_noise_stage),
         Stage("llm_schedule", "Toy LLM: the q=1->0 schedule under noise", llm_schedule_stage),
+        Stage("llm_settle", "Toy LLM: exact-gradient escape against its prediction", llm_settle_stage),
+        Stage("llm_settle_noise", "Toy LLM: label noise from a warm start", llm_settle_noise_stage),
         # after the toy-LLM stages: it reads their escape grid and the settle study's settle.json when present
         Stage("claims", "Small studies and recorded toy-LLM data: the claims without a study before", claims_stage),
         paper,

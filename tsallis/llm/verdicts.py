@@ -1,0 +1,130 @@
+"""Verdicts of the settling study (issue 23), each decided from measured data by a printed criterion.
+
+- `escape_law_verdict` (escape-law-llm): arm 1's escape times against the no-free-parameter prediction computed
+  from the q = 1 run's own path (`tsallis.llm.settle`).
+- `cold_start_verdict` (cold-start-llm): per arm and regime, does a low q stall at cold start while q = 1
+  escapes, increasingly so as p0 falls? "not testable here" where nothing can escape or only one level did.
+- `noise_verdict` (noise-llm), `schedule_verdict` (schedule-llm): arm 4, label noise in App. C.5's setting.
+
+Inputs are the plain dicts/lists `settle.json` holds, so a verdict can be recomputed from the saved file.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from tsallis.verdict import FAILS, HOLDS, UNTESTABLE, Verdict
+
+AGREE_FACTOR = 1.5
+"""A measured escape time agrees with its prediction when within this factor (ours: the prediction's own
+discretisation and the gold-term ratio are each a few percent; the batch-direction cosine is the larger term)."""
+AGREE_FRACTION = 0.8
+MIN_COMPARED = 3
+
+
+def escape_law_verdict(agreement: list[dict[str, Any]], *, factor: float = AGREE_FACTOR,
+                       fraction: float = AGREE_FRACTION, min_compared: int = MIN_COMPARED) -> Verdict:
+    """Holds when >= `fraction` of the arm-1 runs with q < 1 agree with the prediction within `factor` (a censored
+    run agrees when its prediction lies beyond its budget, disagrees when it lies below budget / factor, and
+    is left out in between)."""
+    crit = (f"arm 1 (exact gradient, SGD): a run agrees when measured/predicted escape time is within x{factor:g} "
+            f"(censored: predicted beyond the budget); holds if >= {fraction:.0%} of >= {min_compared} decided "
+            "runs with q < 1 agree; prediction = power-mean form on the q = 1 run's recorded path")
+    agree, decided, ratios = 0, 0, []
+    for a in agreement:
+        if a["censored"]:
+            if a["predicted"] > a["budget"]:
+                agree, decided = agree + 1, decided + 1
+            elif a["predicted"] * factor <= a["budget"]:
+                decided += 1
+            continue
+        ratios.append(a["ratio"])
+        decided += 1
+        agree += int(1 / factor <= a["ratio"] <= factor)
+    data = {"decided": decided, "agree": agree, "factor": factor, "fraction": fraction,
+            "median_ratio": float(np.median(ratios)) if ratios else None,
+            "min_ratio": min(ratios) if ratios else None, "max_ratio": max(ratios) if ratios else None}
+    rng = (f"measured/predicted median {data['median_ratio']:.3g} (range {data['min_ratio']:.3g}-"
+           f"{data['max_ratio']:.3g}) over {len(ratios)} escaped runs" if ratios else "no escaped run with q < 1")
+    ev = f"{agree}/{decided} decided runs agree; {rng}"
+    if decided < min_compared:
+        return Verdict("escape-law-llm", UNTESTABLE, crit, ev + f" (fewer than {min_compared} decided)", data=data)
+    ok = agree >= fraction * decided
+    return Verdict("escape-law-llm", HOLDS if ok else FAILS, crit, ev, "toy transformer, exact gradient", data=data)
+
+
+def cold_start_verdict(ratio_rows: list[dict[str, Any]], escape_rows: list[dict[str, Any]], *, arm: int, regime: str,
+                       stall_ratio: float = 10.0, share: float = 2 / 3) -> Verdict:
+    """Holds when, at the coldest level where q = 1 escaped, the lowest q's T_q / T_1 (a lower bound if censored)
+    is >= `stall_ratio` in >= `share` of the seeds, and its median ratio there exceeds the one at the warmest
+    level (the gap widens as p0 falls); fails if q = 1 escapes but either part is false; not testable where q = 1
+    escaped at fewer than two levels."""
+    crit = (f"arm {arm}: lowest q's T_q/T_1 >= {stall_ratio:g} (censored = lower bound) in >= {share:.0%} of seeds "
+            "at the coldest level where q = 1 escaped, and its median ratio larger there than at the warmest level")
+    q1 = sorted({e["level"] for e in escape_rows if e["q"] == 1.0 and e["escaped"] > 0})
+    rows = [r for r in ratio_rows if r["level"] in q1]
+    if not any(e["q"] == 0.0 for e in escape_rows):  # the claim contrasts the RL pole with high q
+        return Verdict("cold-start-llm", UNTESTABLE, crit, "q = 0 was not run at this size", regime)
+    if len(q1) < 2 or not rows:
+        why = ("q = 1 escaped at no level within the budget" if not q1 else
+               f"q = 1 escaped only at n = {q1}: one level cannot show a trend")
+        return Verdict("cold-start-llm", UNTESTABLE, crit, why, regime, data={"levels_q1_escaped": q1})
+    qmin = min(r["q"] for r in rows)
+    at = lambda n: [r["measured"] for r in rows if r["level"] == n and r["q"] == qmin]  # noqa: E731
+    cold, warm = at(q1[-1]), at(q1[0])
+    stalls = float(np.mean([m >= stall_ratio for m in cold])) if cold else 0.0
+    widen = bool(cold and warm and np.median(cold) > np.median(warm))
+    data = {"q": qmin, "coldest": q1[-1], "warmest": q1[0], "ratios_cold": cold, "ratios_warm": warm,
+            "stall_share": stalls, "widens": widen}
+    ev = (f"q={qmin:g}: T_q/T_1 at n={q1[-1]} {[round(m, 1) for m in cold]} (>= {stall_ratio:g} in {stalls:.0%}), "
+          f"at n={q1[0]} {[round(m, 1) for m in warm]}; widens: {widen}")
+    ok = stalls >= share and widen
+    return Verdict("cold-start-llm", HOLDS if ok else FAILS, crit, ev, regime, data=data)
+
+
+def _arm(noise: dict[str, Any], name: str) -> dict[str, Any] | None:
+    return next((a for a in noise["arms"] if a["arm"] == name), None)
+
+
+def noise_verdict(noise: dict[str, Any], *, memorize: float = 0.5, resist: float = 0.1) -> Verdict:
+    """Holds when q = 1's final contamination reaches >= `memorize` x eps (it fits the noise toward its escort,
+    eps) and q = 0's stays <= `resist` x eps; each q's final contamination is printed against its escort."""
+    eps = noise["eps"]
+    crit = (f"arm 4 (warm start, exact expected gradient, eps={eps:g}): q=1 final contamination >= {memorize:g} eps "
+            f"and q=0 final contamination <= {resist:g} eps")
+    a1, a0 = _arm(noise, "q=1"), _arm(noise, "q=0")
+    if a1 is None or a0 is None:
+        return Verdict("noise-llm", UNTESTABLE, crit, "the q=1 or q=0 arm was not run")
+    per_q = "; ".join(f"{a['arm']}: {a['start']:.2g} -> {a['end']:.3g} (escort {a['escort']:.3g})"
+                      for a in noise["arms"] if a["q"] is not None and a["eps"] > 0)
+    ok = a1["end"] >= memorize * eps and a0["end"] <= resist * eps
+    regime = f"toy transformer, n={noise['level']}, {noise['n_train']} examples, warm start P >= {noise['warm_p']:g}"
+    c = a1["contamination"]
+    rising = len(c) > 5 and c[-1] > 1.1 * c[int(0.8 * (len(c) - 1))]  # still > 10% up over the last fifth
+    data = {"q1_end": a1["end"], "q0_end": a0["end"], "eps": eps, "q1_still_rising": bool(rising)}
+    if not ok and a0["end"] <= resist * eps and rising:  # q = 1 short of the mark only because the run ended
+        return Verdict("noise-llm", UNTESTABLE, crit, per_q + "; q=1 still rising at the budget (too short to "
+                       "decide)", regime, data=data)
+    return Verdict("noise-llm", HOLDS if ok else FAILS, crit, per_q, regime, data=data)
+
+
+def schedule_verdict(noise: dict[str, Any], *, slack: float = 2.0, resist: float = 0.1) -> Verdict:
+    """Holds when the q = 1 -> 0 step ends with contamination <= max(`slack` x q=0's end, `resist` x eps), below
+    q = 1's end. Tests the label-noise half only (arm 4 starts warm); the cold-start half is arm 1's q = 1 run,
+    which the schedule follows step for step until it switches."""
+    eps = noise["eps"]
+    crit = (f"arm 4: the q=1->0 step's final contamination <= max({slack:g} x q=0's, {resist:g} eps) and below q=1's; "
+            "label-noise half only (warm start)")
+    s, a0, a1 = _arm(noise, "schedule q=1->0"), _arm(noise, "q=0"), _arm(noise, "q=1")
+    if s is None or a0 is None or a1 is None:
+        return Verdict("schedule-llm", UNTESTABLE, crit, "the schedule, q=0 or q=1 arm was not run")
+    ok = s["end"] <= max(slack * a0["end"], resist * eps) and s["end"] < a1["end"]
+    ev = (f"schedule: max {s['max']:.3g} (under q=1) -> end {s['end']:.3g}; q=0 end {a0['end']:.3g}, "
+          f"q=1 end {a1['end']:.3g}")
+    return Verdict("schedule-llm", HOLDS if ok else FAILS, crit, ev,
+                   f"toy transformer, n={noise['level']}, warm start; switch at step {s['switch_step']}",
+                   data={"schedule_end": s["end"], "q0_end": a0["end"], "q1_end": a1["end"],
+                         "finite": bool(math.isfinite(s["end"]))})
