@@ -128,7 +128,8 @@ def test_shrinking_batch_changes_no_token(words_model, monkeypatch, fraction):
     assert set(sizes["hf"]) == {30} and len(ours) < len(sizes["hf"])
 
 
-def test_vectorised_rule_equals_budget_forcing():
+@pytest.mark.parametrize("use_numpy", [True, False])  # the CPU (NumPy) and accelerator (torch) state
+def test_vectorised_rule_equals_budget_forcing(use_numpy):
     """Random candidate streams through `VectorisedForcing.step` and `BudgetForcing._next`, row by row."""
     rng = random.Random(0)
     for delim, R, A, sample_answers in [([2, 2, 3], 7, 3, True), ([2], 3, 2, True), ([3, 2], 5, 4, False),
@@ -137,7 +138,8 @@ def test_vectorised_rule_equals_budget_forcing():
         ref = BudgetForcing([0] * n, 0, delimiter_ids=delim, stop_ids=stops, max_rationale_tokens=R,
                             max_answer_tokens=A, sample_answers=sample_answers, temperature=1.0)
         ours = VectorisedForcing(n, 7, delimiter_ids=delim, stop_ids=stops, max_rationale_tokens=R,
-                                 max_answer_tokens=A, sample_answers=sample_answers, device="cpu")
+                                 max_answer_tokens=A, sample_answers=sample_answers, device="cpu",
+                                 use_numpy=use_numpy)
         for _ in range(R + len(delim) + A):
             x = [rng.choice(delim * 3 + [4, 5, 1, 6]) for _ in range(n)]
             live = [p != DONE for p in ref.phase]

@@ -30,6 +30,7 @@ import contextlib
 import inspect
 from collections.abc import Iterator, Sequence
 
+import numpy as np
 import torch
 
 from tsallis.errors import NonFiniteError
@@ -139,10 +140,14 @@ class _ActiveSampler(RowSeededSampler):
 
 
 class VectorisedForcing:
-    """`rollout.BudgetForcing`'s per-row rule on (n,) tensors: given the sampled candidates x of the active rows,
+    """`rollout.BudgetForcing`'s per-row rule on (n,) arrays: given the sampled candidates x of the active rows,
     `step` returns the tokens they emit (the candidate, a forced delimiter token) and advances every row's phase,
     delimiter-automaton state `match`, rationale length `z_len`, answer length `a_len` and `forced` flag, with a
-    fixed number of tensor ops (token classes and automaton moves are table look-ups).
+    fixed number of array ops whatever n (token classes and automaton moves are table look-ups).
+
+    The state lives in NumPy arrays for a CPU model (a NumPy op on a small array costs ~1 us, a torch op ~5 us; the
+    arrays share memory with the tensors they come from and go to) and in torch tensors on the model's device
+    otherwise (no host sync per token); the same code runs on both (`xp`; `use_numpy` overrides the choice).
 
     Difference by design: a row is DONE as soon as its completion is fixed (its answer budget is full, or it
     reached the delimiter and answers are not sampled), without the forced stop token `BudgetForcing` emits one
@@ -150,30 +155,36 @@ class VectorisedForcing:
     """
 
     def __init__(self, n: int, vocab_size: int, *, delimiter_ids: list[int], stop_ids: list[int],
-                 max_rationale_tokens: int, max_answer_tokens: int, sample_answers: bool, device):
+                 max_rationale_tokens: int, max_answer_tokens: int, sample_answers: bool, device,
+                 use_numpy: bool | None = None):
         table = delimiter_automaton(delimiter_ids)
         uniq = sorted(set(delimiter_ids))
         D, U = len(delimiter_ids), len(uniq)
-        long = dict(dtype=torch.long, device=device)
+        self.device = torch.device(device)
+        self.xp = np if (self.device.type == "cpu" if use_numpy is None else use_numpy) else torch
         self.D, self.R, self.A = D, max_rationale_tokens, max_answer_tokens
         self.answers = sample_answers and max_answer_tokens > 0  # else a row is done at its delimiter
         # token class: j < U the j-th distinct delimiter token, U any other token, U + 1 a stop token
-        cls = torch.full((max(vocab_size, max(uniq + stop_ids) + 1),), U, **long)
-        cls[torch.tensor(uniq, **long)] = torch.arange(U, **long)
-        cls[torch.tensor(stop_ids, **long)] = U + 1
-        self.cls, self.STOP = cls, U + 1
-        # KMP move by (state k, class); state D (past the delimiter) is a dummy row, never used
-        moves = torch.zeros((D + 1, U + 2), **long)
-        moves[:D, :U] = torch.tensor([[table[k][u] for u in uniq] for k in range(D)], **long)
-        self.moves = moves.view(-1)  # ((D + 1) * (U + 2),)
-        self.delim = torch.tensor(delimiter_ids + [delimiter_ids[-1]], **long)  # (D + 1,) index D: dummy
-        self.phase = torch.full((n,), RATIONALE, **long)
-        self.match, self.z_len, self.a_len = (torch.zeros(n, **long) for _ in range(3))
-        self.forced = torch.zeros(n, dtype=torch.bool, device=device)
+        cls = np.full(max(vocab_size, max(uniq + stop_ids) + 1), U, dtype=np.int64)
+        cls[uniq] = np.arange(U)
+        cls[stop_ids] = U + 1
+        self.STOP = U + 1
+        # KMP move by (state k, class), flattened; state D (past the delimiter) is a dummy row, never used
+        moves = np.zeros((D + 1, U + 2), dtype=np.int64)
+        moves[:D, :U] = [[table[k][u] for u in uniq] for k in range(D)]
+        self.cls, self.moves = self._array(cls), self._array(moves.reshape(-1))
+        self.delim = self._array(np.array(delimiter_ids + [delimiter_ids[-1]]))  # (D + 1,) index D: dummy
+        self.phase = self._array(np.full(n, RATIONALE, dtype=np.int64))
+        self.match, self.z_len, self.a_len = (self._array(np.zeros(n, dtype=np.int64)) for _ in range(3))
+        self.forced = self._array(np.zeros(n, dtype=bool))
+
+    def _array(self, a: np.ndarray):
+        return a if self.xp is np else torch.as_tensor(a, device=self.device)
 
     def step(self, x: torch.Tensor) -> torch.Tensor:
         """(n,) emitted tokens for the (n,) sampled candidates `x`; updates the state."""
-        D, k, phase = self.D, self.match, self.phase
+        xp, D, k, phase = self.xp, self.D, self.match, self.phase
+        x = x.numpy() if xp is np else x
         c = self.cls[x]
         k_new = self.moves[k * (self.STOP + 1) + c]  # KMP step; 0 off the delimiter
         rat = phase == RATIONALE
@@ -183,22 +194,36 @@ class VectorisedForcing:
         keep = rat & ~(complete | force)
         forcing = force | (phase == FORCING)  # emit the next delimiter token
         ans = phase == ANSWER
-        emitted = torch.where(forcing, self.delim[k], x)
-        self.z_len = torch.where(keep, confirmed, self.z_len)
-        self.match = torch.where(keep | complete, k_new, k + forcing)
+        emitted = xp.where(forcing, self.delim[k], x)
+        self.z_len = xp.where(keep, confirmed, self.z_len)
+        self.match = xp.where(keep | complete, k_new, k + forcing)
         self.forced = self.forced | force
         self.a_len = self.a_len + ans
         entered = (rat | forcing) & (self.match == D)  # the delimiter is complete: the answer starts
         done = ans & ((c == self.STOP) | (self.a_len >= self.A))
         if not self.answers:
             done = done | entered
-        self.phase = torch.where(done, DONE, torch.where(entered, ANSWER, torch.where(forcing, FORCING, phase)))
-        return emitted
+        self.phase = xp.where(done, DONE, xp.where(entered, ANSWER, xp.where(forcing, FORCING, phase)))
+        return torch.from_numpy(emitted) if xp is np else emitted
 
     def done(self) -> torch.Tensor:
-        return self.phase == DONE
+        """(n,) bool: the rows whose completion is fixed."""
+        d = self.phase == DONE
+        return torch.from_numpy(d) if self.xp is np else d
+
+    def num_done(self) -> int:
+        """How many active rows are done (a host sync on an accelerator)."""
+        return int((self.phase == DONE).sum())
+
+    def lengths(self) -> torch.Tensor:
+        """(3, n) long: z_len, a_len and forced of the active rows."""
+        out = self.xp.stack([self.z_len, self.a_len, self.forced.astype(np.int64) if self.xp is np
+                             else self.forced.long()])
+        return torch.from_numpy(out) if self.xp is np else out
 
     def keep(self, idx: torch.Tensor) -> None:
+        """Keep only the rows `idx` (a long tensor)."""
+        idx = idx.numpy() if self.xp is np else idx
         for name in ("phase", "match", "z_len", "a_len", "forced"):
             setattr(self, name, getattr(self, name)[idx])
 
@@ -295,7 +320,7 @@ def _decode(model, prompt_ids, *, num_samples, prompt_seeds, delimiter_ids, stop
 
     def retire(which: torch.Tensor) -> None:  # record the active rows' tokens so far and the `which` rows' state
         out[rows, t0:t0 + len(emitted)] = torch.stack(emitted, dim=1)
-        final[:, rows[which]] = torch.stack([rule.z_len, rule.a_len, rule.forced.long()])[:, which]
+        final[:, rows[which]] = rule.lengths()[:, which]
 
     pos = pos[:, -1:]  # (n, 1)
     check_every = CUDA_CHECK_EVERY if device.type == "cuda" else 1
@@ -305,11 +330,11 @@ def _decode(model, prompt_ids, *, num_samples, prompt_seeds, delimiter_ids, stop
         if t == budget - 1:
             break
         if (t + 1) % check_every == 0:
-            done = rule.done()
-            n_done = int(done.sum())
+            n_done = rule.num_done()
             if n_done == len(rows):
                 break
             if n_done >= max(1, SHRINK_FRACTION * len(rows)):  # drop the finished rows
+                done = rule.done()
                 retire(done)
                 idx = (~done).nonzero().squeeze(1)
                 for layer in cache.layers:
