@@ -8,9 +8,10 @@ row-keyed uniforms, same budget rule, see rollout.py's docstring) with:
 - one prefill, then one model call per generated position, with a preallocated KV cache (`_BufferLayer`: keys and
   values are written in place into (n, H, P + budget, d) buffers; attention sees the filled prefix);
 - the sampler of `rollout.RowSeededSampler` (its counter-based uniforms and warpers, reused, not copied);
-- `BudgetForcing`'s per-row rule on tensors (`VectorisedForcing`): phase, delimiter-automaton state, rationale and
-  answer lengths and the forced flag are (n,) tensors, updated with a fixed number of tensor ops per step whatever
-  the batch size, with no host sync and no Python per row;
+- `BudgetForcing`'s per-row rule vectorised over rows (`VectorisedForcing`): phase, delimiter-automaton state,
+  rationale and answer lengths and the forced flag are (n,) arrays (torch tensors on an accelerator, with no host
+  sync per token; NumPy arrays sharing memory with the CPU tensors, ~5x cheaper per op), updated with a fixed
+  number of array ops per step whatever the batch size, no Python per row;
 - rows leave as soon as their completion is fixed (a sampled stop in the answer, a full answer budget, or the
   delimiter when answers are not sampled; `generate` would still run one call to emit the forced stop token, which
   is not part of the completion), and the active batch shrinks when at least a quarter of it is finished (one
@@ -232,9 +233,9 @@ class VectorisedForcing:
 
 @contextlib.contextmanager
 def no_dropout(model: torch.nn.Module) -> Iterator[None]:
-    """Modules in training mode run in inference mode inside the block (their `training` flags are set directly
-    and restored, a mixed train/eval state included): no `model.eval()`, whose transformers override re-runs kernel
-    setup at every switch."""
+    """Modules in training mode are in eval mode inside the block (dropout off): their `training` flags are set
+    directly and restored after it, a mixed train/eval state included; no `model.eval()`/`model.train()`, whose
+    transformers override also re-runs kernel setup at every switch."""
     flipped = [m for m in model.modules() if m.training]
     for m in flipped:
         m.training = False
