@@ -173,14 +173,20 @@ def test_dropout_off_without_mode_switches(words_model):
 def test_synced_gpus_falls_back_to_generate(words_model, monkeypatch):
     calls = []
     real = decode.generate_rollout
-    monkeypatch.setattr(decode, "generate_rollout", lambda *a, **k: calls.append(k["synced_gpus"]) or real(*a, **k))
+    def spy(model, *a, **k):
+        calls.append(k["synced_gpus"])
+        assert not any(m.training for m in model.modules())  # dropout off in the fallback too
+        return real(model, *a, **k)
+
+    monkeypatch.setattr(decode, "generate_rollout", spy)
     kw = dict(num_samples=4, prompt_seeds=prompt_seeds(3, 0, 3), delimiter_ids=[2], stop_ids=[1], pad_id=0,
               max_rationale_tokens=5, max_answer_tokens=3)
     ours = decode_rollout(words_model, PROMPTS, **kw)
     assert calls == []  # our own loop
+    model = copy.deepcopy(words_model).train()
     with pytest.raises(ValueError, match="process group"):  # FSDP's synced generate: needs torch.distributed
-        decode_rollout(words_model, PROMPTS, synced_gpus=True, **kw)
-    assert calls == [True]
+        decode_rollout(model, PROMPTS, synced_gpus=True, **kw)
+    assert calls == [True] and all(m.training for m in model.modules())  # the mode is restored
     _assert_same(real(words_model, PROMPTS, **kw), ours)
 
 

@@ -281,8 +281,9 @@ def decode_rollout(model, prompt_ids: list[list[int]], *, num_samples: int, prom
     kw = dict(num_samples=num_samples, prompt_seeds=prompt_seeds, delimiter_ids=delimiter_ids, stop_ids=stop_ids,
               pad_id=pad_id, max_rationale_tokens=max_rationale_tokens, max_answer_tokens=max_answer_tokens,
               temperature=temperature, top_p=top_p, top_k=top_k, sample_answers=sample_answers)
-    if synced_gpus or _unsupported(model):
-        return generate_rollout(model, prompt_ids, synced_gpus=synced_gpus, inference_mode=inference_mode, **kw)
+    if synced_gpus or _unsupported(model):  # dropout off here too: callers need no mode switch either way
+        with no_dropout(model):
+            return generate_rollout(model, prompt_ids, synced_gpus=synced_gpus, inference_mode=inference_mode, **kw)
     with torch.inference_mode(inference_mode), torch.no_grad(), no_dropout(model):
         z_len, a_len, forced, gen = _decode(model, prompt_ids, **kw)
     D = len(delimiter_ids)
