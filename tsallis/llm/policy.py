@@ -4,8 +4,9 @@ every study's escape evaluation).
 A Policy holds the model, its tokenizer, the delimiter/stop/pad ids, the two budgets and the sampling settings,
 and has two verbs:
 
-- `sample(examples, n, seeds) -> Rollout`: n completions per example from the engine of `rollout.py`
-  (`generate_rollout`: ONE `generate` call, budget forcing, row-keyed streams), the token ids AND the decoded
+- `sample(examples, n, seeds) -> Rollout`: n completions per example from our decode loop (`decode.py`: one
+  prefill, a preallocated KV cache, `rollout.py`'s budget forcing and row-keyed streams vectorised over rows; the
+  same tokens as `rollout.generate_rollout`'s one `generate` call), the token ids AND the decoded
   texts (`Rollout.texts`: rationale + delimiter + answer; `Rollout.answer_text`: the answers), decoded once.
 - `score(examples, rollout, answers="gold"|"sampled") -> Scores`: teacher-forced log p(z|x) and log p(y|x, z)
   per row (float64, no gradient). `batch(...)` gives the `ScoredBatch` itself, for the training forward that
@@ -25,7 +26,8 @@ from typing import Any, Literal
 import numpy as np
 
 from tsallis.errors import InputError
-from tsallis.llm.rollout import Rollout, ScoredBatch, build_scored_batch, generate_rollout, token_logps
+from tsallis.llm.decode import decode_rollout
+from tsallis.llm.rollout import Rollout, ScoredBatch, build_scored_batch, token_logps
 
 __all__ = ["Policy", "Scores"]
 
@@ -113,23 +115,17 @@ class Policy:
 
     def sample(self, examples: Sequence[Any], n: int, seeds: Sequence[int], *, sample_answers: bool = True,
                temperature: float | None = None, max_rationale_tokens: int | None = None) -> Rollout:
-        """n completions per example (an Example, or a prompt) in ONE `generate` call (`rollout.generate_rollout`),
-        keyed by one seed per example (`rollout.prompt_seeds`), decoded once. `temperature` None: the Policy's.
-        The model's train/eval mode is restored."""
-        model = self.model
-        was_training = model.training
-        model.eval()
-        try:
-            with self.autocast():
-                ro = generate_rollout(
-                    model, [self.encode_prompt(_prompt(ex)) for ex in examples], num_samples=n, prompt_seeds=seeds,
-                    delimiter_ids=self.delimiter_ids, stop_ids=self.stop_ids, pad_id=self.pad_id,
-                    max_rationale_tokens=max_rationale_tokens or self.max_rationale_tokens,
-                    max_answer_tokens=self.max_answer_tokens, top_p=self.top_p, top_k=self.top_k,
-                    temperature=self.temperature if temperature is None else temperature,
-                    sample_answers=sample_answers, synced_gpus=self.synced_gpus, inference_mode=self.inference_mode)
-        finally:
-            model.train(was_training)
+        """n completions per example (an Example, or a prompt) in one batched decode (`decode.decode_rollout`: our
+        KV-cache loop, token for token what `rollout.generate_rollout`'s single `generate` call draws), keyed by one
+        seed per example (`rollout.prompt_seeds`), decoded once. `temperature` None: the Policy's."""
+        with self.autocast():  # dropout is off inside decode_rollout (no train/eval switch: no kernel rebuild)
+            ro = decode_rollout(
+                self.model, [self.encode_prompt(_prompt(ex)) for ex in examples], num_samples=n, prompt_seeds=seeds,
+                delimiter_ids=self.delimiter_ids, stop_ids=self.stop_ids, pad_id=self.pad_id,
+                max_rationale_tokens=max_rationale_tokens or self.max_rationale_tokens,
+                max_answer_tokens=self.max_answer_tokens, top_p=self.top_p, top_k=self.top_k,
+                temperature=self.temperature if temperature is None else temperature,
+                sample_answers=sample_answers, synced_gpus=self.synced_gpus, inference_mode=self.inference_mode)
         answers = ro.answer_ids or [[]] * len(ro.rationale_ids)
         ro.texts = [self.completion_text(z, a) for z, a in zip(ro.rationale_ids, answers)]
         if ro.answer_ids is not None:
@@ -155,7 +151,7 @@ class Policy:
                 raise ValueError("answers='sampled' needs a rollout with sampled answers")
             ans = rollout.answer_ids
         elif answers == "gold":
-            ans = [self.encode_answer(ex.answer) for ex in examples for _ in range(M)]
+            ans = [a for ex in examples for a in [self.encode_answer(ex.answer)] * M]  # encoded once per example
         else:
             ans = [self.encode_answer(a) for a in answers]
         rows = [p for p in rollout.prompt_ids for _ in range(M)]

@@ -248,7 +248,8 @@ class Trainer:
         batch = StepBatch(q, micro)
         extras = method.prepare(batch.rewards, batch.scored, self._mean_over_processes)  # GRPO: advantages
         t_rollout = time.perf_counter() - t0
-        self.model.train()
+        if not self.model.training:  # once: each .train() re-runs transformers' kernel setup
+            self.model.train()
         losses, stats, entropy = [], [], []
         for i, (mb, extra) in enumerate(zip(micro, extras)):
             with acc.no_sync(self.model) if i < len(micro) - 1 else contextlib.nullcontext():
