@@ -125,7 +125,7 @@ def test_reproduce_quick_end_to_end(tmp_path, monkeypatch):
     for cid in ("cold-start-llm", "noise-llm", "schedule-llm"):
         assert by_id[cid]["verdict"] == UNTESTABLE, by_id[cid]
         assert f"- **{cid}**: " in md.split("| claim |")[0]
-    assert "s wall, " in md and " s CPU" in md
+    assert "the stages took " in md and " s CPU" in md
 
 
 def _fake_theory(out: Path, quick: bool) -> StageResult:
@@ -177,7 +177,7 @@ def test_report_links_images_times_wall_and_cpu_and_names_what_its_size_cannot_d
                       [_evidence("cold-start-llm", UNTESTABLE, "every run censored at n=[8, 14]")], True, 30.0,
                       timing_note="includes pretraining the toy model once (100 s wall, 150 s CPU; cached in C)")
     md = write_report([res], tmp_path, quick=True, seconds=12.3, cpu_seconds=45.6).read_text()
-    assert "total 12 s wall, 46 s CPU" in md
+    assert "the stages took 12 s wall, 30 s CPU" in md and "this command ran 12 s wall, 46 s CPU" in md
     assert "Stage 'Toy LLM: escape time against p0' includes pretraining the toy model once" in md
     head = md.split("| claim |")[0]
     assert "At --quick size these claims cannot be decided" in head

@@ -104,10 +104,12 @@ def plot_label_noise(result, axes=None):
               ("train/clean_accuracy", "clean training accuracy"), ("eval/accuracy", "held-out accuracy"),
               ("eval/answer_copy_rate", "answer-copy rate (1 = no hedging)"),
               ("eval/rationale_entropy", "rationale entropy (nats/token)"))
-    for arm in result.arms:
-        # a schedule starts as q = 1 and coincides with it: drawn thinner, dash-dotted and on top, so both show
+    for k, arm in enumerate(result.arms):
+        # arms can coincide (a schedule starts as q = 1; at a tiny budget every arm is flat): each later arm is
+        # drawn thinner and on top, a schedule dash-dotted, so a coinciding one shows as a band around it
         sched = arm.startswith("schedule")
-        kw = dict(color=method_color(arm), ls=method_style(arm), lw=1.3 if sched else 2.0, zorder=3 if sched else 2)
+        kw = dict(color=method_color(arm), ls=method_style(arm), lw=1.2 if sched else max(1.8, 3.4 - 0.8 * k),
+                  zorder=2 + k + 10 * sched)
         for ax, (key, title) in zip(axes, panels):
             a = np.asarray(result.curves[arm][key], dtype=float)
             m = np.nanmean(a, 0)

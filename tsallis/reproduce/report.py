@@ -50,13 +50,16 @@ def write_report(results: list[StageResult], out: Path, *, quick: bool, seconds:
 
     `seconds` is the run's wall time, `cpu_seconds` its CPU time (this process and its children)."""
     cpu = "" if cpu_seconds is None else f", {cpu_seconds:.0f} s CPU"
+    stage_wall = sum(r.seconds for r in results)
+    stage_cpu = None if any(r.cpu_seconds is None for r in results) else sum(r.cpu_seconds for r in results)
+    stages_total = f"{stage_wall:.0f} s wall" + ("" if stage_cpu is None else f", {stage_cpu:.0f} s CPU")
     notes = [f"Stage '{r.title}' {r.timing_note}." for r in results if r.timing_note]
     undecided = undecided_at_this_size(results)
     md = [
         "# tsallis reproduce: the Tsallis loss continuum, checked",
         "",
-        f"Mode: {'quick' if quick else 'default'}; total {seconds:.0f} s wall{cpu} on this machine "
-        f"(stages reused from an earlier run count their own time in the table below, not here). "
+        f"Mode: {'quick' if quick else 'default'}; the stages took {stages_total} on this machine (each when it "
+        f"ran: a rerun reuses finished stages); this command ran {seconds:.0f} s wall{cpu}. "
         "Paper: Lin & Ie, *How Fast Should a Model Commit to Supervision?*, arXiv 2604.25907.",
         *(["", *notes] if notes else []),
         "",

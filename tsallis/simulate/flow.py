@@ -70,8 +70,8 @@ def solve_flow(model, q, t_max: float, *, alpha: Array | None = None, theta0: Ar
 def _rejected(y: Array) -> Array:
     """The derivative at a non-finite trial state: NaN, so that the solver rejects the step and shrinks it.
 
-    An explicit RK stage can overshoot (at p0 = 1e-300 and q = 0 the clock runs at 1e300 and a trial t is
-    inf); core refuses such values as arguments, so the rhs answers for it instead of calling core."""
+    An explicit RK trial stage can land far from the path (a large step past the event, where P underflows);
+    core refuses non-finite values as arguments, so the rhs answers for such a state instead of calling core."""
     return np.full_like(y, np.nan)
 
 
