@@ -57,8 +57,8 @@ def plot_paths(paths: list[dict], axes=None):
     cmap = plt.get_cmap("viridis")
     for i, p in enumerate(paths):
         c = cmap(i / max(len(paths) - 1, 1))
-        axes[0].plot(p["P"], p["score_sq"], color=c, label=f"n={p['level']}")
-        axes[1].plot(p["P"], p["cosine"], color=c, label=f"n={p['level']}")
+        axes[0].plot(p["P"], p["score_sq"], color=c, label=f"n={p['level']}, seed {p.get('seed', 0)}")
+        axes[1].plot(p["P"], p["cosine"], color=c, label=f"n={p['level']}, seed {p.get('seed', 0)}")
     axes[0].set_xscale("log")
     axes[0].set_yscale("log")
     axes[0].set_xlabel("mean teacher-forced P (q = 1 path)")
