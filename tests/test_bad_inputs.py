@@ -311,8 +311,8 @@ CASES["llm train"] = [
     _t("--dtype fp32", "--dtype must be one of 'auto', 'float32', 'bfloat16', 'float16'"),
     _t("--lerning-rate 1e-3", "unrecognized arguments: --lerning-rate (did you mean --learning-rate?)"),
     _t("--learning_rat 1e-3", "(did you mean --learning_rate?)"),
-    _t("--reward-funcs bleu", "reward_funcs must be one of 'exact_answer', 'exact', 'em', 'f1', 'relaxed', "
-                              "'numeric'; got 'bleu'"),
+    _t("--reward-funcs bleu", "unknown reward function 'bleu': choose among exact_answer, exact, em, f1, relaxed, "
+                              "numeric, or give an import path"),
     _t("--report-to tensorboard,bogus", "report_to must be one of 'tensorboard', 'wandb', 'trackio', 'mlflow'"),
     # combinations
     _t("--reward-weights 1 2", "reward_weights has 2 weight(s) for 1 reward function(s)"),

@@ -68,3 +68,6 @@ def test_schedule_verdict_reads_the_schedule_ending_like_q0():
     assert schedule_verdict(_noise({"q=0": 0.003, "q=1": 0.19, "schedule q=1->0": 0.004})).outcome == HOLDS
     assert schedule_verdict(_noise({"q=0": 0.003, "q=1": 0.19, "schedule q=1->0": 0.18})).outcome == FAILS
     assert schedule_verdict(_noise({"q=0": 0.003, "q=1": 0.19})).outcome == UNTESTABLE
+    # q = 1 never memorized (0.05 < 0.5 eps): ending low tells nothing, whatever the schedule did
+    short = schedule_verdict(_noise({"q=0": 0.003, "q=1": 0.05, "schedule q=1->0": 0.004}))
+    assert short.outcome == UNTESTABLE and "did not memorize" in short.evidence

@@ -111,16 +111,22 @@ def noise_verdict(noise: dict[str, Any], *, memorize: float = 0.5, resist: float
     return Verdict("noise-llm", HOLDS if ok else FAILS, crit, per_q, regime, data=data)
 
 
-def schedule_verdict(noise: dict[str, Any], *, slack: float = 2.0, resist: float = 0.1) -> Verdict:
+def schedule_verdict(noise: dict[str, Any], *, slack: float = 2.0, resist: float = 0.1,
+                     memorize: float = 0.5) -> Verdict:
     """Holds when the q = 1 -> 0 step ends with contamination <= max(`slack` x q=0's end, `resist` x eps), below
     q = 1's end. Tests the label-noise half only (arm 4 starts warm); the cold-start half is arm 1's q = 1 run,
-    which the schedule follows step for step until it switches."""
+    which the schedule follows step for step until it switches. Decidable only where q = 1 memorized the noise
+    (end >= `memorize` x eps, `noise_verdict`'s mark): if q = 1 itself stays low, ending low tells nothing."""
     eps = noise["eps"]
     crit = (f"arm 4: the q=1->0 step's final contamination <= max({slack:g} x q=0's, {resist:g} eps) and below q=1's; "
-            "label-noise half only (warm start)")
+            f"decidable only where q=1 ends >= {memorize:g} eps; label-noise half only (warm start)")
     s, a0, a1 = _arm(noise, "schedule q=1->0"), _arm(noise, "q=0"), _arm(noise, "q=1")
     if s is None or a0 is None or a1 is None:
         return Verdict("schedule-llm", UNTESTABLE, crit, "the schedule, q=0 or q=1 arm was not run")
+    if a1["end"] < memorize * eps:
+        return Verdict("schedule-llm", UNTESTABLE, crit, f"q=1 ends at {a1['end']:.3g} < {memorize:g} eps: it did not "
+                       "memorize the noise within this budget, so a schedule that ends low cannot be told from one "
+                       "that never met the noise")
     ok = s["end"] <= max(slack * a0["end"], resist * eps) and s["end"] < a1["end"]
     ev = (f"schedule: max {s['max']:.3g} (under q=1) -> end {s['end']:.3g}; q=0 end {a0['end']:.3g}, "
           f"q=1 end {a1['end']:.3g}")
