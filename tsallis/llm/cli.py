@@ -596,10 +596,3 @@ def register(subparsers) -> None:
     sub = p.add_subparsers(dest="llm_command", required=True, metavar="LLM_COMMAND")
     for add in SUBCOMMANDS:
         add(sub)
-
-
-def main(argv: list[str] | None = None) -> int:
-    """`python -m tsallis.llm ARGS` = `tsallis llm ARGS` (same errors and exit codes)."""
-    from tsallis.cli import main as tsallis_main
-
-    return tsallis_main(["llm", *(sys.argv[1:] if argv is None else argv)])
