@@ -43,9 +43,11 @@ from tsallis.llm.rollout import (
     Rollout,
     RowSeededSampler,
     _left_pad,
+    check_rollout_args,
     delimiter_automaton,
     generate_rollout,
     row_seeds,
+    split_rollout,
 )
 
 SHRINK_FRACTION = 0.25
@@ -273,11 +275,7 @@ def decode_rollout(model, prompt_ids: list[list[int]], *, num_samples: int, prom
     Raises:
         NonFiniteError: the model produced NaN/inf scores.
     """
-    if not stop_ids or not delimiter_ids or len(prompt_seeds) != len(prompt_ids):
-        raise ValueError("decode_rollout needs stop ids, delimiter ids and one seed per prompt")
-    if set(stop_ids) & set(delimiter_ids):
-        raise ValueError(f"the delimiter tokens {delimiter_ids} include a stop token ({stop_ids}): choose another "
-                         "delimiter")
+    check_rollout_args("decode_rollout", prompt_ids, prompt_seeds, delimiter_ids, stop_ids)
     kw = dict(num_samples=num_samples, prompt_seeds=prompt_seeds, delimiter_ids=delimiter_ids, stop_ids=stop_ids,
               pad_id=pad_id, max_rationale_tokens=max_rationale_tokens, max_answer_tokens=max_answer_tokens,
               temperature=temperature, top_p=top_p, top_k=top_k, sample_answers=sample_answers)
@@ -286,11 +284,7 @@ def decode_rollout(model, prompt_ids: list[list[int]], *, num_samples: int, prom
             return generate_rollout(model, prompt_ids, synced_gpus=synced_gpus, inference_mode=inference_mode, **kw)
     with torch.inference_mode(inference_mode), torch.no_grad(), no_dropout(model):
         z_len, a_len, forced, gen = _decode(model, prompt_ids, **kw)
-    D = len(delimiter_ids)
-    rationale = [seq[:z] for seq, z in zip(gen, z_len)]
-    answers = [seq[z + D:z + D + a] for seq, z, a in zip(gen, z_len, a_len)]
-    n_generated = sum(z_len) + D * len(gen) + sum(a_len)
-    return Rollout(prompt_ids, rationale, forced, answers if sample_answers else None, None, n_generated)
+    return split_rollout(prompt_ids, gen, z_len, a_len, forced, len(delimiter_ids), sample_answers)
 
 
 def _decode(model, prompt_ids, *, num_samples, prompt_seeds, delimiter_ids, stop_ids, pad_id, max_rationale_tokens,

@@ -281,11 +281,7 @@ def generate_rollout(model, prompt_ids: list[list[int]], *, num_samples: int, pr
     Raises:
         NonFiniteError: the model produced NaN/inf scores.
     """
-    if not stop_ids or not delimiter_ids or len(prompt_seeds) != len(prompt_ids):
-        raise ValueError("generate_rollout needs stop ids, delimiter ids and one seed per prompt")
-    if set(stop_ids) & set(delimiter_ids):
-        raise ValueError(f"the delimiter tokens {delimiter_ids} include a stop token ({stop_ids}): choose another "
-                         "delimiter")
+    check_rollout_args("generate_rollout", prompt_ids, prompt_seeds, delimiter_ids, stop_ids)
     device = next(model.parameters()).device
     rows = [p for p in prompt_ids for _ in range(num_samples)]
     ids, att = _left_pad(rows, pad_id, device)  # (N, P)
@@ -302,13 +298,27 @@ def generate_rollout(model, prompt_ids: list[list[int]], *, num_samples: int, pr
                              top_k=None, logits_processor=LogitsProcessorList([proc]), synced_gpus=synced_gpus)
     if proc.nonfinite():
         raise NonFiniteError("sampling met non-finite logits (NaN/inf scores from the model)")
-    gen = out[:, ids.shape[1]:].tolist()
-    z_len, a_len, D = proc.z_len, proc.a_len, len(delimiter_ids)
+    return split_rollout(prompt_ids, out[:, ids.shape[1]:].tolist(), proc.z_len, proc.a_len, proc.forced,
+                         len(delimiter_ids), sample_answers)
+
+
+def check_rollout_args(engine: str, prompt_ids: Sequence, prompt_seeds: Sequence[int], delimiter_ids: list[int],
+                       stop_ids: list[int]) -> None:
+    """The arguments every rollout engine needs: stop and delimiter ids, disjoint, and one seed per prompt."""
+    if not stop_ids or not delimiter_ids or len(prompt_seeds) != len(prompt_ids):
+        raise ValueError(f"{engine} needs stop ids, delimiter ids and one seed per prompt")
+    if set(stop_ids) & set(delimiter_ids):
+        raise ValueError(f"the delimiter tokens {delimiter_ids} include a stop token ({stop_ids}): choose another "
+                         "delimiter")
+
+
+def split_rollout(prompt_ids: list[list[int]], gen: list[list[int]], z_len: Sequence[int], a_len: Sequence[int],
+                  forced: list[bool], D: int, sample_answers: bool) -> Rollout:
+    """A Rollout from each row's generated tokens (rationale, D delimiter tokens, answer) and its lengths."""
     rationale = [seq[:z] for seq, z in zip(gen, z_len)]
     answers = [seq[z + D:z + D + a] for seq, z, a in zip(gen, z_len, a_len)]
     n_generated = sum(z_len) + D * len(gen) + sum(a_len)
-    return Rollout(prompt_ids, rationale, proc.forced, answers if sample_answers else None, None,
-                   n_generated)
+    return Rollout(prompt_ids, rationale, forced, answers if sample_answers else None, None, n_generated)
 
 
 # --------------------------------------------------------------------------------------------- scoring

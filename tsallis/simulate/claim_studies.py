@@ -206,20 +206,14 @@ class MqRescalingResult:
 
 
 def _train_path(model, q, M, lr, optimizer, normalize_factor, steps, seed):
-    from tsallis.simulate.training import _gradient
+    from tsallis.simulate.training import _gradient, optimizer_step
 
     rng = np.random.default_rng(seed)
     theta = np.tile(model.theta0, (4, 1))
     m1, m2 = np.zeros_like(theta), np.zeros_like(theta)
     for t in range(steps):
         g, _ = _gradient(model, theta, "garl", q, M, rng)
-        g = g * normalize_factor
-        if optimizer == "sgd":
-            theta = theta - lr * g
-        else:
-            m1 = 0.9 * m1 + 0.1 * g
-            m2 = 0.999 * m2 + 0.001 * g ** 2
-            theta = theta - lr * (m1 / (1 - 0.9 ** (t + 1))) / (np.sqrt(m2 / (1 - 0.999 ** (t + 1))) + 1e-8)
+        theta, m1, m2 = optimizer_step(optimizer, theta, g * normalize_factor, m1, m2, t, lr)
     return theta
 
 

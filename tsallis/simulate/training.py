@@ -83,6 +83,17 @@ def _gradient(model: Latent, theta: Array, method: str, q: float, M: int, rng: n
     return assemble(model, log_pi, rho[:, None], z, y, c, b).mean(1), float("nan")
 
 
+def optimizer_step(optimizer: str, theta: Array, g: Array, m1: Array, m2: Array, step: int, lr: float
+                   ) -> tuple[Array, Array, Array]:
+    """One update of plain SGD, or of Adam (beta1 0.9, beta2 0.999, eps 1e-8, bias-corrected at step + 1): the new
+    (theta, m1, m2) (the moments pass through unchanged under SGD)."""
+    if optimizer == "sgd":
+        return theta - lr * g, m1, m2
+    m1 = 0.9 * m1 + 0.1 * g
+    m2 = 0.999 * m2 + 0.001 * g**2
+    return theta - lr * (m1 / (1 - 0.9 ** (step + 1))) / (np.sqrt(m2 / (1 - 0.999 ** (step + 1))) + 1e-8), m1, m2
+
+
 def train_until_escape(model: Latent, method: str, q: float, optimizer: str, *, seeds: int, M: int, lr: float,
                        max_steps: int, delta: float, rng: np.random.Generator) -> tuple[Array, float]:
     """Run `seeds` independent trainings; return steps to min_i P_i >= delta per seed (S,) and the mean
@@ -99,12 +110,7 @@ def train_until_escape(model: Latent, method: str, q: float, optimizer: str, *, 
             break
         g, fz = _gradient(model, theta, method, q, M, rng)
         zero.append(fz)
-        if optimizer == "sgd":
-            theta = theta - lr * g
-        else:
-            m1 = 0.9 * m1 + 0.1 * g
-            m2 = 0.999 * m2 + 0.001 * g**2
-            theta = theta - lr * (m1 / (1 - 0.9 ** (step + 1))) / (np.sqrt(m2 / (1 - 0.999 ** (step + 1))) + 1e-8)
+        theta, m1, m2 = optimizer_step(optimizer, theta, g, m1, m2, step, lr)
     return steps, float(np.mean(zero)) if zero and method == "grpo" else float("nan")
 
 
