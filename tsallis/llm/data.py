@@ -205,26 +205,24 @@ def _records(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
         for lineno, line in enumerate(text.splitlines(), start=1):
             if not line.strip():
                 continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise DataFormatError(
-                    f"{path}, line {lineno}: invalid JSON ({err.msg}, column {err.colno}); each line must be one "
-                    "JSON object: fix or delete the line, or re-download the official file"
-                ) from err
+            record = _loads(line, path, lineno, "each line must be one JSON object: fix or delete the line, or "
+                            "re-download the official file")
             yield lineno, _check_object(record, path, f"line {lineno}")
         return
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as err:
-        raise DataFormatError(
-            f"{path}, line {err.lineno}: invalid JSON ({err.msg}, column {err.colno}); the file must be one JSON "
-            "list of records (re-download the official file)"
-        ) from err
+    data = _loads(text, path, None, "the file must be one JSON list of records (re-download the official file)")
     if not isinstance(data, list):
         raise DataFormatError(f"{path}: expected a top-level JSON list of records, got {type(data).__name__}")
     for index, record in enumerate(data):
         yield index, _check_object(record, path, f"record {index}")
+
+
+def _loads(text: str, path: Path, line: int | None, fix: str) -> Any:
+    """json.loads, its error naming the file, the line (`line`, or the parser's within `text`) and `fix`."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as err:
+        raise DataFormatError(f"{path}, line {line or err.lineno}: invalid JSON ({err.msg}, column {err.colno}); "
+                              f"{fix}") from err
 
 
 def read_utf8(path: str | Path, what: str = "") -> str:
@@ -247,20 +245,46 @@ def _check_object(record: Any, path: Path, where: str) -> dict[str, Any]:
     return record
 
 
-def _field(record: Mapping[str, Any], name: str, kind: type | tuple[type, ...], path: Path, where: str) -> Any:
-    """`record[name]`, checked to be of `kind`; dotted names reach into nested objects ("qa.question")."""
-    value: Any = record
-    for part in name.split("."):
-        if not isinstance(value, Mapping) or part not in value:
-            raise DataFormatError(
-                f"{path}, {where}: missing field {name!r}; the official file has it on every record, so the file "
-                "is probably truncated or from another release (see docs/datasets.md)"
-            )
-        value = value[part]
-    if not isinstance(value, kind):
-        names = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
-        raise DataFormatError(f"{path}, {where}: field {name!r} should be {names}, got {type(value).__name__}")
-    return value
+@dataclasses.dataclass(frozen=True)
+class Record:
+    """One record of an official file and where it is (for messages)."""
+
+    data: Mapping[str, Any]
+    path: Path
+    where: str
+
+    def field(self, name: str, kind: type | tuple[type, ...]) -> Any:
+        """`data[name]`, checked to be of `kind`; dotted names reach into nested objects ("qa.question")."""
+        value: Any = self.data
+        for part in name.split("."):
+            if not isinstance(value, Mapping) or part not in value:
+                raise DataFormatError(
+                    f"{self.path}, {self.where}: missing field {name!r}; the official file has it on every record, "
+                    "so the file is probably truncated or from another release (see docs/datasets.md)"
+                )
+            value = value[part]
+        if not isinstance(value, kind):
+            names = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
+            raise DataFormatError(f"{self.path}, {self.where}: field {name!r} should be {names}, "
+                                  f"got {type(value).__name__}")
+        return value
+
+    def at(self, data: Any, where: str) -> Record:
+        """A nested object of this record, located for messages."""
+        return Record(data, self.path, f"{self.where}, {where}")
+
+
+@dataclasses.dataclass(frozen=True)
+class PromptFormat:
+    """How prompts are built (`format_prompt`'s keyword arguments)."""
+
+    style: Style = "warm"
+    template: str | None = None
+    delimiter: str = DEFAULT_DELIMITER
+
+    def prompt(self, task: str, context: str, question: str) -> Prompt:
+        return format_prompt(task, context, question, style=self.style, template=self.template,
+                             delimiter=self.delimiter)
 
 
 def _find(data_dir: Path, candidates: tuple[str, ...], what: str) -> Path:
@@ -279,44 +303,30 @@ def _find(data_dir: Path, candidates: tuple[str, ...], what: str) -> Path:
 # ---------------------------------------------------------------------------------------------- records
 
 
-def hotpotqa_example(
-    record: Mapping[str, Any],
-    *,
-    path: Path,
-    where: str,
-    style: Style,
-    template: str | None,
-    delimiter: str = DEFAULT_DELIMITER,
-) -> Example:
+def hotpotqa_example(rec: Record, fmt: PromptFormat) -> Example:
     """One HotpotQA record (official list layout, or the HF `hotpot_qa` column layout) -> Example."""
+    record = rec.data
     key = "_id" if "_id" in record else "id"
-    qid = str(_field(record, key, (str, int), path, where))
-    question = _field(record, "question", str, path, where)
+    qid = str(rec.field(key, (str, int)))
+    question = rec.field("question", str)
     if "answer" not in record:
         raise DataFormatError(
-            f"{path}, {where}: missing field 'answer'; the official HotpotQA test file is unlabeled, so the "
+            f"{rec.path}, {rec.where}: missing field 'answer'; the official HotpotQA test file is unlabeled, so the "
             "validation and test subsets come from hotpot_dev_distractor_v1.json"
         )
-    answer = _field(record, "answer", str, path, where)
-    context = _field(record, "context", (list, dict), path, where)
+    answer = rec.field("answer", str)
+    context = rec.field("context", (list, dict))
     if isinstance(context, dict):  # HF layout: {"title": [...], "sentences": [[...], ...]}
-        pairs = list(
-            zip(
-                _field(record, "context.title", list, path, where),
-                _field(record, "context.sentences", list, path, where),
-            )
-        )
+        pairs = list(zip(rec.field("context.title", list), rec.field("context.sentences", list)))
     else:
         pairs = context
     paragraphs = []
     for i, pair in enumerate(pairs):
         if not (isinstance(pair, (list, tuple)) and len(pair) == 2 and isinstance(pair[1], list)):
-            raise DataFormatError(f"{path}, {where}: field 'context[{i}]' should be [title, [sentence, ...]]")
+            raise DataFormatError(f"{rec.path}, {rec.where}: field 'context[{i}]' should be [title, [sentence, ...]]")
         title, sentences = pair
         paragraphs.append(f"Title: {title}\n" + " ".join(str(s).strip() for s in sentences))
-    prompt = format_prompt(
-        "hotpotqa", "\n\n".join(paragraphs), question.strip(), style=style, template=template, delimiter=delimiter
-    )
+    prompt = fmt.prompt("hotpotqa", "\n\n".join(paragraphs), question.strip())
     meta = {
         "question": question,
         "type": record.get("type"),
@@ -326,34 +336,24 @@ def hotpotqa_example(
     return Example(id=qid, prompt=prompt, answer=answer.strip(), task="hotpotqa", meta=meta)
 
 
-def musique_example(
-    record: Mapping[str, Any],
-    *,
-    path: Path,
-    where: str,
-    style: Style,
-    template: str | None,
-    delimiter: str = DEFAULT_DELIMITER,
-) -> Example:
+def musique_example(rec: Record, fmt: PromptFormat) -> Example:
     """One MuSiQue record (`musique_ans_*` or `musique_full_*`) -> Example."""
-    qid = _field(record, "id", str, path, where)
-    question = _field(record, "question", str, path, where)
-    answer = _field(record, "answer", str, path, where)
-    aliases = _field(record, "answer_aliases", list, path, where)
+    qid = rec.field("id", str)
+    question = rec.field("question", str)
+    answer = rec.field("answer", str)
+    aliases = rec.field("answer_aliases", list)
     paragraphs = []
-    for i, para in enumerate(_field(record, "paragraphs", list, path, where)):
+    for i, para in enumerate(rec.field("paragraphs", list)):
         if not isinstance(para, Mapping):
-            raise DataFormatError(f"{path}, {where}: field 'paragraphs[{i}]' should be an object")
-        title = _field(para, "title", str, path, f"{where}, paragraphs[{i}]")
-        text = _field(para, "paragraph_text", str, path, f"{where}, paragraphs[{i}]")
+            raise DataFormatError(f"{rec.path}, {rec.where}: field 'paragraphs[{i}]' should be an object")
+        sub = rec.at(para, f"paragraphs[{i}]")
+        title, text = sub.field("title", str), sub.field("paragraph_text", str)
         paragraphs.append(f"Title: {title}\n{text.strip()}")
-    prompt = format_prompt(
-        "musique", "\n\n".join(paragraphs), question.strip(), style=style, template=template, delimiter=delimiter
-    )
+    prompt = fmt.prompt("musique", "\n\n".join(paragraphs), question.strip())
     meta = {
         "question": question,
-        "answerable": record.get("answerable", True),
-        "question_decomposition": record.get("question_decomposition"),
+        "answerable": rec.data.get("answerable", True),
+        "question_decomposition": rec.data.get("question_decomposition"),
     }
     return Example(
         id=qid,
@@ -371,32 +371,22 @@ def _format_exe_ans(exe_ans: float | str) -> str:
     return f"{round(float(exe_ans), 5):.5f}".rstrip("0").rstrip(".")
 
 
-def finqa_example(
-    record: Mapping[str, Any],
-    *,
-    path: Path,
-    where: str,
-    style: Style,
-    template: str | None,
-    delimiter: str = DEFAULT_DELIMITER,
-    target: Literal["answer", "exe_ans"] = "answer",
-) -> Example:
+def finqa_example(rec: Record, fmt: PromptFormat, target: Literal["answer", "exe_ans"] = "answer") -> Example:
     """One FinQA record -> Example. y* is `qa.answer` ("14.1%"), or `qa.exe_ans` formatted when the answer is
     empty or `target="exe_ans"`; `meta["exe_ans"]` feeds the numeric scorer."""
-    qid = _field(record, "id", str, path, where)
-    pre = _field(record, "pre_text", list, path, where)
-    post = _field(record, "post_text", list, path, where)
-    table = _field(record, "table", list, path, where)
-    question = _field(record, "qa.question", str, path, where)
-    exe_ans = _field(record, "qa.exe_ans", (int, float, str), path, where)
+    qid = rec.field("id", str)
+    pre = rec.field("pre_text", list)
+    post = rec.field("post_text", list)
+    table = rec.field("table", list)
+    question = rec.field("qa.question", str)
+    exe_ans = rec.field("qa.exe_ans", (int, float, str))
+    record = rec.data
     answer = str(record["qa"].get("answer", "")).strip()
     if target == "exe_ans" or not answer:
         answer = _format_exe_ans(exe_ans)
     rows = [" | ".join(str(cell).strip() for cell in row) if isinstance(row, list) else str(row) for row in table]
     context = "\n".join([" ".join(map(str, pre)).strip(), "\n".join(rows), " ".join(map(str, post)).strip()])
-    prompt = format_prompt(
-        "finqa", context.strip(), question.strip(), style=style, template=template, delimiter=delimiter
-    )
+    prompt = fmt.prompt("finqa", context.strip(), question.strip())
     meta = {
         "question": question,
         "exe_ans": exe_ans,
@@ -433,7 +423,7 @@ def read_file(
     where; a file left with none is an error that says why."""
     if task not in _BUILDERS:
         raise ValueError(f"unknown task {task!r}; choose one of {list(TASKS)}")
-    path = Path(path)
+    path, fmt = Path(path), PromptFormat(style, template, delimiter)
     out, blank, unanswerable, total = [], [], [], 0
     for loc, record in _records(path):
         total += 1
@@ -441,7 +431,7 @@ def read_file(
         if task == "musique" and record.get("answerable", True) is False:
             unanswerable.append(where)
             continue
-        ex = _BUILDERS[task](record, path=path, where=where, style=style, template=template, delimiter=delimiter)
+        ex = _BUILDERS[task](Record(record, path, where), fmt)
         if ex.answer.strip():
             out.append(dataclasses.replace(ex, source=f"{path}, {where}"))
         else:

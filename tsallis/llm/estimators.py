@@ -228,9 +228,14 @@ class _Base:
     uses_q: ClassVar[bool] = True
 
     @classmethod
+    def needs_group(cls, cfg: Any) -> bool:
+        """Whether the loss compares the M rows of a prompt (a group baseline), so M >= 2."""
+        return cls.rationales == "sampled" and getattr(cfg, "baseline", "rloo") == "rloo"
+
+    @classmethod
     def check_config(cls, cfg: Any) -> None:
         """The config's checks that belong to this method (called by `TrainConfig`)."""
-        if cls.rationales == "sampled" and cfg.num_generations < 2 and getattr(cfg, "baseline", "rloo") == "rloo":
+        if cls.needs_group(cfg) and cfg.num_generations < 2:
             raise InputError(f"method={cls.name!r} needs num_generations >= 2 (group baseline)")
 
     @classmethod
@@ -278,9 +283,12 @@ class GRPO(_Base):
     uses_q: ClassVar[bool] = False
 
     @classmethod
+    def needs_group(cls, cfg: Any) -> bool:
+        return True  # group-scaled advantages
+
+    @classmethod
     def check_config(cls, cfg: Any) -> None:
-        if cfg.num_generations < 2:
-            raise InputError("method='grpo' needs num_generations >= 2 (group baseline)")
+        super().check_config(cfg)
         if not cfg.sample_answers:
             raise InputError("method='grpo' scores sampled answers: sample_answers must be True")
 
@@ -319,18 +327,24 @@ class GRPO(_Base):
                          num_items_in_batch=scored.extra["num_items"], kl_ratio_correction=self.kl_ratio_correction)
 
 
-@dataclass
-class GARL(_Base):
-    """GARL (Eqs. 9/12): sampled rationales, the gold answer teacher-forced; weights from log p(y*|x, z)."""
+@dataclass(kw_only=True)
+class _Weighted(_Base):
+    """GARL and PAFT: M sampled rationales per prompt, the gold answer teacher-forced, weights w_m = p(y*|x, z_m)."""
 
     group_size: int
-    baseline: str = "rloo"
-    pathwise: bool = True
     normalize: bool = True
     length_norm: str = "sequence"
     needs_reference: bool = False
-    name: ClassVar[str] = "garl"
     answers: ClassVar[str] = "gold"
+
+
+@dataclass(kw_only=True)
+class GARL(_Weighted):
+    """GARL (Eqs. 9/12): the weighted score-function (+ pathwise) gradient over w_bar^q."""
+
+    baseline: str = "rloo"
+    pathwise: bool = True
+    name: ClassVar[str] = "garl"
 
     @classmethod
     def from_config(cls, cfg, *, delimiter_len: int = 1, process_index: int = 0) -> GARL:
@@ -343,19 +357,14 @@ class GARL(_Base):
                          normalize=self.normalize, n_tokens=n_tok, length_norm=self.length_norm)
 
 
-@dataclass
-class PAFT(_Base):
+@dataclass(kw_only=True)
+class PAFT(_Weighted):
     """PAFT (Eq. 14): SFT on K importance-resampled rationales of the pool; `generator` draws the resamples
     (one per process, checkpointed through `state_dict`)."""
 
-    group_size: int
     K: int
     generator: torch.Generator
-    normalize: bool = True
-    length_norm: str = "sequence"
-    needs_reference: bool = False
     name: ClassVar[str] = "paft"
-    answers: ClassVar[str] = "gold"
 
     @classmethod
     def from_config(cls, cfg, *, delimiter_len: int = 1, process_index: int = 0) -> PAFT:
