@@ -6,6 +6,9 @@ same, and runs only the rest, unless asked to redo them (`redo=True`)."""
 from __future__ import annotations
 
 import json
+import os
+import threading
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from multiprocessing import get_context
@@ -38,6 +41,18 @@ def finished(job: Any) -> dict[str, Any] | None:
     return saved.get("result") if saved.get("job") == _plain(job) else None
 
 
+def _exit_with_parent(parent: int) -> None:
+    """Worker initializer: end this worker when the study process is gone (killed by a signal, its pool cannot
+    tell the workers; without this they would finish their runs as orphans)."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True).start()
+
+
 def run_jobs(jobs: Sequence[Any], run_one: Callable[[Any], dict[str, Any]], *, workers: int,
              desc: str, log: str | None = None, redo: bool = False) -> list[dict[str, Any]]:
     """run_one(job) for every job not finished before (all with `redo`), in `workers` spawned processes (`run_one`
@@ -64,7 +79,8 @@ def run_jobs(jobs: Sequence[Any], run_one: Callable[[Any], dict[str, Any]], *, w
             for i in todo:
                 done(i, run_one(jobs[i]))
         else:
-            with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
+            with ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_exit_with_parent,
+                                     initargs=(os.getpid(),)) as pool:
                 futs = {pool.submit(run_one, jobs[i]): i for i in todo}
                 for f in as_completed(futs):
                     done(futs[f], f.result())
