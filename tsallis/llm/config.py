@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import functools
 import json
 import re
 import types
@@ -74,12 +75,29 @@ def param(default: Any, help: str) -> Any:
     return field(default=default, metadata={"help": help})
 
 
+def _trl_names(cls: type) -> type:
+    """`cls(...)` also takes TRL's GRPOConfig names (`tsallis.llm.trl_compat.translate_names`: `save_steps` is
+    `save_every`, `fsdp="full_shard"` is True, ...)."""
+    init = cls.__init__
+
+    @functools.wraps(init)
+    def __init__(self, *args, **kwargs):
+        from tsallis.llm.trl_compat import translate_names
+
+        init(self, *args, **translate_names(kwargs))
+
+    cls.__init__ = __init__
+    return cls
+
+
 # ---------------------------------------------------------------------------------------------- the config
 
 
+@_trl_names
 @dataclass
 class TrainConfig:
-    """One `tsallis llm train` run. Fields are grouped: model, task, method, rollout, optimisation, run."""
+    """One `tsallis llm train` run. Fields are grouped: model, task, method, rollout, optimisation, run. TRL's
+    GRPOConfig names are accepted too (`tsallis.llm.trl_compat.TRL_FIELDS`; docs/llm.md "Coming from TRL")."""
 
     # ---- model
     model: str = param("toy", """Path of a local Hugging Face causal-LM directory (loaded with local_files_only=True),
@@ -516,11 +534,16 @@ def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None
     if path is not None:
         sources.append((f"config file {str(path)!r}", read_config_file(path), False))
     sources += [("the overrides", dict(overrides or {}), False), ("flags", dict(flags or {}), True)]
+    from tsallis.llm.trl_compat import TRL_FIELDS, shared_value
+
     for source, values, text in sources:
-        check_keys(values, source)
+        check_keys([k for k in values if text or k not in TRL_FIELDS], source)  # TRL's names: TrainConfig's
         for key, value in values.items():
+            if key not in hints:
+                data[key] = value
+                continue
             label = f"--{key.replace('_', '-')}" if text else f"{key} (in {source})"
-            data[key] = check_value(label, value, hints[key], text=text)
+            data[key] = check_value(label, shared_value(key, value), hints[key], text=text)
     return TrainConfig(**data)
 
 
