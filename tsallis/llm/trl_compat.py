@@ -70,15 +70,16 @@ def _batch(value: Any, ctx: dict[str, Any]) -> dict[str, Any]:
 
 
 def _completion_length(value: Any, ctx: dict[str, Any]) -> dict[str, Any]:
-    length, answer = _positive_int("max_completion_length", value), ctx.get("max_answer_tokens", 16)
+    length = _positive_int("max_completion_length", value)
     if "max_rationale_tokens" in ctx:
         raise InputError("max_completion_length (TRL's name) and max_rationale_tokens both set the rationale budget: "
                          "give one")
-    if length <= answer:
-        raise InputError(f"max_completion_length={length} must exceed max_answer_tokens={answer}: a completion here is "
-                         "a rationale (its budget: max_completion_length - max_answer_tokens), the delimiter, and "
-                         "an answer of at most max_answer_tokens")
-    return {"max_rationale_tokens": length - answer}
+    answer = ctx["max_answer_tokens"] if "max_answer_tokens" in ctx else min(16, length // 2)
+    if length <= answer or answer < 1:
+        raise InputError(f"max_completion_length={length} must exceed max_answer_tokens={answer} (and be at least 2):"
+                         " a completion here is a rationale (its budget: max_completion_length - max_answer_tokens), "
+                         "the delimiter, and an answer of at most max_answer_tokens")
+    return {"max_rationale_tokens": length - answer, "max_answer_tokens": answer}
 
 
 def _steps(name: str, value: Any) -> int:
@@ -269,14 +270,17 @@ TRL_FIELDS: dict[str, TrlField] = {
         "per_device_train_batch_size / num_generations x processes x gradient_accumulation_steps; a multiple of "
         "num_generations", _batch),
     "max_completion_length": TrlField(
-        "max_rationale_tokens", "max_rationale_tokens = max_completion_length - max_answer_tokens (the delimiter's "
-        "tokens come on top)", _completion_length),
+        "max_rationale_tokens", "max_rationale_tokens = max_completion_length - max_answer_tokens, with "
+        "max_answer_tokens (if not given) min(16, max_completion_length // 2); the delimiter's tokens come on top",
+        _completion_length),
     "generation_batch_size": TrlField(None, "only TRL's derived value (one generation per optimizer step)", _derived(
         "generation_batch_size", lambda c: c.get("per_device_train_batch_size", 8) * _world_size()
         * c.get("gradient_accumulation_steps", 1))),
     "steps_per_generation": TrlField(None, "only TRL's derived value (gradient_accumulation_steps)", _derived(
         "steps_per_generation", lambda c: c.get("gradient_accumulation_steps", 1))),
     # ---- accepted without effect, and why
+    **{name: TrlField(None, "no effect: transformers' flags for scripts, which its Trainer does not read")
+       for name in ("do_train", "do_eval", "do_predict")},
     "logging_steps": TrlField(None, "no effect: every step is logged (metrics.jsonl and the trackers)"),
     "logging_strategy": TrlField(None, "no effect: every step is logged"),
     "use_cpu": TrlField(None, "accepted where there is no GPU (then it changes nothing)", _use_cpu),
@@ -402,13 +406,12 @@ def trainer_inputs(config: Any, train: Any, eval_: Any, trl: dict[str, Any]) -> 
     eval_ = _pick("eval_examples", eval_, "eval_dataset", trl.get("eval_dataset"))
     if isinstance(eval_, dict):
         raise InputError("eval_dataset: a dict of datasets is not supported; pass one dataset")
-    cfg = _config(args, trl.get("model"))
     model, tokenizer = trl.get("model"), trl.get("processing_class")
-    if model is not None and not isinstance(model, (str, os.PathLike)):
-        cfg = dataclasses.replace(cfg, model=_model_dir(model))
-    elif model is not None:
-        cfg = dataclasses.replace(cfg, model=str(model))
-        model = None
+    where = _model_dir(model) if model is not None and not isinstance(model, (str, os.PathLike)) else model
+    cfg = _config(args, where)
+    if model is not None:
+        cfg = dataclasses.replace(cfg, model=str(where))
+        model = None if isinstance(model, (str, os.PathLike)) else model
     if tokenizer is not None and not _is_instance(tokenizer, "transformers", "PreTrainedTokenizerBase"):
         raise InputError(f"processing_class must be a transformers tokenizer; got {type(tokenizer).__name__}")
     callbacks = list(trl.get("callbacks") or [])
@@ -442,9 +445,8 @@ def _config(args: Any, model: Any):
     else:
         raise InputError(f"args must be a TrainConfig, a trl.GRPOConfig or a dict of their fields; got "
                          f"{type(args).__name__}")
-    if model is not None and cfg.model != field_default("model"):
-        named = str(model) if isinstance(model, (str, os.PathLike)) else getattr(model, "name_or_path", "")
-        if Path(named).expanduser().resolve() != Path(cfg.model).expanduser().resolve():
+    if model is not None and cfg.model != field_default("model"):  # model: a path
+        if Path(model).expanduser().resolve() != Path(cfg.model).expanduser().resolve():
             raise InputError(f"model= and the config's model={cfg.model!r} name different models: give one")
     return cfg
 
