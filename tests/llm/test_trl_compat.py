@@ -201,6 +201,7 @@ def test_a_model_without_a_directory_is_refused_with_the_fix(model_path, tmp_pat
     (dict(optimizers=(None, None)), r"Trainer\(optimizers=...\): set optimizer, learning_rate"),
     (dict(train_datset=ROWS), "unknown Trainer keyword 'train_datset' \\(did you mean 'train_dataset'\\?\\)"),
     (dict(eval_dataset={"a": ROWS}), "eval_dataset: a dict of datasets is not supported"),
+    (dict(args={"method": "grpo", "save_step": 1}), "unknown config key 'save_step' \\(did you mean 'save_steps'\\?\\)"),
 ])
 def test_every_constructor_argument_is_checked_at_the_door(model_path, tmp_path, kw, message):
     kw = {"args": _cfg(tmp_path, model=model_path), "train_dataset": ROWS, **kw}

@@ -429,14 +429,14 @@ def _pick(ours: str, value: Any, trl_name: str, trl_value: Any) -> Any:
 
 
 def _config(args: Any, model: Any):
-    from tsallis.llm.config import TrainConfig, field_default
+    from tsallis.llm.config import TrainConfig, field_default, load_config
 
     if isinstance(args, TrainConfig):
         cfg = args
     elif _is_grpo_config(args):
         cfg = config_from_grpo(args)
     elif isinstance(args, dict):
-        cfg = TrainConfig(**args)
+        cfg = load_config(overrides=args)
     elif args is None and model is not None:  # GRPOTrainer without args: GRPO with the defaults
         cfg = TrainConfig(method="grpo")
     elif args is None:
