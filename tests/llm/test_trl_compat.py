@@ -282,3 +282,49 @@ def test_should_training_stop_ends_the_run(model_path, tmp_path):
                      reward_funcs=[_length]).train(callbacks=[rec])
     assert result.step == 1 and rec.events[-1] == ("end", 1, 1) and result.last_checkpoint is not None
     assert tr.train().step == 3  # without the stop, max_steps
+
+
+# ------------------------------------------------------------------------------------------ a TRL script, ported
+
+
+def _trl_script(GRPOTrainer, model, out):  # noqa: N803 (the class, as the script imports it)
+    """A TRL GRPO script (conversational rows, two TRL-signature rewards with weights, LoRA, a GRPOConfig); only
+    the class it is given differs."""
+    import datasets
+    from peft import LoraConfig
+    from trl import GRPOConfig
+
+    ds = datasets.Dataset.from_list([{"prompt": [{"role": "user", "content": f"{i}+{i}?"}], "answer": str(2 * i)}
+                                     for i in range(8)])
+
+    def correct(completions, answer, **kwargs):
+        return [float(a in c[0]["content"]) for c, a in zip(completions, answer)]
+
+    def brief(completions, **kwargs):
+        return [-len(c[0]["content"]) / 100 for c in completions]
+
+    args = GRPOConfig(output_dir=str(out), use_cpu=True, bf16=False, per_device_train_batch_size=4, num_generations=4,
+                      max_completion_length=16, max_steps=2, logging_steps=1, report_to="none",
+                      reward_weights=[1.0, 0.5], learning_rate=1e-3, save_strategy="no")
+    trainer = GRPOTrainer(model=model, reward_funcs=[correct, brief], args=args, train_dataset=ds,
+                          peft_config=LoraConfig(r=4, target_modules="all-linear"))
+    trainer.train()
+    return trainer
+
+
+@pytest.mark.parametrize("library", ["tsallis", "trl"])
+def test_a_trl_script_runs_with_only_its_trainer_class_changed(tmp_path, library):
+    pytest.importorskip("trl")
+    from tsallis.llm.tiny import make_tiny_model
+
+    model = str(make_tiny_model(tmp_path / "qwen", hidden=16))
+    if library == "trl":
+        from trl import GRPOTrainer
+
+        assert _trl_script(GRPOTrainer, model, tmp_path / "run").state.global_step == 2
+        return
+    tr = _trl_script(Trainer, model, tmp_path / "run")
+    last = tr.history[-1]
+    assert tr.state.step == 2 and tr.cfg.method == "grpo" and tr.cfg.use_lora is False and tr.lora.r == 4
+    assert {"rewards/correct/mean", "rewards/brief/mean"} <= set(last) and tr.cfg.reward_weights == [1.0, 0.5]
+    assert all("lora_" in n for n, p in tr.unwrapped.named_parameters() if p.requires_grad)

@@ -205,8 +205,8 @@ def load_model_and_tokenizer(path: str | Path, cfg: TrainConfig, *, on_cuda: boo
         for mod in model.modules():
             if isinstance(mod, torch.nn.Dropout):
                 mod.p = 0.0
-    if cfg.gradient_checkpointing:
-        model.gradient_checkpointing_enable()
+    if cfg.gradient_checkpointing:  # transformers 5's name, else the older one
+        (getattr(model, "activation_checkpointing_enable", None) or model.gradient_checkpointing_enable)()
     if lora is not None:
         from peft import get_peft_model
 
