@@ -218,6 +218,8 @@ def test_one_argument_given_twice_or_a_missing_config_is_refused(model_path, tmp
         Trainer(cfg, ROWS, train_dataset=ROWS)
     with pytest.raises(InputError, match="Trainer needs a config"):
         Trainer(train_dataset=ROWS)
+    with pytest.raises(InputError, match="Trainer's first argument is the config .* pass the model as model="):
+        Trainer(model_path, train_dataset=ROWS)  # GRPOTrainer's positional model
     with pytest.raises(InputError, match="model= and the config's model=.* name different models"):
         Trainer(model=str(tmp_path), args=cfg, train_dataset=ROWS)
 

@@ -442,6 +442,9 @@ def _config(args: Any, model: Any):
     elif args is None:
         raise InputError("Trainer needs a config: Trainer(TrainConfig(...), train_examples) or, as GRPOTrainer, "
                          "Trainer(model=..., args=TrainConfig(...) or trl.GRPOConfig(...), train_dataset=...)")
+    elif isinstance(args, (str, os.PathLike)) or _is_instance(args, "transformers", "PreTrainedModel"):
+        raise InputError("Trainer's first argument is the config (GRPOTrainer's is the model): pass the model as "
+                         "model=..., e.g. Trainer(model=PATH, args=TrainConfig(...), train_dataset=...)")
     else:
         raise InputError(f"args must be a TrainConfig, a trl.GRPOConfig or a dict of their fields; got "
                          f"{type(args).__name__}")
