@@ -273,6 +273,13 @@ CASES["llm"] = [
     _c("llm", "required: LLM_COMMAND"),
     _c("llm trian", "invalid choice: 'trian'"),
 ]
+TRL_NAMES_IN_A_FILE = [  # (config file, message): TRL's GRPOConfig names (tsallis.llm.trl_compat.TRL_FIELDS)
+    ("num_generations: 4\nper_device_train_batch_size: 6\n",
+     "per_device_train_batch_size=6 counts completions per process and micro-batch"),
+    ("save_steps: 5\nsave_every: 10\n", "save_steps (TRL's name) and save_every both set save_every: give one"),
+    ("fsdp: hybrid_shard\n", "fsdp='hybrid_shard' is not supported"),
+    ("data_seed: 3\n", "data_seed=3 carves the splits of the paper datasets"),
+]
 CASES["llm train"] = [
     # flags: types
     _t("--learning-rate abc", "--learning-rate must be a number; got 'abc'"),
@@ -368,6 +375,7 @@ CASES["llm train"] = [
     _t("--config {tmp}/c.yaml", "config file '{tmp}/c.yaml', line 2: invalid YAML (mapping values are not allowed",
        {"c.yaml": "method: garl\nq: 0.5: 1\n"}),
     _t("--config {tmp}/c.yaml", "must hold a mapping of name: value; got list", {"c.yaml": "- 1\n- 2\n"}),
+    *(_t("--config {tmp}/c.yaml", fragment, {"c.yaml": text}) for text, fragment in TRL_NAMES_IN_A_FILE),
     _t("--config {tmp}/c.yaml", "config file {tmp}/c.yaml, line 2: invalid UTF-8 (byte 0xff at column 9)",
        {"c.yaml": b"q: 0.5\nmethod: \xff\n"}),
     _t("--config {tmp}/c.json", "config file '{tmp}/c.json', line 1: invalid JSON", {"c.json": '{"q": 0.5,}'}),

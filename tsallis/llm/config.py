@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import functools
 import json
 import re
 import types
@@ -74,12 +75,29 @@ def param(default: Any, help: str) -> Any:
     return field(default=default, metadata={"help": help})
 
 
+def _trl_names(cls: type) -> type:
+    """`cls(...)` also takes TRL's GRPOConfig names (`tsallis.llm.trl_compat.translate_names`: `save_steps` is
+    `save_every`, `fsdp="full_shard"` is True, ...)."""
+    init = cls.__init__
+
+    @functools.wraps(init)
+    def __init__(self, *args, **kwargs):
+        from tsallis.llm.trl_compat import translate_names
+
+        init(self, *args, **translate_names(kwargs))
+
+    cls.__init__ = __init__
+    return cls
+
+
 # ---------------------------------------------------------------------------------------------- the config
 
 
+@_trl_names
 @dataclass
 class TrainConfig:
-    """One `tsallis llm train` run. Fields are grouped: model, task, method, rollout, optimisation, run."""
+    """One `tsallis llm train` run. Fields are grouped: model, task, method, rollout, optimisation, run. TRL's
+    GRPOConfig names are accepted too (`tsallis.llm.trl_compat.TRL_FIELDS`; docs/llm.md "Coming from TRL")."""
 
     # ---- model
     model: str = param("toy", """Path of a local Hugging Face causal-LM directory (loaded with local_files_only=True),
@@ -121,8 +139,9 @@ class TrainConfig:
     prompt_template: str | None = param(None, """A `str.format` template overriding the style's (fields
         {instruction} {input} {context} {question} {delimiter}); the result is a plain-string prompt. null ->
         the warm user message or tsallis.llm.data.COLD_TEMPLATE. (ours)""")
-    data_seed: Seed = param(0, """Seed of the deterministic train/validation/test subset carving (paper sizes; rule
-        ours, docs/datasets.md).""")
+    data_seed: Seed = param(0, """Seed of the deterministic train/validation/test subset carving of the paper datasets
+        (paper sizes; rule ours, docs/datasets.md); a non-zero value on another task is refused. Not TRL's
+        data_seed, the sampler's seed: `seed` orders the data here.""")
     toy_n_steps: Annotated[int, Range("[1, 99]")] = param(11, "Toy difficulty knob: the chain length n "
                                                              "(p0 ~ a^n; tsallis.llm.toy). (ours)")
     toy_width: Annotated[int, Range("[2, 10]")] = param(7, "Toy register width = answer length in tokens; a uniform "
@@ -238,7 +257,8 @@ class TrainConfig:
         "mlflow" (each needs its package installed); they write under output_dir/logs. (TRL's report_to)""")
     fsdp: bool = param(False, """Shard parameters, gradients and optimizer state over the processes with FSDP2
         (torch `fully_shard` of each decoder layer and the root; CPU/gloo or GPU/NCCL), instead of replicating them
-        (DDP). Not with LoRA. (ours)""")
+        (DDP). Not with LoRA. transformers' fsdp=True and its legacy "full_shard auto_wrap" mean the same and are
+        accepted; other sharding strategies are refused. (ours)""")
     progress_bar: bool = param(True, "Show a tqdm bar with the main diagnostics (and one per evaluation). (ours)")
 
     def __post_init__(self):
@@ -464,12 +484,13 @@ def unknown_name(kind: str, name: str, valid: list[str]) -> InputError:
     return InputError(f"unknown {kind} {name!r}{_hint(name, valid)}")
 
 
-def check_keys(keys, source: str) -> None:
-    """Raise an InputError naming any key that is not a TrainConfig field, with the closest valid name."""
+def check_keys(keys, source: str, aliases: tuple[str, ...] = ()) -> None:
+    """Raise an InputError naming any key that is not a TrainConfig field (or one of `aliases`), with the closest
+    valid name."""
     valid = field_names()
     for key in keys:
-        if key not in valid:
-            err = unknown_name("config key", str(key), valid)
+        if key not in valid and key not in aliases:
+            err = unknown_name("config key", str(key), valid + list(aliases))
             raise InputError(f"{err} in {source}; valid keys: {', '.join(valid)}")
 
 
@@ -516,11 +537,16 @@ def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None
     if path is not None:
         sources.append((f"config file {str(path)!r}", read_config_file(path), False))
     sources += [("the overrides", dict(overrides or {}), False), ("flags", dict(flags or {}), True)]
+    from tsallis.llm.trl_compat import TRL_FIELDS, shared_value
+
     for source, values, text in sources:
-        check_keys(values, source)
+        check_keys(values, source, () if text else tuple(TRL_FIELDS))  # TRL's names: TrainConfig translates them
         for key, value in values.items():
+            if key not in hints:
+                data[key] = value
+                continue
             label = f"--{key.replace('_', '-')}" if text else f"{key} (in {source})"
-            data[key] = check_value(label, value, hints[key], text=text)
+            data[key] = check_value(label, shared_value(key, value), hints[key], text=text)
     return TrainConfig(**data)
 
 

@@ -9,6 +9,7 @@ so one code path is tested on CPU and used on GPUs.
 from __future__ import annotations
 
 import contextlib
+import copy
 import dataclasses
 import json
 import math
@@ -179,25 +180,33 @@ def _data_ends(header: bytes) -> list[int] | None:
     return [o[1] for o in offsets]
 
 
-def load_model_and_tokenizer(path: str | Path, cfg: TrainConfig, *, on_cuda: bool = False, lora: Any = None):
+def load_model_and_tokenizer(path: str | Path, cfg: TrainConfig, *, on_cuda: bool = False, lora: Any = None,
+                             given: Any = None):
     """Load a causal LM and its tokenizer from a local directory (local_files_only), wrapped with the LoRA
-    adapter of `lora` (a `peft.LoraConfig`, or None for none); transformers' load bars are silenced."""
+    adapter of `lora` (a `peft.LoraConfig`, or None for none); transformers' load bars are silenced. `given.model`
+    and `given.tokenizer` (`trl_compat.TrainerInputs`), when set, are used instead of loading (a given model keeps
+    its dtype unless `cfg.dtype` names one)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     dtype = {"auto": torch.bfloat16 if on_cuda else torch.float32, "float32": torch.float32,
              "bfloat16": torch.bfloat16, "float16": torch.float16}[cfg.dtype]
     check_model_files(path)
+    model, tokenizer = getattr(given, "model", None), getattr(given, "tokenizer", None)
     with hf_bars_off():
-        model = _from_pretrained(AutoModelForCausalLM, path, "model", dtype=dtype)
-        tokenizer = _from_pretrained(AutoTokenizer, path, "tokenizer")
+        if model is None:
+            model = _from_pretrained(AutoModelForCausalLM, path, "model", dtype=dtype)
+        elif cfg.dtype != "auto":
+            model = model.to(dtype)
+        if tokenizer is None:
+            tokenizer = _from_pretrained(AutoTokenizer, path, "tokenizer")
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
     if cfg.disable_dropout:
         for mod in model.modules():
             if isinstance(mod, torch.nn.Dropout):
                 mod.p = 0.0
-    if cfg.gradient_checkpointing:
-        model.gradient_checkpointing_enable()
+    if cfg.gradient_checkpointing:  # transformers 5's name, else the older one
+        (getattr(model, "activation_checkpointing_enable", None) or model.gradient_checkpointing_enable)()
     if lora is not None:
         from peft import get_peft_model
 
@@ -219,24 +228,29 @@ def _from_pretrained(cls, path: str | Path, what: str, **kwargs):
 
 
 def load_policy(cfg: TrainConfig, resume_path: Path | None, *, cache_dir: str | None = None, on_cuda: bool = False,
-                lora: Any = None):
-    """(model, tokenizer, base model path): the base model, or a checkpoint's weights (full fine-tuning) or the
-    base plus a checkpoint's LoRA adapter (`lora`: the run's `peft.LoraConfig`, or None)."""
+                lora: Any = None, given: Any = None):
+    """(model, tokenizer, base): the base model, or a checkpoint's weights (full fine-tuning) or the base plus a
+    checkpoint's LoRA adapter (`lora`: the run's `peft.LoraConfig`, or None). `given`: a loaded model and
+    tokenizer (`load_model_and_tokenizer`); `base` is the model's directory, or the given model itself (before
+    training: `load_reference` copies it)."""
     base = resolve_model_path(cfg.model, cache_dir)
     if resume_path is not None and lora is None:
         model, tok = load_model_and_tokenizer(resume_path, cfg, on_cuda=on_cuda)
         return model, tok, base
-    model, tok = load_model_and_tokenizer(base, cfg, on_cuda=on_cuda, lora=lora)
+    model, tok = load_model_and_tokenizer(base, cfg, on_cuda=on_cuda, lora=lora, given=given)
     if resume_path is not None:
         from peft import set_peft_model_state_dict
         from safetensors.torch import load_file
 
         set_peft_model_state_dict(model, load_file(resume_path / "adapter_model.safetensors"))
-    return model, tok, base
+    return model, tok, (given.model if getattr(given, "model", None) is not None else base)
 
 
-def load_reference(base: Path, cfg: TrainConfig, device, *, on_cuda: bool = False):
-    """A frozen full copy of the initial model, the KL reference when there is no LoRA adapter to switch off."""
+def load_reference(base: Path | torch.nn.Module, cfg: TrainConfig, device, *, on_cuda: bool = False):
+    """A frozen full copy of the initial model, the KL reference when there is no LoRA adapter to switch off
+    (`base`: the model's directory, or the given model, copied)."""
+    if isinstance(base, torch.nn.Module):
+        return copy.deepcopy(base).requires_grad_(False).eval().to(device)
     ref, _ = load_model_and_tokenizer(base, dataclasses.replace(cfg, gradient_checkpointing=False), on_cuda=on_cuda)
     return ref.requires_grad_(False).eval().to(device)
 

@@ -3,10 +3,9 @@
 `Trainer` builds the parts and runs the loop: the data (`data.load_examples`), the model (`loading`), the
 `policy.Policy` that samples and scores (the one engine of `rollout.py`), one method object per estimator
 (`estimators.ESTIMATORS`), the run folder (`rundir.RunFolder`: lock, recovery, resume, checkpoints), the update
-guards (`guards.UpdateGuard`) and the run log (`tracking.RunLog`). `Trainer.step` is one optimizer step, written
-inline: prompts -> rollout -> rewards -> the method's loss -> backward -> clip -> optimizer -> metrics, and one
-assignment of the new `LoopState`.
-"""
+guards (`guards.UpdateGuard`), the run log (`tracking.RunLog`) and TRL's habits (`trl_compat`). `Trainer.step` is
+one optimizer step, written inline: prompts -> rollout -> rewards -> the method's loss -> backward -> clip ->
+optimizer -> metrics, and one assignment of the new `LoopState`."""
 
 from __future__ import annotations
 
@@ -45,6 +44,7 @@ from tsallis.llm.step import (
     step_metrics,
 )
 from tsallis.llm.tracking import RunLog
+from tsallis.llm.trl_compat import CallbackRunner, trainer_inputs
 
 __all__ = ["LoopState", "NonFiniteError", "TrainResult", "Trainer"]
 
@@ -99,36 +99,36 @@ class TrainResult:
 
 
 class Trainer:
-    """Train a causal LM with `config.method` on a list of Examples.
+    """Train a causal LM with `config.method` on a list of Examples; or as TRL's GRPOTrainer is called.
 
     Args:
-        config: the run configuration.
+        config: the run configuration (or `args=`: a TrainConfig, a `trl.GRPOConfig`, or a dict of fields).
         train_examples, eval_examples: Examples, a `datasets.Dataset` or a list of row dicts with a `prompt` column
             (plain or conversational) and `answer` (default: from `config.task`).
         reward_funcs: reward functions with TRL's signature `f(prompts, completions, completion_ids, **columns) ->
             list[float | None]` (`tsallis.llm.rewards.RewardFunc`), or names of `rewards.REWARD_FUNCS`; default
             `config.reward_funcs` (exact match, paper Sec. 7). Weighted by `config.reward_weights`; GRPO trains on
             the weighted sum, GARL/PAFT only log it (their weight is p(y*|x, z)).
-        peft_config: a `peft.LoraConfig` (as TRL's `peft_config=`); default from `config.lora_config` and the
-            lora_* fields.
-        evaluate_fn: called every `eval_every` steps as evaluate_fn(trainer) -> {name: value};
-            `config.eval_metric` selects the best checkpoint (saved to output_dir/best). Default
-            (`evaluate.default_evaluate_fn`): the sampled accuracy on eval_examples (toy, jsonl) or the paper's
-            metrics (datasets), when there are any.
-        resume_from: a checkpoint directory (or run directory) to continue exactly.
-        cache_dir: cache of the pretrained toy model.
+        peft_config: a `peft.LoraConfig` (as TRL's); default from `config.lora_config` and the lora_* fields.
+        evaluate_fn: called every `eval_every` steps as evaluate_fn(trainer) -> {name: value}; `config.eval_metric`
+            selects the best checkpoint (saved to output_dir/best). Default (`evaluate.default_evaluate_fn`): the
+            sampled accuracy on eval_examples (toy, jsonl) or the paper's metrics (datasets), when there are any.
+        resume_from: a checkpoint directory (or run directory) to continue exactly. cache_dir: the toy model's cache.
+        **trl: GRPOTrainer's keywords (`trl_compat.trainer_inputs` checks them): `model=` (a path or a loaded
+            PreTrainedModel), `args=`, `train_dataset=`, `eval_dataset=`, `processing_class=`, `callbacks=`.
     """
 
-    def __init__(self, config: TrainConfig, train_examples: Any = None, eval_examples: Any = None, *,
+    def __init__(self, config: TrainConfig | Any = None, train_examples: Any = None, eval_examples: Any = None, *,
                  reward_funcs: RewardFunc | str | Sequence[RewardFunc | str] | None = None,
                  evaluate_fn: EvaluateFn | None = None, resume_from: str | os.PathLike | None = None,
-                 cache_dir: str | None = None, peft_config: Any = None):
+                 cache_dir: str | None = None, peft_config: Any = None, **trl: Any):
         from accelerate.utils import set_seed
 
         from tsallis.llm.evaluate import default_evaluate_fn
 
-        self.cfg = cfg = config
-        train, evals = as_examples(train_examples, "train_examples"), as_examples(eval_examples, "eval_examples")
+        self.given = given = trainer_inputs(config, train_examples, eval_examples, trl)
+        self.cfg = cfg = given.config
+        train, evals = as_examples(given.train, "train_examples"), as_examples(given.eval, "eval_examples")
         if train is None:
             train, default_eval = load_examples(cfg)
             evals = default_eval if evals is None else evals
@@ -157,7 +157,7 @@ class Trainer:
         cfg, acc = self.cfg, self.accelerator
         on_cuda = acc.device.type == "cuda"
         model, self.tokenizer, base = load_policy(cfg, self.resume_path, cache_dir=cache_dir, on_cuda=on_cuda,
-                                                  lora=self.lora)
+                                                  lora=self.lora, given=self.given)
         self.fsdp = cfg.fsdp
         self.policy = Policy.build(
             model, self.tokenizer, delimiter=cfg.resolved_delimiter, max_rationale_tokens=cfg.max_rationale_tokens,
@@ -187,10 +187,11 @@ class Trainer:
     def train(self, *, callbacks: Sequence[Callback] = (), stop: Stop | None = None) -> TrainResult:
         """Run steps until `max_steps`, or until `stop(trainer, metrics)` returns True; returns the history.
 
-        After each step: the evaluation hook (every `eval_every` steps), then each `callback(trainer, metrics)` (a
-        callback may add keys to `metrics`; they are logged), then metrics.jsonl and the trackers, the progress
-        bar and the checkpoint schedule; a final checkpoint at the end. Raises NonFiniteError on NaN/inf (no
-        update made; the error is logged with the last good checkpoint).
+        After each step: the evaluation hook (every `eval_every` steps), then the constructor's and these callbacks
+        (`trl_compat.CallbackRunner`: `callback(trainer, metrics)` may add keys to `metrics`, which are logged; a
+        `transformers.TrainerCallback` gets TRL's events), then metrics.jsonl and the trackers, the progress bar and
+        the checkpoint schedule; a final checkpoint at the end. Raises NonFiniteError on NaN/inf (no update made;
+        the error is logged with the last good checkpoint).
         """
         from tqdm.auto import tqdm
 
@@ -204,14 +205,14 @@ class Trainer:
             bar = tqdm(total=cfg.max_steps, initial=self.state.step, desc=desc,
                        dynamic_ncols=True, disable=not (cfg.progress_bar and self.accelerator.is_main_process))
             # SIGTERM/SIGINT (preemption): the step in flight finishes, the checkpoint is saved, Preempted is raised
-            with preempt.on_signals() as signals, run_log, bar, hf_bars_off():  # HF's per-save bars would break ours
-                stop = signals.stop_after(stop)
+            events = CallbackRunner(self, [*self.given.callbacks, *callbacks], stop)
+            with preempt.on_signals() as signals, run_log, bar, hf_bars_off(), events:  # HF's save bars break ours
+                stop = signals.stop_after(events.stop)
                 while self.state.step < cfg.max_steps:
                     m = self._guarded_step(run_log)
                     if cfg.eval_every and self.evaluate_fn and self.state.step % cfg.eval_every == 0:
                         m.update(self._evaluate())
-                    for callback in callbacks:
-                        callback(self, m)
+                    events(self, m)
                     run_log.write(m)
                     self.history.append(m)
                     bar.set_postfix({k: f"{m[k]:.3g}" for k in ("reward", "log_p_hat/mean", "weights/ess", "q",
