@@ -324,6 +324,10 @@ CASES["llm train"] = [
     # combinations
     _t("--reward-weights 1 2", "reward_weights has 2 weight(s) for 1 reward function(s)"),
     _t("--method grpo --num-generations 1", "method='grpo' needs num_generations >= 2"),
+    _t("--method grpo --q 0.3", "method='grpo' does not read q=0.3 (read by garl, paft)"),
+    _t("--method garl --beta 0.1", "method='garl' does not read beta=0.1 (read by grpo)"),
+    _t("--method garl --loss-type grpo --epsilon 0.3", "epsilon=0.3 (read by grpo); loss_type='grpo' (read by grpo)"),
+    _t("--method grpo --paft-k 3 --pathwise false", "paft_k=3 (read by paft); pathwise=False (read by garl)"),
     _t("--prompts-per-step 3 --gradient-accumulation-steps 2", "prompts_per_step=3 must be divisible"),
     _t("--q-schedule step", "q_schedule='step' needs q_switch_at"),
     _t("--task gsm8k", "task must be 'toy', one of finqa, hotpotqa, musique, 'jsonl:PATH' or 'parquet:PATH'"),

@@ -196,9 +196,9 @@ def test_hf_argument_parser_reads_the_config_in_trls_flag_style():
     scripts use) builds a parser from TrainConfig as it does from GRPOConfig."""
     transformers = pytest.importorskip("transformers")
     (cfg,) = transformers.HfArgumentParser(TrainConfig).parse_args_into_dataclasses(
-        ["--learning_rate", "1e-3", "--pathwise", "no", "--reward_funcs", "exact_answer", "em", "--method", "paft"])
+        ["--learning_rate", "1e-3", "--pathwise", "no", "--reward_funcs", "exact_answer", "em", "--method", "garl"])
     assert (cfg.learning_rate, cfg.pathwise, cfg.reward_funcs, cfg.method) == (1e-3, False, ["exact_answer", "em"],
-                                                                               "paft")
+                                                                               "garl")
 
 
 # --------------------------------------------------------------------------------------------------- the CLI
@@ -268,3 +268,31 @@ def test_the_reference_cli_lines_show_the_parsers_defaults(command):
 
 
 argparse_SUPPRESS = "==SUPPRESS=="
+
+
+def test_an_option_the_method_does_not_read_is_refused_unless_at_its_default():
+    for kw, named in [({"method": "grpo", "q": 0.3}, "q=0.3"), ({"method": "garl", "beta": 0.1}, "beta=0.1"),
+                      ({"method": "sft", "normalize": False}, "normalize=False"),
+                      ({"method": "paft", "pathwise": False}, "pathwise=False")]:
+        with pytest.raises(InputError, match=re.escape(f"method={kw['method']!r} does not read {named}")):
+            TrainConfig(**kw)
+    TrainConfig(method="grpo", q=0.75, beta=0.1)  # q at its default: accepted; beta is GRPO's
+    TrainConfig(method="garl", q=0.3, pathwise=False)
+
+
+def test_a_config_file_is_a_setting_its_other_methods_options_are_dropped_with_a_note(tmp_path):
+    path = tmp_path / "paft.yaml"
+    path.write_text("method: paft\nq: 0.5\npaft_k: 4\nnum_generations: 4\nbeta: 0.1\n")
+    with pytest.warns(UserWarning, match=r"method='paft' does not read beta=0.1 \(from config file .*\): ignored"):
+        cfg = load_config(path)
+    assert (cfg.method, cfg.q, cfg.paft_k, cfg.beta) == ("paft", 0.5, 4, 0.0)
+    with pytest.warns(UserWarning, match=r"method='grpo' does not read paft_k=4 .*q=0.5 .*: ignored"):
+        cfg = load_config(path, flags={"method": "grpo"})
+    assert (cfg.method, cfg.q, cfg.paft_k, cfg.beta, cfg.num_generations) == ("grpo", 0.75, None, 0.1, 4)
+    with pytest.raises(InputError, match="method='grpo' does not read q=0.3"):  # a flag beside the method
+        load_config(path, flags={"method": "grpo", "q": "0.3"})
+    with pytest.raises(InputError, match="method='paft' does not read beta=0.2"):  # a flag for the file's method
+        load_config(path, flags={"beta": "0.2"})
+    # an earlier Python source's options of the method a later one replaces: dropped
+    with pytest.warns(UserWarning, match=r"does not read q=0.3 \(from the overrides\)"):
+        assert load_config(None, overrides={"method": "paft", "q": 0.3}, flags={"method": "grpo"}).q == 0.75

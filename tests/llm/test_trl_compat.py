@@ -117,7 +117,7 @@ def test_the_reference_holds_the_generated_trl_table():
 
 def test_trainconfig_and_config_files_take_trls_names(tmp_path, monkeypatch):
     monkeypatch.setenv("WORLD_SIZE", "1")
-    cfg = TrainConfig(save_steps=7, per_device_train_batch_size=16, num_generations=4, max_completion_length=100,
+    cfg = TrainConfig(method="grpo", save_steps=7, per_device_train_batch_size=16, num_generations=4, max_completion_length=100,
                       use_bias_correction_kl=True, lr_scheduler_type="constant_with_warmup", bf16=True)
     assert (cfg.save_every, cfg.prompts_per_step, cfg.max_rationale_tokens) == (7, 4, 100 - 16)
     assert (cfg.kl_ratio_correction, cfg.lr_scheduler, cfg.mixed_precision) == (True, "constant", "bf16")

@@ -17,6 +17,7 @@ import json
 import re
 import types
 import typing
+import warnings
 from dataclasses import dataclass, field, fields
 from functools import cache, lru_cache
 from pathlib import Path
@@ -539,15 +540,36 @@ def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None
     sources += [("the overrides", dict(overrides or {}), False), ("flags", dict(flags or {}), True)]
     from tsallis.llm.trl_compat import TRL_FIELDS, shared_value
 
-    for source, values, text in sources:
+    origin: dict[str, int] = {}
+    for i, (source, values, text) in enumerate(sources):
         check_keys(values, source, () if text else tuple(TRL_FIELDS))  # TRL's names: TrainConfig translates them
         for key, value in values.items():
+            origin[key] = i
             if key not in hints:
                 data[key] = value
                 continue
             label = f"--{key.replace('_', '-')}" if text else f"{key} (in {source})"
             data[key] = check_value(label, shared_value(key, value), hints[key], text=text)
+    files = {i for i, (name, _, _) in enumerate(sources) if name.startswith("config file") or name == base_name}
+    _drop_other_methods_options(data, origin, [s[0] for s in sources], files)
     return TrainConfig(**data)
+
+
+def _drop_other_methods_options(data: dict[str, Any], origin: dict[str, int], names: list[str],
+                                files: set[int]) -> None:
+    """A config file describes a setting that several methods run on (configs/paper: the same file with `method`
+    overridden), so its options that the final method does not read are dropped, saying so; so are an earlier
+    source's when a later one changes the method. An option the final method does not read, given in Python or
+    as a flag with the method or after it, stays and is refused by the method's checks."""
+    from tsallis.llm.estimators import ignored_options
+
+    method = data.get("method", field_default("method"))
+    moot = [k for k in ignored_options(method, data) if origin[k] in files or origin[k] < origin.get("method", -1)]
+    if moot:
+        warnings.warn(f"method={method!r} does not read " + ", ".join(
+            f"{k}={data[k]!r} (from {names[origin[k]]})" for k in moot) + ": ignored", stacklevel=3)
+    for k in moot:
+        del data[k]
 
 
 class DuplicateKeyError(Exception):

@@ -218,11 +218,19 @@ class Estimator(Protocol):
     def load_state_dict(self, state: dict[str, Any]) -> None: ...
 
 
+Q_OPTIONS = frozenset({"q", "q_schedule", "q_end", "q_switch_at", "q_switch_p", "success_ema"})
+GRPO_OPTIONS = frozenset({"loss_type", "scale_rewards", "epsilon", "epsilon_high", "beta", "kl_ratio_correction",
+                          "mask_truncated_completions"})
+METHOD_OPTIONS = Q_OPTIONS | GRPO_OPTIONS | {"baseline", "pathwise", "paft_k", "normalize", "length_norm"}
+"""The TrainConfig fields that only some methods read (each method's `reads`); the rest every method reads."""
+
+
 class _Base:
     """Defaults of the protocol: sampled rationales, a group baseline (M >= 2) unless `baseline` says otherwise,
     nothing to prepare, no state to checkpoint."""
 
     rationales: ClassVar[str] = "sampled"
+    reads: ClassVar[frozenset[str]] = frozenset()  # of METHOD_OPTIONS
     plot_key: ClassVar[str] = "weights/ess"
     success_metric: ClassVar[str] = "p_hat/mean"
     uses_q: ClassVar[bool] = True
@@ -234,9 +242,17 @@ class _Base:
 
     @classmethod
     def check_config(cls, cfg: Any) -> None:
-        """The config's checks that belong to this method (called by `TrainConfig`)."""
+        """The config's checks that belong to this method (called by `TrainConfig`): M >= 2 where a group baseline
+        needs it, and no option this method does not read set to other than its default (it would be dropped
+        without a word)."""
         if cls.needs_group(cfg) and cfg.num_generations < 2:
             raise InputError(f"method={cls.name!r} needs num_generations >= 2 (group baseline)")
+        ignored = ignored_options(cls, cfg)
+        if ignored:
+            readers = {k: [n for n, e in ESTIMATORS.items() if k in e.reads] for k in ignored}
+            raise InputError(f"method={cls.name!r} does not read " + "; ".join(
+                f"{k}={getattr(cfg, k)!r} (read by {', '.join(readers[k])})" for k in ignored)
+                + ": remove them, or choose a method that reads them")
 
     @classmethod
     def check_examples(cls, examples: Sequence[Any]) -> None:
@@ -277,6 +293,7 @@ class GRPO(_Base):
     mask_truncated: bool = False
     max_completion_length: int | None = None
     name: ClassVar[str] = "grpo"
+    reads: ClassVar[frozenset[str]] = GRPO_OPTIONS
     answers: ClassVar[str] = "sampled"
     success_metric: ClassVar[str] = "reward"
     plot_key: ClassVar[str] = "frac_reward_zero_std"
@@ -345,6 +362,7 @@ class GARL(_Weighted):
     baseline: str = "rloo"
     pathwise: bool = True
     name: ClassVar[str] = "garl"
+    reads: ClassVar[frozenset[str]] = Q_OPTIONS | {"baseline", "pathwise", "normalize", "length_norm"}
 
     @classmethod
     def from_config(cls, cfg, *, delimiter_len: int = 1, process_index: int = 0) -> GARL:
@@ -365,6 +383,7 @@ class PAFT(_Weighted):
     K: int
     generator: torch.Generator
     name: ClassVar[str] = "paft"
+    reads: ClassVar[frozenset[str]] = Q_OPTIONS | {"paft_k", "normalize", "length_norm"}
 
     @classmethod
     def from_config(cls, cfg, *, delimiter_len: int = 1, process_index: int = 0) -> PAFT:
@@ -396,6 +415,7 @@ class SFT(_Base):
     group_size: int = 1
     needs_reference: bool = False
     name: ClassVar[str] = "sft"
+    reads: ClassVar[frozenset[str]] = frozenset({"length_norm"})
     rationales: ClassVar[str] = "gold"
     answers: ClassVar[str] = "gold"
     uses_q: ClassVar[bool] = False
@@ -411,3 +431,16 @@ class SFT(_Base):
 
 ESTIMATORS: dict[str, type] = {"grpo": GRPO, "garl": GARL, "paft": PAFT, "sft": SFT}
 """The estimator ids of `TrainConfig.method` (one dict literal); `ESTIMATORS[id].from_config`."""
+
+
+def ignored_options(method: type | str, cfg: Any) -> list[str]:
+    """The fields of `cfg` (a TrainConfig, or a dict of its fields) that `method` does not read and that are
+    set to other than their default, in METHOD_OPTIONS' sorted order."""
+    from dataclasses import fields
+
+    from tsallis.llm.config import TrainConfig
+
+    est = ESTIMATORS[method] if isinstance(method, str) else method
+    defaults = {f.name: f.default for f in fields(TrainConfig)}
+    get = cfg.get if isinstance(cfg, dict) else (lambda k, d=None: getattr(cfg, k, d))
+    return [k for k in sorted(METHOD_OPTIONS - est.reads) if get(k, defaults[k]) != defaults[k]]

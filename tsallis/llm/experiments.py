@@ -211,11 +211,13 @@ class Job:
 
         width = model_info(self.model).get("width", 7)
         arm = self.arm
-        schedule = {} if arm.q_end is None else {"q_schedule": "step", "q_end": arm.q_end,
-                                                 "q_switch_p": ESCAPE_ACCURACY}
+        options = {"q": arm.q, "pathwise": arm.pathwise}
+        if arm.q_end is not None:
+            options.update(q_schedule="step", q_end=arm.q_end, q_switch_p=ESCAPE_ACCURACY)
+        reads = ESTIMATORS[arm.method].reads  # GRPO's arm has no q: its config keeps the default
         return TrainConfig(
-            model=self.model, method=arm.method, q=arm.q, pathwise=arm.pathwise, optimizer=self.optimizer,
-            learning_rate=self.lr, max_grad_norm=1.0 if self.optimizer == "adamw" else 0.0, **schedule,
+            model=self.model, method=arm.method, optimizer=self.optimizer, learning_rate=self.lr,
+            max_grad_norm=1.0 if self.optimizer == "adamw" else 0.0, **{k: v for k, v in options.items() if k in reads},
             num_generations=self.M, prompts_per_step=self.prompts_per_step,
             max_rationale_tokens=self.level + width, max_answer_tokens=width + 2, toy_n_steps=self.level,
             toy_width=width, toy_n_train=self.n_train, toy_n_eval=self.n_eval, toy_eps=0.0 if arm.clean else self.eps,
