@@ -87,3 +87,10 @@ def test_the_quick_study_writes_its_files_and_cannot_judge_p16(tmp_path, model_p
     assert saved["verdict"]["outcome"] == UNTESTABLE and len(saved["result"]["per_prompt"]) == 1
     rows = (tmp_path / "pass_at_k.csv").read_text().splitlines()
     assert rows[0].startswith("lr_steps,model,p@1,p@4") and len(rows) == 1 + 1 + len(PK.SIZES["quick"]["qs"])
+
+
+def test_cli_refuses_a_size_the_study_does_not_have(tmp_path, capsys):
+    from tsallis.cli import main
+
+    assert main(["llm", "study", "pass-at-k", "--size", "sgd_200", "--out", str(tmp_path / "o")]) == 2
+    assert "pass-at-k size must be one of" in capsys.readouterr().err

@@ -19,7 +19,6 @@ is how fast each prompt's P rises under a shared skill.
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -120,6 +119,28 @@ def _mean_se(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return x.mean(-2), x.std(-2, ddof=1) / math.sqrt(x.shape[-2])
 
 
+def _train_one_q(model, batch, q: float, lr: float, budgets, steps, ks, measure, log):
+    """From `model`'s current weights: `settle.run_exact` at q (never stopped early) up to each budget in turn, and
+    `measure(model)` -> ((N, K) p@k, held-out P) there. Returns (per (C, N, K), train P (C,), held-out P (C,),
+    escape time in lr x steps or None)."""
+    from tsallis.llm.settle import DELTA, run_exact
+
+    per, train_p, heldout_p, path = [], [], [], []
+    for b, n in zip(budgets, steps):
+        t = run_exact(model, batch, q, lr, budget_time=b, max_steps=int(n), delta=math.inf)
+        path += t.mean_p[1:] if path else t.mean_p  # each segment's first point is the last one's end
+        pk, hp = measure(model)
+        per.append(pk)
+        train_p.append(path[-1])
+        heldout_p.append(hp)
+        log(f"q={q:g}, lr x steps {b:g}: train P {path[-1]:.3g}, held-out P {hp:.3g}, "
+            + ", ".join(f"p@{k} {x:.3g}" for k, x in zip(ks, pk.mean(0))))
+    hit = next((s for s, p in enumerate(path) if p >= DELTA), None)
+    log(f"q={q:g}: mean training P reached {DELTA:g} at lr x steps "
+        f"{'never (censored at ' + format(budgets[-1], 'g') + ')' if hit is None else format(lr * hit, '.3g')}")
+    return np.stack(per), np.asarray(train_p), np.asarray(heldout_p), None if hit is None else lr * hit
+
+
 def run_llm_pass_at_k(model, tok, *, level: int = 8, qs=(0.0, 0.5, 1.0), ks=(1, 4, 16), n_samples: int = 32,
                       n_train: int = 16, n_eval: int = 64, lr: float = 0.01, budgets=(0.3, 1.0, 3.0),
                       seed: int = 0, data_seed: int = 0, log=print) -> LlmPassAtK:
@@ -127,48 +148,37 @@ def run_llm_pass_at_k(model, tok, *, level: int = 8, qs=(0.0, 0.5, 1.0), ks=(1, 
     mean l_q, plain SGD at `lr`, never stopped early) up to each budget in turn (lr x steps), and the held-out p@k
     there (`sampled_pass_at_k`, the same random streams for every model). `model` is restored to its start. Logs
     the conditions (base p@1 and p@k_max, prompts solved at least once) first."""
-    from tsallis.llm.settle import DELTA, _examples, gold_batch, run_exact
+    from tsallis.llm.settle import DELTA, _examples, gold_batch
 
     qs, ks, budgets = check_pass_at_k_args(qs, ks, n_samples, n_train, n_eval, lr, budgets)
-    train, evals = _examples(level, data_seed, n_train, n_eval)
-    batch = gold_batch(tok, train)
-    state0 = {k: v.clone() for k, v in model.state_dict().items()}
     steps = np.diff(np.round(np.asarray((0.0,) + budgets) / lr).astype(int))  # (C,) steps per segment
     if np.any(steps < 1):
         raise InputError(f"budgets {list(budgets)} at lr {lr:g} leave a segment of no step: space them by >= lr")
-    t0 = time.time()
-    base, base_p = sampled_pass_at_k(model, tok, evals, ks, n_samples, seed=seed)
+    train, evals = _examples(level, data_seed, n_train, n_eval)
+    batch = gold_batch(tok, train)
+    state0 = {k: v.clone() for k, v in model.state_dict().items()}
+    measure = lambda m: sampled_pass_at_k(m, tok, evals, ks, n_samples, seed=seed)  # noqa: E731
+    base, base_p = measure(model)
     solved = int((base[:, -1] > 0).sum())
     log(f"conditions: level n={level}, {n_train} training / {n_eval} held-out prompts, n = {n_samples} samples per "
-        f"prompt (T = 1); base model: held-out P = {base_p:.3g}, p@1 = {base[:, 0].mean():.3g}, p@{ks[-1]} = "
-        f"{base[:, -1].mean():.3g} ({solved}/{n_eval} prompts solved at least once: "
-        f"{'the model has the skill, unreliably' if solved else 'NO skill: nothing to narrow'}); SGD lr {lr:g}, "
-        f"p@k at lr x steps {', '.join(f'{b:g}' for b in budgets)} for every q ({time.time() - t0:.0f}s)")
-    per = np.empty((len(budgets), len(qs), n_eval, len(ks)))
-    train_p, heldout_p, escape = np.empty((len(budgets), len(qs))), np.empty((len(budgets), len(qs))), []
-    for i, q in enumerate(qs):
+        f"prompt (T = 1), k = {', '.join(map(str, ks))}; base model: held-out P = {base_p:.3g}, p@1 = "
+        f"{base[:, 0].mean():.3g}, p@{ks[-1]} = {base[:, -1].mean():.3g} ({solved}/{n_eval} prompts solved at least "
+        f"once: {'the model has the skill, unreliably' if solved else 'NO skill: nothing to narrow'}); SGD lr "
+        f"{lr:g}, p@k at lr x steps {', '.join(f'{b:g}' for b in budgets)} for every q")
+    runs = []
+    for q in qs:
         model.load_state_dict(state0)
-        path: list[float] = []
-        for c, (b, n) in enumerate(zip(budgets, steps)):
-            t = run_exact(model, batch, q, lr, budget_time=b, max_steps=int(n), delta=math.inf)
-            path += t.mean_p[1:] if path else t.mean_p  # each segment's first point is the last one's end
-            train_p[c, i] = path[-1]
-            per[c, i], heldout_p[c, i] = sampled_pass_at_k(model, tok, evals, ks, n_samples, seed=seed)
-            log(f"q={q:g}, lr x steps {b:g}: train P {path[-1]:.3g}, held-out P {heldout_p[c, i]:.3g}, "
-                + ", ".join(f"p@{k} {per[c, i, :, j].mean():.3g}" for j, k in enumerate(ks))
-                + f" ({time.time() - t0:.0f}s)")
-        hit = next((s for s, p in enumerate(path) if p >= DELTA), None)
-        escape.append(None if hit is None else lr * hit)
-        log(f"q={q:g}: mean training P reached {DELTA:g} at lr x steps "
-            f"{'never (censored at ' + format(budgets[-1], 'g') + ')' if hit is None else format(lr * hit, '.3g')}")
+        runs.append(_train_one_q(model, batch, q, lr, budgets, steps, ks, measure, log))
     model.load_state_dict(state0)
+    per = np.stack([r[0] for r in runs], axis=1)  # (C, Q, N, K)
     m, se = _mean_se(per)
     _, dse = _mean_se(per - base)
     bm, bse = _mean_se(base)
     settings = {"level": level, "n_samples": n_samples, "n_train": n_train, "n_eval": n_eval, "lr": lr,
                 "steps": steps.tolist(), "seed": seed, "data_seed": data_seed, "delta": DELTA, "temperature": 1.0}
-    return LlmPassAtK(np.asarray(qs), np.asarray(ks), np.asarray(budgets), bm, bse, m, se, dse, base, per, escape,
-                      train_p, heldout_p, base_p, settings)
+    return LlmPassAtK(np.asarray(qs), np.asarray(ks), np.asarray(budgets), bm, bse, m, se, dse, base, per,
+                      [r[3] for r in runs], np.stack([r[1] for r in runs], 1), np.stack([r[2] for r in runs], 1),
+                      base_p, settings)
 
 
 def pass_at_k_size(size: str) -> dict[str, Any]:
