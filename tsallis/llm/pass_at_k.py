@@ -34,7 +34,7 @@ SIZES: dict[str, dict[str, Any]] = {
                 "n_eval": 64, "lr": 0.01, "budgets": (0.3, 1.0, 3.0)},
     "cpu": {"level": 8, "qs": (0.0, 0.25, 0.5, 0.75, 1.0), "ks": (1, 4, 16), "n_samples": 64, "n_train": 16,
             "n_eval": 128, "lr": 0.01, "budgets": (0.3, 1.0, 3.0, 6.0)},
-    "full": {"level": 8, "qs": (0.0, 0.25, 0.5, 0.75, 1.0), "ks": (1, 4, 16, 32), "n_samples": 128,
+    "full": {"level": 8, "qs": (0.0, 0.25, 0.5, 0.75, 1.0), "ks": (1, 4, 16), "n_samples": 128,
              "n_train": 64, "n_eval": 256, "lr": 0.01, "budgets": (0.3, 1.0, 3.0, 6.0)},
 }
 """Sizes (ours). level 8: p0 ~ 8e-3, where the settle study's q = 0 escapes at lr x steps ~ 2.5 (lr 0.01, the rate
