@@ -132,6 +132,7 @@ def test_pass_at_k_is_not_testable_below_p16_or_with_n_not_above_k():
     assert small_k.outcome == UNTESTABLE and "p@4 only" in small_k.evidence
     assert V.verdict_pass_at_k(qs, [1, 16], pk, n_samples=16).outcome == UNTESTABLE  # needs n > k
     assert V.verdict_pass_at_k(qs, [1, 16], pk, n_samples=17).outcome == HOLDS
+    assert V.verdict_pass_at_k([1], [1, 16], pk[1:]).outcome == UNTESTABLE  # one q: no trend to judge
 
 
 def test_paft_curriculum():

@@ -521,7 +521,8 @@ def verdict_pass_at_k(qs, ks, pass_at_k, ses=None, *, base=None, base_se=None, d
                if base is not None else "; narrowing not judged (no base model given)") + "; holds when every "
             "judged part holds")
     data = {"pass_at_k": pk.tolist(), "k": float(k), "qs": qs.tolist()}
-    why = (f"the evidence reaches p@{ks.max():g} only, below the paper's p@{k_claim}" if k < k_claim else
+    why = ("one q cannot show a trend in q" if len(qs) < 2 else
+           f"the evidence reaches p@{ks.max():g} only, below the paper's p@{k_claim}" if k < k_claim else
            f"n = {n_samples} samples per prompt cannot estimate p@{k:g} without bias (needs n > k)"
            if n_samples is not None and n_samples <= k else "")
     if why:
