@@ -104,6 +104,37 @@ def test_pass_at_k():
                                ses=np.full((3, 2), 0.05)).outcome == FAILS   # q=1 - q=0 within 2 SE
 
 
+def test_pass_at_k_judges_narrowing_against_the_base_with_direction():
+    qs, ks, covers = [0, 0.5, 1], [1, 16], [[0.5, 0.3], [0.4, 0.5], [0.3, 0.6]]
+    ses = np.full((3, 2), 0.02)
+    narrowed = V.verdict_pass_at_k(qs, ks, covers, ses, base=[0.05, 0.45], base_se=[0.01, 0.02])
+    assert narrowed.outcome == HOLDS and narrowed.data["parts"] == {"covers": HOLDS, "narrows": HOLDS}
+    # opposite evidence: q = 0's p@16 above the base's (training widened the boundary)
+    widened = V.verdict_pass_at_k(qs, ks, covers, ses, base=[0.05, 0.15], base_se=[0.01, 0.02])
+    assert widened.outcome == FAILS and widened.data["parts"] == {"covers": HOLDS, "narrows": FAILS}
+    assert "not narrowed" in widened.evidence
+    # a fall within 2 SE is no narrowing; a paired SE (diff_se) can resolve it
+    close = dict(base=[0.05, 0.34], base_se=[0.01, 0.02])
+    assert V.verdict_pass_at_k(qs, ks, covers, ses, **close).outcome == FAILS
+    assert V.verdict_pass_at_k(qs, ks, covers, ses, diff_se=np.full((3, 2), 0.01), **close).outcome == HOLDS
+    # a base that never succeeds has no boundary to narrow: only the covering part is judged
+    none = V.verdict_pass_at_k(qs, ks, covers, ses, base=[0.0, 0.0])
+    assert none.outcome == HOLDS and none.data["parts"]["narrows"] == UNTESTABLE
+    # q = 0 not run: the narrowing part is not judged
+    assert V.verdict_pass_at_k([0.5, 1], ks, covers[1:], ses[1:], base=[0.05, 0.9]).data["parts"]["narrows"] \
+        == UNTESTABLE
+
+
+def test_pass_at_k_is_not_testable_below_p16_or_with_n_not_above_k():
+    qs, pk = [0, 1], [[0.1, 0.3], [0.1, 0.6]]
+    assert V.verdict_pass_at_k(qs, [1, 16], pk).outcome == HOLDS
+    small_k = V.verdict_pass_at_k(qs, [1, 4], pk)
+    assert small_k.outcome == UNTESTABLE and "p@4 only" in small_k.evidence
+    assert V.verdict_pass_at_k(qs, [1, 16], pk, n_samples=16).outcome == UNTESTABLE  # needs n > k
+    assert V.verdict_pass_at_k(qs, [1, 16], pk, n_samples=17).outcome == HOLDS
+    assert V.verdict_pass_at_k([1], [1, 16], pk[1:]).outcome == UNTESTABLE  # one q: no trend to judge
+
+
 def test_paft_curriculum():
     p0s = [1e-3, 1e-2, 1e-1]
     assert V.verdict_paft_curriculum(p0s, [0.01, 0.1, 0.3], 1.0, 0.5).outcome == HOLDS
@@ -147,3 +178,13 @@ def test_flow_studies_give_their_verdicts(fn):
     else:   # an intermediate q wins at t = 100; at t = 1000 q = 0 has caught up (the claim is about a budget)
         assert V.verdict_intermediate_q(r.qs, r.clean[:, 1]).outcome == HOLDS
         assert V.verdict_intermediate_q(r.qs, r.clean[:, -1]).outcome == FAILS
+
+
+def test_pass_at_k_study_measures_the_base_at_the_common_start():
+    r = S.run_pass_at_k(qs=(0.0, 1.0), steps=0)
+    m = S.make_model(r.model, 1e-4)
+    P0 = np.exp(S.log_success(m, m.theta0))
+    np.testing.assert_allclose(r.base, [np.mean(1 - (1 - P0) ** k) for k in r.ks], rtol=1e-12)
+    np.testing.assert_allclose(r.pass_at_k, np.vstack([r.base, r.base]), rtol=1e-12)  # no step: every q is the base
+    trained = S.run_pass_at_k(qs=(0.0, 1.0), steps=10)
+    assert np.all(trained.pass_at_k[:, -1] > trained.base[-1])  # the recorded dataset-model result: no narrowing

@@ -301,6 +301,12 @@ def _cmd_study(args: argparse.Namespace) -> int:
     from tsallis.llm.study import escape_study, noise_study, testbed_study, write_verdicts
 
     log = str(out / "runs.log")
+    if args.which == "pass-at-k":  # issue 19: tsallis.llm.pass_at_k (its own sizes)
+        from tsallis.llm.pass_at_k import pass_at_k_study
+
+        study = pass_at_k_study(out, size=args.size, cache_dir=args.cache_dir, log=log)
+        print(f"verdicts: {write_verdicts(out, [study])}")
+        return 0
     if args.which in ("settle", "settle-noise"):  # issue 23: tsallis.llm.settle (exact gradient, own sizes)
         from tsallis.llm.settle import settle_noise_study, settle_study
 
@@ -330,9 +336,10 @@ def register_study(sub) -> None:
                                    "(2)-(3) label noise with the q=1->0 schedule, writing JSON/CSV/PNG and "
                                    "verdicts.json into --out; progress per run in OUT/runs.log. --size full is the "
                                    "whole grid (hours on 2 cores); default is the reproduce subset.")
-    p.add_argument("which", choices=["escape", "noise", "all", "settle", "settle-noise"],
+    p.add_argument("which", choices=["escape", "noise", "all", "settle", "settle-noise", "pass-at-k"],
                    help="settle / settle-noise: issue 23's exact-gradient study (arms 1, 3) and its label-noise arm 4 "
-                        "(sizes quick, default, cpu, full)")
+                        "(sizes quick, default, cpu, full); pass-at-k: held-out unbiased p@k against q after "
+                        "exact-gradient SGD (issue 19; sizes quick, default, cpu, full)")
     p.add_argument("--out", required=True, help="output folder (must be new or empty, unless --overwrite)")
     from tsallis.llm.study import SIZES  # light: no torch at import
 

@@ -135,3 +135,46 @@ def plot_label_noise(result, axes=None):
     axes[0].set_ylabel(f"n={result.level}, eps={result.eps}")
     axes[0].legend(fontsize=7)
     return axes
+
+
+def plot_pass_at_k(result, axes=None):
+    """Two panels of `tsallis.llm.pass_at_k.LlmPassAtK`: unbiased p@k against k (log axis) per q at the last
+    budget, the base model dashed black; p@1 (dotted) and p@k_max (solid) against lr x steps per q. Bars: 2 SE
+    over prompts."""
+    import matplotlib.pyplot as plt
+
+    from tsallis.palette import q_color
+
+    axes = axes if axes is not None else plt.subplots(1, 2, figsize=(12, 5))[1]
+    r, s = result, result.settings
+    ks, qs, kmax = r.ks, r.qs, int(r.ks[-1])
+    ax = axes[0]
+    ax.errorbar(ks, r.base, yerr=2 * r.base_se, color="black", ls="--", marker="s", ms=4, capsize=3,
+                label="base (before training)")
+    for i, q in enumerate(qs):
+        esc = r.escape[i]
+        ax.errorbar(ks * (1 + 0.03 * (i - len(qs) / 2)), r.pass_at_k[-1, i], yerr=2 * r.ses[-1, i], color=q_color(q),
+                    marker="o", ms=4, capsize=3,
+                    label=f"q = {q:g} (escaped at {esc:.3g})" if esc is not None else f"q = {q:g} (no escape)")
+    ax.set_xscale("log")
+    ax.set_xticks(ks, [f"{k:g}" for k in ks])
+    ax.set_xlabel("k")
+    ax.set_ylabel("unbiased p@k (held-out, mean over prompts, 2 SE bars)")
+    ax.set_title(f"p@k at lr x steps = {r.budgets[-1]:g} (toy transformer, n = {s['level']})", fontsize=10)
+    ax = axes[1]
+    t = np.concatenate([[0.0], r.budgets])
+    for i, q in enumerate(qs):
+        for j, ls in ((0, ":"), (len(ks) - 1, "-")):
+            y = np.concatenate([[r.base[j]], r.pass_at_k[:, i, j]])
+            e = np.concatenate([[r.base_se[j]], r.ses[:, i, j]])
+            ax.errorbar(t, y, yerr=2 * e, color=q_color(q), ls=ls, marker="o", ms=3, capsize=2,
+                        label=f"q = {q:g}, p@{int(ks[j])}")
+    ax.set_xscale("symlog", linthresh=float(r.budgets[0]))
+    ax.set_xlabel(f"lr x steps (exact-gradient SGD, lr {s['lr']:g})")
+    ax.set_ylabel(f"p@1 (dotted), p@{kmax} (solid)")
+    ax.set_title(f"{s['n_eval']} prompts x {s['n_samples']} samples (T = 1), {s['n_train']} training examples",
+                 fontsize=10)
+    for a in axes:
+        a.set_ylim(0, 1.02)
+        a.legend(fontsize=7)
+    return axes

@@ -242,13 +242,17 @@ class PassAtKResult:
     pass_at_k: Array   # (Q, K) mean over examples of 1 - (1 - P_i)^k after the budget
     steps: int
     model: str
+    base: Array        # (K,) the same at the start (every q starts there)
 
 
 def run_pass_at_k(model: str = "dataset:8", qs=(0.0, 0.25, 0.5, 0.75, 1.0), ks=(1, 4, 16), *, p0: float = 1e-4,
                   lr: float = 0.3, steps: int = 10) -> PassAtKResult:
     """Full-batch gradient descent for a fixed budget at each q; pass@k per example exactly, 1 - (1 - P_i)^k
-    (the unbiased estimator's expectation), averaged over the dataset's examples of different difficulty."""
+    (the unbiased estimator's expectation), averaged over the dataset's examples of different difficulty; also
+    at the start (`base`), for the claim that RLVR narrows the capability boundary."""
     m = make_model(model, p0)
+    P0 = np.exp(log_success(m, m.theta0))
+    base = np.array([np.mean(1 - (1 - P0) ** k) for k in ks])
     out = np.empty((len(qs), len(ks)))
     for i, q in enumerate(qs):
         theta = m.theta0.copy()
@@ -256,7 +260,7 @@ def run_pass_at_k(model: str = "dataset:8", qs=(0.0, 0.25, 0.5, 0.75, 1.0), ks=(
             theta = theta - lr * grad_objective(m, theta, q)
         P = np.exp(log_success(m, theta))
         out[i] = [np.mean(1 - (1 - P) ** k) for k in ks]
-    return PassAtKResult(np.asarray(qs, float), np.asarray(ks, float), out, steps, model)
+    return PassAtKResult(np.asarray(qs, float), np.asarray(ks, float), out, steps, model, base)
 
 
 # ------------------------------------------------------------------------------------------ PAFT curriculum

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from tsallis.verdict import FAILS, HOLDS, UNTESTABLE, Verdict
+from tsallis.verdict import FAILS, HOLDS, UNTESTABLE, Verdict, weakest
 
 ODE_RTOL = 1e-6
 """Gradient flow against the exact Eq. (15): the integrator runs at rtol 1e-11, so 1e-6 leaves 5 digits."""
@@ -493,23 +493,61 @@ def verdict_mq_rescaling(gaps: dict, *, exact: float = 1e-9, differs: float = 1e
         regime="latent model, stochastic GARL, 4 seeds, same random draws in every run", data=dict(gaps))
 
 
-def verdict_pass_at_k(qs, ks, pass_at_k, ses=None, *, k_large: int | None = None, source: str = "") -> Verdict:
-    """Claim `pass-at-k` (Sec. 7): high q covers modes, so p@k at large k grows with q (RLVR, q = 0, narrows the
-    capability boundary). Plain data: qs (Q,), ks (K,), pass_at_k (Q, K) and optional SEs; judged at the largest k
-    (or `k_large`): p@k non-decreasing in q within 2 SE and the q = 1 endpoint above q = 0 by > 2 SE."""
+PASS_K = 16
+"""The k of the paper's coverage metric (p@16, Sec. 7): evidence that reaches only smaller k cannot judge it."""
+
+
+def verdict_pass_at_k(qs, ks, pass_at_k, ses=None, *, base=None, base_se=None, diff_se=None, n_samples=None,
+                      k_large: int | None = None, k_claim: int = PASS_K, source: str = "") -> Verdict:
+    """Claim `pass-at-k` (Sec. 7), in two parts judged at the largest k (or `k_large`), which must be >= `k_claim`:
+
+    - covers modes: p@k non-decreasing in q (each step >= -2 SE) and the highest q above the lowest by > 2 SE;
+    - narrows (only with `base`, the model before training): RLVR's p@k (the lowest q, which must be 0) below the
+      base model's by > 2 SE (`diff_se`: the SE of that difference, e.g. paired over prompts; default
+      hypot(SE, base_se)). Not testable when the base model never succeeds (p@k = 0: nothing to narrow).
+
+    Holds when every judged part holds. Plain data: qs (Q,), ks (K,), pass_at_k (Q, K), optional ses (Q, K),
+    base and base_se (K,), diff_se (Q, K). Not testable when the evidence has no k >= `k_claim`, or when
+    `n_samples` (per prompt, for sampled p@k) is not above k: the unbiased estimator needs n > k."""
     qs, ks, pk = np.asarray(qs, float), np.asarray(ks, float), np.asarray(pass_at_k, float)
     se = np.zeros_like(pk) if ses is None else np.asarray(ses, float)
     j = int(np.argmax(ks)) if k_large is None else int(np.flatnonzero(ks == k_large)[0])
+    k = ks[j]
     o = np.argsort(qs)
     col, cse = pk[o, j], se[o, j]
+    crit = (f"judged at the largest k (here {k:g}; it must be >= the paper's {k_claim}): covers modes = p@k "
+            f"non-decreasing in q (each step >= -2 SE) and p@k(q = {qs[o][-1]:g}) - p@k(q = {qs[o][0]:g}) > 2 SE"
+            + ("; narrows = p@k(q = 0) below the base model's by > 2 SE (not testable if the base p@k is 0)"
+               if base is not None else "; narrowing not judged (no base model given)") + "; holds when every "
+            "judged part holds")
+    data = {"pass_at_k": pk.tolist(), "k": float(k), "qs": qs.tolist()}
+    why = ("one q cannot show a trend in q" if len(qs) < 2 else
+           f"the evidence reaches p@{ks.max():g} only, below the paper's p@{k_claim}" if k < k_claim else
+           f"n = {n_samples} samples per prompt cannot estimate p@{k:g} without bias (needs n > k)"
+           if n_samples is not None and n_samples <= k else "")
+    if why:
+        return Verdict("pass-at-k", UNTESTABLE, crit, why, regime=source or "given pass@k", data=data)
     steps_ok = all(b - a >= -2 * np.hypot(sa, sb) for a, b, sa, sb in zip(col, col[1:], cse, cse[1:]))
     end_ok = col[-1] - col[0] > 2 * np.hypot(cse[0], cse[-1])
-    return Verdict(
-        "pass-at-k", HOLDS if steps_ok and end_ok else FAILS,
-        criterion=(f"p@{ks[j]:g} non-decreasing in q (each step >= -2 SE) and p@k(q = {qs[o][-1]:g}) - p@k(q = "
-                   f"{qs[o][0]:g}) > 2 SE"),
-        evidence=f"p@{ks[j]:g} = {_fmt(col)} for q = {_fmt(qs[o])}; p@1 = {_fmt(pk[o, int(np.argmin(ks))])}",
-        regime=source or "given pass@k", data={"pass_at_k": pk.tolist(), "k": float(ks[j])})
+    parts = {"covers": HOLDS if steps_ok and end_ok else FAILS}
+    evidence = (f"p@{k:g} = {_fmt(col)} for q = {_fmt(qs[o])} ({'no fall' if steps_ok else 'a fall'} in q beyond 2 SE; "
+                f"q = {qs[o][-1]:g} {'above' if end_ok else 'not above'} q = {qs[o][0]:g} by 2 SE: covers modes "
+                f"{'holds' if steps_ok and end_ok else 'does not hold'}); p@1 = {_fmt(pk[o, int(np.argmin(ks))])}")
+    if base is not None:
+        b = np.asarray(base, float)
+        i0 = int(o[0])
+        dse = (float(np.asarray(diff_se, float)[i0, j]) if diff_se is not None else
+               float(np.hypot(se[i0, j], 0.0 if base_se is None else np.asarray(base_se, float)[j])))
+        gap = float(pk[i0, j] - b[j])
+        parts["narrows"] = (UNTESTABLE if qs[i0] != 0 or b[j] <= 0 else HOLDS if gap < -2 * dse else FAILS)
+        evidence += (f"; base p@{k:g} = {b[j]:.3g}, q = {qs[i0]:g} minus base = {gap:+.3g} (SE {dse:.2g}): "
+                     + {HOLDS: "narrowed", FAILS: "not narrowed",
+                        UNTESTABLE: "not judged (" + ("q = 0 not run" if qs[i0] != 0 else "base never succeeds")
+                        + ")"}[parts["narrows"]])
+        data.update(base=b.tolist(), narrowing_gap=gap, narrowing_se=dse)
+    data["parts"] = parts
+    return Verdict("pass-at-k", weakest(list(parts.values())), criterion=crit, evidence=evidence,
+                   regime=source or "given pass@k", data=data)
 
 
 def verdict_paft_curriculum(p0s, paft_scale, cold_zero_fraction, warm_var_ratio, *, replicates: int = 20_000
