@@ -182,15 +182,17 @@ def test_only_the_main_process_prints_the_summary(monkeypatch, tmp_path, capsys)
     from tsallis.llm import trainer as trainer_module
 
     class Fake:
+        main_process = True
+
         def __init__(self, *a, **k):
-            self.accelerator = types.SimpleNamespace(is_main_process=main_process)
+            self.accelerator = types.SimpleNamespace(is_main_process=Fake.main_process)
 
         def train(self):
             return types.SimpleNamespace(step=1, last_checkpoint=None, best_checkpoint=None, history=[{"q": 1.0}])
 
     monkeypatch.setattr(trainer_module, "Trainer", Fake)
     argv = ["llm", "train", "--output-dir", str(tmp_path / "r"), "--model", "toy"]
-    for main_process, printed in ((False, ""), (True, '"step": 1')):
+    for Fake.main_process, printed in ((False, ""), (True, '"step": 1')):
         capsys.readouterr()
         assert main(argv) == 0
         out = capsys.readouterr().out

@@ -190,8 +190,8 @@ class Trainer:
         After each step: the evaluation hook (every `eval_every` steps), then the constructor's and these callbacks
         (`trl_compat.CallbackRunner`: `callback(trainer, metrics)` may add keys to `metrics`, which are logged; a
         `transformers.TrainerCallback` gets TRL's events), then metrics.jsonl and the trackers, the progress bar and
-        the checkpoint schedule; a final checkpoint at the end. Raises NonFiniteError on NaN/inf (no update made;
-        the error is logged with the last good checkpoint).
+        the checkpoint schedule; a final checkpoint and `save_model()` at the end. Raises NonFiniteError on NaN/inf
+        (no update made; the error is logged with the last good checkpoint).
         """
         from tqdm.auto import tqdm
 
