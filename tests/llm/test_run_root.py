@@ -192,7 +192,8 @@ def test_only_the_main_process_prints_the_summary(monkeypatch, tmp_path, capsys)
 
     monkeypatch.setattr(trainer_module, "Trainer", Fake)
     argv = ["llm", "train", "--output-dir", str(tmp_path / "r"), "--model", "toy"]
-    for Fake.main_process, printed in ((False, ""), (True, '"step": 1')):
+    for main_process, printed in ((False, ""), (True, '"step": 1')):
+        Fake.main_process = main_process
         capsys.readouterr()
         assert main(argv) == 0
         out = capsys.readouterr().out
