@@ -216,3 +216,17 @@ def test_saves_are_silent_outside_training_and_make_tiny_model_says_it_writes_a_
     assert "Writing model shards" not in capfd.readouterr().err and hf_logging.is_progress_bar_enabled()
     assert main(["llm", "make-tiny-model", "--help"]) == 0
     assert "chat template" in " ".join(capfd.readouterr().out.split())
+
+
+def test_a_model_manifest_deletes_nothing_outside_the_model(tmp_path):
+    """A manifest from elsewhere (a copied run folder) that names the run's own files or paths outside the folder
+    removes none of them; the files it rightly lists go, config.json first."""
+    run = tmp_path / "run"
+    run.mkdir()
+    for name in ("metrics.jsonl", "config.json", "model.safetensors"):
+        (run / name).write_text("x")
+    (tmp_path / "outside.txt").write_text("keep")
+    (run / rundir.MODEL_MANIFEST).write_text(json.dumps({"files": [
+        "../outside.txt", str(tmp_path / "outside.txt"), "metrics.jsonl", "config.json", "model.safetensors", 7]}))
+    rundir.remove_model(run)
+    assert sorted(p.name for p in run.iterdir()) == ["metrics.jsonl"] and (tmp_path / "outside.txt").exists()

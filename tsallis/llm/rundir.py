@@ -238,9 +238,11 @@ def remove_model(out: str | os.PathLike) -> None:
         names = json.loads((out / MODEL_MANIFEST).read_text())["files"]
     except (OSError, ValueError, KeyError, TypeError):
         return
+    # only files inside `out` that are not the run's own (a manifest copied from elsewhere deletes nothing else)
+    names = [n for n in names if isinstance(n, str) and not Path(n).is_absolute() and ".." not in Path(n).parts
+             and Path(n).parts and Path(n).parts[0] not in RUN_FILES + (LOCK_FILE,)]
     for name in sorted(names, key=lambda n: n not in MODEL_MARKERS):
-        if name.split("/")[0] not in RUN_FILES + (LOCK_FILE,):
-            (out / name).unlink(missing_ok=True)
+        (out / name).unlink(missing_ok=True)
     (out / MODEL_MANIFEST).unlink()
 
 
