@@ -445,7 +445,7 @@ def _checkpoint(folder: str, config: dict, *, drop: str | None = None,
     `sums`: the manifest records the SHA-256 of these contents instead of the files' own."""
     import hashlib
 
-    files = {"trainer_state.json": json.dumps({"format": 2, "config": config, "loop": {}, "num_processes": 1}),
+    files = {"loop_state.json": json.dumps({"format": 2, "config": config, "loop": {}, "num_processes": 1}),
              "rank-0.pt": "x"}
     recorded = {**files, **(sums or {})}
     manifest = json.dumps({"format": 2, "files": {k: len(v) for k, v in files.items()},
@@ -481,7 +481,7 @@ CASES["llm eval"] = [
     _c("llm eval toy --k 2 --k 3", "--k is given twice"),
     _c("llm eval {tmp}/m", "model directory '{tmp}/m' has no tokenizer files", _model({})),
     _c("llm eval {tmp}/run", "run directory '{tmp}/run' has no best/ and no checkpoints/latest",
-       {"run/config.json": "{}", "run/metrics.jsonl": ""}),
+       {"run/run_config.json": "{}", "run/metrics.jsonl": ""}),
     _c("llm eval toy --learning-rate 1e-3", "unrecognized arguments: --learning-rate"),
     _c("llm eval toy --split dev", "argument --split: invalid choice: 'dev'"),
     _c("llm eval toy --scorer bleu", "--scorer must be one of 'relaxed', 'em', 'f1', 'numeric', 'exact'"),
@@ -497,7 +497,7 @@ CASES["llm eval"] = [
        _model({"tokenizer.json": '"a string"'})),
     _c("llm eval {tmp}/run/checkpoints/checkpoint-2",
        "model file '{tmp}/run/checkpoints/checkpoint-2/model.safetensors' is truncated",
-       {"run/config.json": "{}", "run/metrics.jsonl": "",
+       {"run/run_config.json": "{}", "run/metrics.jsonl": "",
         **_model({"model.safetensors": _safetensors(cut=9)}, "run/checkpoints/checkpoint-2")}),
     _c("llm eval toy --temperature 0", "--temperature must lie in (0, inf)"),
     _c("llm eval toy --top-p 0", "--top-p must lie in (0, 1]"),

@@ -14,7 +14,7 @@ from tsallis.verdict import FAILS, HOLDS, UNTESTABLE
 def _run(root, name, task, start, method, q, curve, test=None):
     d = root / name
     d.mkdir(parents=True)
-    (d / "config.json").write_text(json.dumps({"task": task, "prompt_style": start, "method": method, "q": q,
+    (d / "run_config.json").write_text(json.dumps({"task": task, "prompt_style": start, "method": method, "q": q,
                                                "eval_metric": "eval/maj@16"}))
     (d / "metrics.jsonl").write_text("".join(json.dumps({"step": s, "eval/maj@16": v}) + "\n" for s, v in curve))
     if test is not None:

@@ -306,6 +306,9 @@ def _trl_vs_ours(path, out_dir, *, loss_type, beta, use_bias_correction_kl=False
         inputs["ref_per_token_logps"] = ref
     theirs = trainer._compute_loss(model, inputs)
     g_theirs = torch.autograd.grad(theirs, params)
+    logged = {k: v[-1] for k, v in trainer._metrics["train"].items()}  # the clip metrics, TRL's names and meanings
+    for key in ("low_mean", "high_mean", "region_mean", "low_min", "high_max"):
+        assert ours.stats[f"clip_ratio/{key}"] == pytest.approx(logged[f"clip_ratio/{key}"], abs=1e-6), key
     return ours, theirs, g_ours, g_theirs
 
 

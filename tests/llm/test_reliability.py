@@ -233,7 +233,7 @@ def test_best_is_swapped_atomically_too(model_path, tmp_path, monkeypatch):
     tr = Trainer(_cfg(model_path, tmp_path, max_steps=2, save_every=0, eval_every=1), evaluate_fn=evaluate)
     tr.train()
     assert ckpt.verify_checkpoint(tmp_path / "best") is None and json.loads(
-        (tmp_path / "best" / "trainer_state.json").read_text())["loop"]["step"] == 2
+        (tmp_path / "best" / "loop_state.json").read_text())["loop"]["step"] == 2
     assert (tmp_path / "checkpoints" / "latest").read_text() == "checkpoint-2"  # best never becomes latest
     assert not (tmp_path / "latest").exists()
 
@@ -322,7 +322,7 @@ def test_a_full_disk_while_logging_is_named(model_path, tmp_path, monkeypatch):
 
 def test_resume_refuses_a_changed_run_and_applies_the_learning_rate(model_path, tmp_path):
     """The fault: --resume with another --q, --method, --seed or --num-generations was accepted silently, and a
-    new learning rate was written to config.json but not used (the optimizer state won)."""
+    new learning rate was written to the run config but not used (the optimizer state won)."""
     Trainer(_cfg(model_path, tmp_path, max_steps=2, method="garl", q=0.75)).train()
     for change in (dict(q=0.5), dict(method="paft"), dict(seed=1), dict(num_generations=4)):
         key = next(iter(change))
@@ -336,15 +336,15 @@ def test_resume_refuses_a_changed_run_and_applies_the_learning_rate(model_path, 
     assert group["lr"] == group["initial_lr"] == 0.1 and tr.scheduler.base_lrs == [0.1]
     history = tr.train().history
     assert history[-1]["learning_rate"] == 0.1
-    assert json.loads((tmp_path / "config.json").read_text())["learning_rate"] == 0.1
+    assert json.loads((tmp_path / "run_config.json").read_text())["learning_rate"] == 0.1
 
 
 def test_cli_resume_takes_the_saved_config(model_path, tmp_path, capsys):
-    """The fault: --resume without --config used the defaults and rewrote config.json wrongly."""
+    """The fault: --resume without --config used the defaults and rewrote the run config wrongly."""
     out = tmp_path / "run"
     assert main(_flags(model_path, out, method="garl", q="0.75", max_steps=2)) == 0
     assert main(["llm", "train", "--resume", str(out), "--max-steps", "3"]) == 0
-    saved = json.loads((out / "config.json").read_text())
+    saved = json.loads((out / "run_config.json").read_text())
     assert (saved["q"], saved["method"], saved["max_steps"], saved["model"]) == (0.75, "garl", 3, model_path)
     assert [m["step"] for m in logged_metrics(out)] == [1, 2, 3]
     capsys.readouterr()
@@ -463,7 +463,7 @@ def test_a_copied_run_folder_resumes_in_the_copy(model_path, tmp_path, capsys):
     assert main(["llm", "train", "--resume", str(copy), "--max-steps", "3"]) == 0
     assert f"resuming in '{copy}', the checkpoint's run folder" in capsys.readouterr().err
     assert [m["step"] for m in logged_metrics(copy)] == [1, 2, 3]
-    assert json.loads((copy / "config.json").read_text())["output_dir"] == str(copy)
+    assert json.loads((copy / "run_config.json").read_text())["output_dir"] == str(copy)
     assert {p: p.read_bytes() for p in run.rglob("*") if p.is_file()} == before
     # an explicit --output-dir still decides, and a refusal names the checkpoint's own folder
     (tmp_path / "other").mkdir()

@@ -200,7 +200,7 @@ def test_paper_config_runs_end_to_end_then_eval(qwen_model, tmp_path, capsys):
     lines = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
     assert [m["step"] for m in lines] == [1, 2] and all("eval/maj@2" in m and "eval/p@2" in m for m in lines)
     assert lines[0]["eval/n_examples"] == 3  # the fixture's validation split
-    saved = json.loads((run / "config.json").read_text())
+    saved = json.loads((run / "run_config.json").read_text())
     assert saved["task"] == "finqa" and saved["prompt_style"] == "cold" and saved["eval_scorer"] == "relaxed"
     assert (run / "best" / "model.safetensors").exists()
     capsys.readouterr()

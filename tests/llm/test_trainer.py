@@ -91,7 +91,7 @@ def test_step_logs_documented_metrics(model_path, tmp_path):
     res = Trainer(_cfg(model_path, tmp_path / "g", method="garl", max_steps=1, save_every=0, q=1.0)).train()
     for key in ("log_p_hat/mean", "log_p_hat/std", "weights/ess", "weights/monitor_max"):
         assert key in res.history[0]
-    assert (tmp_path / "g" / "config.json").exists()
+    assert (tmp_path / "g" / "run_config.json").exists()
 
 
 def test_scored_batch_layout_and_forced_delimiter():
@@ -149,7 +149,7 @@ def test_cli_train_runs_end_to_end(model_path, tmp_path):
 
     assert main(["llm", "train", "--config", str(cfg_file), "--model", model_path, "--max-steps", "2",
                  "--output-dir", str(tmp_path / "run"), "--eval-every", "1"]) == 0
-    saved = json.loads((tmp_path / "run" / "config.json").read_text())
+    saved = json.loads((tmp_path / "run" / "run_config.json").read_text())
     assert saved["method"] == "paft" and saved["max_steps"] == 2
     assert ckpt.verify_checkpoint(tmp_path / "run" / "best") is None
 

@@ -2,9 +2,11 @@
 
 A checkpoint folder holds the model (or LoRA adapter, `save_pretrained`) and tokenizer, `optimizer.pt` (the
 optimizer's tensors), one `rank-<i>.pt` per process (its RNG states and the method's state, e.g. PAFT's
-resampling generator, which differ per process), `trainer_state.json` (loop state, LR scheduler, the run's config,
-the process count) and, written last, `checkpoint.json`: every file with its size and SHA-256. Everything loads with
-`torch.load(weights_only=True)` or as JSON, so resuming a run folder from elsewhere runs no code from it.
+resampling generator, which differ per process), `loop_state.json` (loop state, LR scheduler, the run's config,
+the process count; named `trainer_state.json` before, which is TRL's file of another schema: such older
+checkpoints are still read) and, written last, `checkpoint.json`: every file with its size and SHA-256.
+Everything loads with `torch.load(weights_only=True)` or as JSON, so resuming a run folder from elsewhere runs
+no code from it.
 With FSDP the model and optimizer state are written sharded instead (`sharded/`, torch.distributed.checkpoint).
 
 Why not `accelerator.save_state`: it loads registered objects with `weights_only=False` (pickle) and does not
@@ -48,7 +50,8 @@ from tsallis.errors import DiskFullError, InputError
 from tsallis.files import atomic_write_text
 
 FORMAT = 2
-STATE_FILE = "trainer_state.json"
+STATE_FILE = "loop_state.json"
+OLD_STATE_FILE = "trainer_state.json"  # format 2 before the rename: read when it holds our state (`_state_file`)
 OPTIMIZER_FILE = "optimizer.pt"
 MANIFEST = "checkpoint.json"
 SHARDED_DIR = "sharded"
@@ -104,9 +107,12 @@ def write_checkpoint(tmp: Path, *, model, tokenizer, optimizer, scheduler, loop_
     """Write model (`state_dict`: a gathered full state dict of a sharded model), tokenizer, optimizer (None when
     its state is in the sharded part) and the trainer state into `tmp`, then its manifest (main process, after
     every process wrote its `write_rank_state`)."""
+    from tsallis.llm.loading import hf_bars_off
+
     tmp = Path(tmp)
-    model.save_pretrained(tmp, state_dict=state_dict)
-    tokenizer.save_pretrained(tmp)
+    with hf_bars_off():  # transformers' "Writing model shards" bar, in or outside training
+        model.save_pretrained(tmp, state_dict=state_dict)
+        tokenizer.save_pretrained(tmp)
     if optimizer is not None:
         torch.save(optimizer.state_dict(), tmp / OPTIMIZER_FILE)
     state = {"format": FORMAT, "loop": loop_state, "scheduler": scheduler.state_dict(), "config": config,
@@ -184,6 +190,9 @@ def verify_checkpoint(path: Path) -> str | None:
             return (f"it was written by an older tsallis ({LEGACY_STATE_FILE}, pickled state): this version does not "
                     "unpickle checkpoints, since loading one can run code; continue it with the version that wrote "
                     "it, or start a new run")
+        if (path / OLD_STATE_FILE).exists() and not _is_loop_state(path / OLD_STATE_FILE):
+            return (f"it is a transformers/TRL checkpoint ({OLD_STATE_FILE} of theirs), not one tsallis wrote: "
+                    "train from its model with --model instead")
         return f"it has no {MANIFEST} (it was not completely written)"
     try:
         files = json.loads((path / MANIFEST).read_text())["files"]
@@ -232,7 +241,7 @@ def verify_contents(path: Path) -> None:
 
 def is_checkpoint(path: Path) -> bool:
     """A folder that is (or was meant to be) a tsallis checkpoint."""
-    return any((Path(path) / name).exists() for name in (MANIFEST, STATE_FILE, LEGACY_STATE_FILE))
+    return any((Path(path) / name).exists() for name in (MANIFEST, STATE_FILE, OLD_STATE_FILE, LEGACY_STATE_FILE))
 
 
 def complete_checkpoints(root: Path) -> list[Path]:
@@ -320,7 +329,7 @@ def load_trainer_state(path: Path, rank: int = 0) -> dict[str, Any]:
     if reason:
         raise InputError(f"cannot resume from {str(path)!r}: {reason}")
     verify_contents(path)
-    state = _read_json(path / STATE_FILE)
+    state = _read_json(_state_file(path))
     if not (path / rank_file(rank)).exists():
         raise InputError(f"checkpoint {str(path)!r} was written by {state.get('num_processes')} process(es) and has no "
                          f"state for process {rank}: resume with the same number of processes")
@@ -331,7 +340,28 @@ def load_trainer_state(path: Path, rank: int = 0) -> dict[str, Any]:
 
 def checkpoint_config(path: Path) -> dict[str, Any]:
     """The config the checkpoint folder `path` was written with."""
-    return dict(_read_json(Path(path) / STATE_FILE).get("config") or {})
+    return dict(_read_json(_state_file(Path(path))).get("config") or {})
+
+
+def _state_file(path: Path) -> Path:
+    """The loop-state file of checkpoint `path`: STATE_FILE, else OLD_STATE_FILE (checkpoints written before the
+    rename; TRL's file of that name, another schema, is refused by name)."""
+    if (path / STATE_FILE).exists() or not (path / OLD_STATE_FILE).exists():
+        return path / STATE_FILE
+    state = _read_json(path / OLD_STATE_FILE)
+    if not (isinstance(state, dict) and "loop" in state and "format" in state):
+        raise InputError(f"{str(path / OLD_STATE_FILE)!r} is not a tsallis loop state (a transformers/TRL "
+                         "checkpoint?): resume from a checkpoint that tsallis wrote")
+    return path / OLD_STATE_FILE
+
+
+def _is_loop_state(file: Path) -> bool:
+    """The JSON file holds our loop state (its `format` and `loop`), not TRL's trainer state."""
+    try:
+        state = json.loads(file.read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(state, dict) and "loop" in state and "format" in state
 
 
 def saved_config(path: str | os.PathLike) -> dict[str, Any]:

@@ -142,7 +142,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
         resolve_model_path(cfg.model)
     from tsallis.llm.trainer import Trainer
 
-    result = Trainer(cfg, resume_from=args.resume, cache_dir=args.cache_dir).train()
+    trainer = Trainer(cfg, resume_from=args.resume, cache_dir=args.cache_dir)
+    result = trainer.train()
+    if not trainer.accelerator.is_main_process:  # under torchrun: one summary, the main process's
+        return 0
     last = result.history[-1] if result.history else {}
     print(json.dumps({"step": result.step, "checkpoint": result.last_checkpoint, "best": result.best_checkpoint,
                       "final": {k: v for k, v in last.items() if isinstance(v, (int, float))}}, indent=2))
@@ -364,12 +367,13 @@ def resolve_eval_target(path: str | Path) -> tuple[Path | str, Path | None]:
     if str(path) == "toy":
         return "toy", None
     from tsallis.llm.checkpoint import is_checkpoint, resolve_checkpoint
+    from tsallis.llm.rundir import is_run_folder
 
     path = Path(path).expanduser()
     if not path.is_dir():
         raise InputError(f"{str(path)!r} is not a directory: give a run directory, a checkpoint directory "
                                 "(run/best, run/checkpoints/checkpoint-N) or a Hugging Face model directory")
-    if (path / "config.json").exists() and (path / "metrics.jsonl").exists():  # a run directory
+    if is_run_folder(path):  # a run directory (its root's final model is its last checkpoint's)
         if (path / "best").is_dir():
             return _verified(path / "best"), path
         if (path / "checkpoints" / "latest").exists():
@@ -378,7 +382,7 @@ def resolve_eval_target(path: str | Path) -> tuple[Path | str, Path | None]:
     if is_checkpoint(path):  # a checkpoint
         _verified(path)
         for run in (path.parent, path.parent.parent):
-            if (run / "metrics.jsonl").exists() and (run / "config.json").exists():
+            if is_run_folder(run):
                 return path, run
         return path, None
     return path, None
@@ -455,7 +459,9 @@ def _eval_config(args: argparse.Namespace):
         from tsallis.llm.loading import check_model_files
 
         check_model_files(target)
-    cfg_path = args.config or (run_dir / "config.json" if run_dir is not None else None)
+    from tsallis.llm.rundir import run_config_path
+
+    cfg_path = args.config or (run_config_path(run_dir) if run_dir is not None else None)
     cfg = load_config(cfg_path, flags=_flags(args))
     if cfg.task in ("finqa", "hotpotqa", "musique") and not Path(cfg.data_dir).expanduser().is_dir():
         raise InputError(f"data_dir {cfg.data_dir!r} is not a directory: pass --data-dir PATH (the folder of the "
@@ -549,11 +555,11 @@ def register_eval(sub) -> None:
         description="Sample k completions per example with budget forcing and score them (paper Sec. 7: k=16, "
                     "relaxed match; EM/F1 for HotpotQA/MuSiQue and the numeric rule for FinQA are added). "
                     "CHECKPOINT is a run directory (its best/ checkpoint), a checkpoint directory, a Hugging Face "
-                    "model directory or 'toy'. Task, data and sampling settings come from the run's config.json "
+                    "model directory or 'toy'. Task, data and sampling settings come from the run's run_config.json "
                     "(or --config), then from the flags. Example: tsallis llm eval runs/paper/finqa_cold "
                     "--split test --k 16")
     p.add_argument("checkpoint", metavar="CHECKPOINT")
-    p.add_argument("--config", help="YAML or JSON config (default: the run's config.json)")
+    p.add_argument("--config", help="YAML or JSON config (default: the run's run_config.json)")
     p.add_argument("--split", default="test", choices=["train", "validation", "test"], help="dataset split")
     p.add_argument("--k", type=typed(PosInt), metavar="N", help="samples per example (default: eval_samples)")
     p.add_argument("--scorer", help="answer check: relaxed, em, f1, numeric, exact (default: eval_scorer; 'exact' "
@@ -583,7 +589,12 @@ def register_make_tiny_model(sub) -> None:
     from tsallis.llm.config import PosInt, Range, Seed
 
     p = sub.add_parser("make-tiny-model", help="save a tiny random Qwen3-architecture model + byte tokenizer "
-                                               "(the CPU stand-in of configs/tiny/*.yaml)",
+                                               "with a ChatML chat template (the CPU stand-in of "
+                                               "configs/tiny/*.yaml)",
+                       description="Save an untrained tiny Qwen3-architecture model (random init) and a byte-level "
+                                   "tokenizer with Qwen3's markup tokens and a ChatML chat template "
+                                   "(chat_template.jinja), so conversational prompts render: the CPU stand-in of "
+                                   "Qwen3-0.6B in configs/tiny/*.yaml.",
                        formatter_class=HelpFormatter)
     p.add_argument("--out", default="runs/tiny-model", help="a new folder (as in configs/tiny)")
     p.add_argument("--layers", type=typed(PosInt), default=2, metavar="N", help="decoder layers")

@@ -232,7 +232,8 @@ class TrainConfig:
 
     # ---- run management
     seed: Seed = param(0, "Seed of sampling, resampling and data order (same seed, same run on CPU). (ours)")
-    output_dir: str = param("runs/llm", "Run directory: config.json, metrics.jsonl, checkpoints. (ours)")
+    output_dir: str = param("runs/llm", "Run directory: run_config.json, metrics.jsonl, checkpoints, and the final "
+                            "model and tokenizer for from_pretrained, as TRL's output_dir. (ours)")
     overwrite_output_dir: bool = param(False, """Start a fresh run in an output_dir that holds one (its metrics and
         checkpoints are deleted first); without it such a folder is refused. (transformers' TrainingArguments
         name)""")
@@ -339,7 +340,7 @@ class TrainConfig:
         return safe, refused
 
     def to_dict(self) -> dict[str, Any]:
-        """The fields as a JSON-serialisable dict (what config.json holds)."""
+        """The fields as a JSON-serialisable dict (what the run's run_config.json holds)."""
         return dataclasses.asdict(self)
 
 

@@ -143,10 +143,16 @@ def grpo_loss(logps: torch.Tensor, old_logps: torch.Tensor, advantages: torch.Te
         n = mask.sum().clamp(min=1.0)
         low = ((coef_1 < 1 - epsilon_low) & (adv < 0)).to(mask.dtype)
         high = ((coef_1 > 1 + epsilon_high) & (adv > 0)).to(mask.dtype)
+        tokens = mask.sum(-1)  # (N,) per sequence
+        scored = tokens > 0
+        seq_low, seq_high = ((x * mask).sum(-1)[scored] / tokens[scored] for x in (low, high))
         stats = {
             "clip_ratio/low_mean": float((low * mask).sum() / n),
             "clip_ratio/high_mean": float((high * mask).sum() / n),
             "clip_ratio/region_mean": float(((low + high).clamp(max=1) * mask).sum() / n),
+            # TRL's extremes over sequences of the per-sequence clipped fraction (0 with no scored sequence)
+            "clip_ratio/low_min": float(seq_low.min()) if seq_low.numel() else 0.0,
+            "clip_ratio/high_max": float(seq_high.max()) if seq_high.numel() else 0.0,
         }
         if kl is not None:
             stats["kl"] = float((kl * mask).sum() / n)

@@ -13,6 +13,7 @@ import json
 import os
 import shutil
 import socket
+import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -20,8 +21,41 @@ from pathlib import Path
 from tsallis.errors import InputError
 
 LOCK_FILE = ".tsallis.lock"
-RUN_FILES = ("metrics.jsonl", "config.json", "checkpoints", "best", "logs")
-"""What a run writes into its folder; a folder holding any of them holds a run."""
+RUN_CONFIG_FILE = "run_config.json"
+"""The run's resolved TrainConfig. Not `config.json`: the run root also holds the final model, whose
+`config.json` is the one `AutoModelForCausalLM.from_pretrained(run_dir)` reads."""
+LEGACY_RUN_CONFIG_FILE = "config.json"
+"""Where runs written before the rename kept their config (read as a fallback: `run_config_path`)."""
+METRICS_FILE = "metrics.jsonl"
+MODEL_MANIFEST = "model_files.json"
+"""The files of the final model saved at the run root (`checkpoint.publish_model`), written last."""
+RUN_FILES = (METRICS_FILE, RUN_CONFIG_FILE, MODEL_MANIFEST, "checkpoints", "best", "logs")
+"""What a run writes into its folder; a folder holding any of them holds a run (so does our old config.json)."""
+
+
+def is_run_config(config: object) -> bool:
+    """A JSON object that is our run config (TrainConfig's `method` and `task`), not a model's config.json (which
+    names a `model_type`)."""
+    return isinstance(config, dict) and {"method", "task"} <= set(config) and "model_type" not in config
+
+
+def run_config_path(run: str | os.PathLike) -> Path | None:
+    """The run config of the run folder `run`: RUN_CONFIG_FILE, else a LEGACY_RUN_CONFIG_FILE holding our run
+    config (a run written before the rename); None when it has neither."""
+    run = Path(run)
+    if (run / RUN_CONFIG_FILE).is_file():
+        return run / RUN_CONFIG_FILE
+    legacy = run / LEGACY_RUN_CONFIG_FILE
+    try:
+        return legacy if legacy.is_file() and is_run_config(json.loads(legacy.read_text())) else None
+    except (OSError, ValueError):
+        return None
+
+
+def is_run_folder(path: str | os.PathLike) -> bool:
+    """A training run's folder: its metrics and its run config (`run_config_path`); the final model it also
+    holds does not make it a model folder."""
+    return (Path(path) / METRICS_FILE).is_file() and run_config_path(path) is not None
 
 
 def _alive(pid: int) -> bool:
@@ -111,7 +145,10 @@ class RunLock:
 def holds_run(output_dir: str | os.PathLike) -> list[str]:
     """The run files in `output_dir` (empty when it holds no run)."""
     out = Path(output_dir)
-    return [name for name in RUN_FILES if (out / name).exists()] if out.is_dir() else []
+    if not out.is_dir():
+        return []
+    legacy = [LEGACY_RUN_CONFIG_FILE] if run_config_path(out) == out / LEGACY_RUN_CONFIG_FILE else []
+    return [name for name in RUN_FILES if (out / name).exists()] + legacy
 
 
 def check_run_folder(output_dir: str | os.PathLike, *, resume_path: Path | None, overwrite: bool) -> None:
@@ -141,6 +178,7 @@ def clear_run(output_dir: str | os.PathLike, keep: Path | None = None) -> None:
     """Delete a run's files from `output_dir` (asked for with overwrite_output_dir), except the folder
     holding `keep` (a checkpoint being resumed from)."""
     out = Path(output_dir)
+    remove_model(out)
     for name in holds_run(out):
         target = out / name
         if keep is not None and (target.resolve() == Path(keep).resolve()
@@ -148,6 +186,64 @@ def clear_run(output_dir: str | os.PathLike, keep: Path | None = None) -> None:
             raise InputError(f"--overwrite-output-dir would delete the checkpoint being resumed ({str(keep)!r}); "
                              "resume into another --output-dir")
         shutil.rmtree(target) if target.is_dir() else target.unlink()
+
+
+# ------------------------------------------------------------------------------------- the final model
+
+MODEL_MARKERS = ("config.json", "adapter_config.json")
+"""The files from_pretrained looks for first: renamed into the run root last, removed from it first."""
+
+
+def publish_model(model, tokenizer, out: str | os.PathLike, *, state_dict: dict | None = None) -> Path:
+    """Save `model` and `tokenizer` (`save_pretrained`; a peft model saves its adapter) into the run folder `out`
+    beside the run's own files, so `AutoModelForCausalLM.from_pretrained(out)` and
+    `AutoTokenizer.from_pretrained(out)` load them. `state_dict`: a gathered full state dict (FSDP).
+
+    Never half-written for a reader: everything is written into `out/.model.tmp-*` first (a kill leaves only that
+    folder, which the next run's `checkpoint.recover` deletes); then the previous model's files go, its
+    MODEL_MARKERS first, and the new ones are renamed in with the markers last, so at every instant
+    from_pretrained finds a complete model or none. MODEL_MANIFEST lists the files (written before the renames, so
+    a kill between them leaves nothing untracked). A run config of the old name (`config.json`) moves to
+    RUN_CONFIG_FILE first."""
+    from tsallis.files import atomic_write_text
+    from tsallis.llm.loading import hf_bars_off
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    if run_config_path(out) == out / LEGACY_RUN_CONFIG_FILE:
+        os.replace(out / LEGACY_RUN_CONFIG_FILE, out / RUN_CONFIG_FILE)
+    tmp = Path(tempfile.mkdtemp(prefix=".model.tmp-", dir=out))
+    try:
+        with hf_bars_off():
+            model.save_pretrained(tmp, state_dict=state_dict)
+            tokenizer.save_pretrained(tmp)
+        names = sorted(str(p.relative_to(tmp)) for p in tmp.rglob("*") if p.is_file())
+        clash = [n for n in names if n.split("/")[0] in RUN_FILES + (LOCK_FILE,)]
+        if clash:
+            raise InputError(f"the model's files {clash} have the names of run files: save it to another folder")
+        remove_model(out)
+        atomic_write_text(out / MODEL_MANIFEST, json.dumps({"files": names}, indent=2))
+        for name in sorted(names, key=lambda n: n in MODEL_MARKERS):
+            (out / name).parent.mkdir(parents=True, exist_ok=True)
+            os.replace(tmp / name, out / name)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return out
+
+
+def remove_model(out: str | os.PathLike) -> None:
+    """Delete the model `publish_model` saved in `out` (the files its MODEL_MANIFEST lists, markers first)."""
+    out = Path(out)
+    try:
+        names = json.loads((out / MODEL_MANIFEST).read_text())["files"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return
+    # only files inside `out` that are not the run's own (a manifest copied from elsewhere deletes nothing else)
+    names = [n for n in names if isinstance(n, str) and not Path(n).is_absolute() and ".." not in Path(n).parts
+             and Path(n).parts and Path(n).parts[0] not in RUN_FILES + (LOCK_FILE,)]
+    for name in sorted(names, key=lambda n: n not in MODEL_MARKERS):
+        (out / name).unlink(missing_ok=True)
+    (out / MODEL_MANIFEST).unlink()
 
 
 class RunFolder:
@@ -164,18 +260,24 @@ class RunFolder:
         acc = self.accelerator
         if acc.num_processes == 1:
             return fn()
-        from accelerate.utils import broadcast_object_list
-
         out, err = None, None
         if acc.is_main_process:
             try:
                 out = fn()
             except InputError as e:
                 err = str(e)
-        out, err = broadcast_object_list([out, err])
+        out, err = self.share([out, err])
         if err is not None:
             raise InputError(err)
         return out
+
+    def share(self, objects: list) -> list:
+        """The main process's `objects` (picklable) on every process (unchanged with one process)."""
+        if self.accelerator.num_processes == 1:
+            return objects
+        from accelerate.utils import broadcast_object_list
+
+        return broadcast_object_list(objects)
 
     def open(self, resume_from, cfg, log) -> tuple[Path | None, dict]:
         """Before any model loads: take the lock, refuse a folder that holds another run, clean up after a kill;
@@ -229,19 +331,14 @@ class RunFolder:
         """Atomic checkpoint of `trainer`'s whole training state: every process writes its RNG and method state
         (and with FSDP its shards), the main process the rest, then moves it into place; all wait. A step
         checkpoint (under checkpoints/) becomes `latest`. Refuses non-finite weights."""
-        import math
         import shutil as _shutil
 
-        from tsallis.errors import NonFiniteError
         from tsallis.llm import checkpoint as ckpt
 
         acc, st = self.accelerator, trainer.state
         path = Path(path) if path is not None else self.path / "checkpoints" / f"checkpoint-{st.step}"
         is_step = path.parent.name == "checkpoints"
-        params, state = trainer.guard.norms()
-        if not (math.isfinite(params) and math.isfinite(state)):
-            raise NonFiniteError(f"not saving {path}: the parameters (norm {params}) or optimizer state (norm {state}) "
-                                 f"are not finite; the last good checkpoint is {st.last_checkpoint}")
+        _check_finite(trainer, path)
         loop = st.to_dict()
         if is_step:
             loop["last_checkpoint"] = str(path)
@@ -267,6 +364,21 @@ class RunFolder:
         if is_step and acc.is_main_process and prune:
             ckpt.prune_checkpoints(path.parent, trainer.cfg.save_total_limit, protect=path)
         acc.wait_for_everyone()
+        return path
+
+    def save_model(self, trainer, path: str | os.PathLike | None = None) -> Path:
+        """`trainer`'s model and tokenizer, for `from_pretrained`, into `path` (default: the run folder), atomically
+        (`publish_model`): with FSDP every process gathers the full state dict, the main process writes; all wait.
+        Refuses non-finite weights."""
+        from tsallis.llm import checkpoint as ckpt
+
+        path = Path(path) if path is not None else self.path
+        _check_finite(trainer, path)
+        full = ckpt.full_state_dict(trainer.model) if trainer.fsdp else None
+        if self.accelerator.is_main_process:
+            with ckpt.disk_errors(path, trainer.state.last_checkpoint):
+                publish_model(trainer.unwrapped, trainer.tokenizer, path, state_dict=full)
+        self.accelerator.wait_for_everyone()
         return path
 
     def restore(self, trainer, path: Path, changes: dict) -> dict:
@@ -296,3 +408,16 @@ class RunFolder:
         trainer.method.load_state_dict(state["method"])
         ckpt.set_rng_state(state["rng"])
         return state["loop"]
+
+
+def _check_finite(trainer, path: Path) -> None:
+    """Raise NonFiniteError before `path` is written when the parameters or optimizer state are not finite
+    (collective: every process computes the norms)."""
+    import math
+
+    from tsallis.errors import NonFiniteError
+
+    params, state = trainer.guard.norms()
+    if not (math.isfinite(params) and math.isfinite(state)):
+        raise NonFiniteError(f"not saving {path}: the parameters (norm {params}) or optimizer state (norm {state}) "
+                             f"are not finite; the last good checkpoint is {trainer.state.last_checkpoint}")

@@ -20,7 +20,8 @@ from tsallis.llm.example import Example
 from tsallis.llm.rewards import RewardFunc, exact_answer, score_reward_funcs
 from tsallis.llm.rollout import Rollout, ScoredBatch, prompt_seeds
 
-__all__ = ["MicroBatch", "StepBatch", "next_prompts", "reward_columns", "score_rewards", "step_metrics"]
+__all__ = ["MicroBatch", "StepBatch", "completion_metrics", "next_prompts", "reward_columns", "score_rewards",
+           "step_metrics"]
 
 
 @dataclass(frozen=True)
@@ -114,14 +115,23 @@ def _nanstd(x: torch.Tensor) -> float:
     return float(x.std()) if x.numel() > 1 else 0.0
 
 
+EXTREMES = {"clip_ratio/low_min": torch.min, "clip_ratio/high_max": torch.max}
+"""Method stats that are an extreme over sequences (TRL's names): reduced by min / max over the micro-batches and
+processes; every other stat is a mean over the micro-batches."""
+
+
 def step_metrics(batch: StepBatch, *, losses: Sequence[float], stats: Sequence[dict[str, float]],
                  entropy: Sequence[float], gather: Callable[[torch.Tensor], torch.Tensor], delimiter: str,
-                 delimiter_len: int, sampled: bool) -> tuple[dict[str, Any], int]:
+                 stop_ids: Sequence[int], delimiter_len: int, sampled: bool) -> tuple[dict[str, Any], int]:
     """(The step's metrics (docs/llm.md, "Metrics"), the scored tokens of all processes) from its batch and the
-    losses' outputs; loss, reward and accuracy are global-batch values (`gather` concatenates a tensor over
-    processes). `sampled`: the method sampled its rationales (the completion lengths are logged)."""
+    losses' outputs; loss, reward, accuracy and the completion statistics are global-batch values (`gather`
+    concatenates a tensor over processes). `sampled`: the method sampled its rationales (the completion lengths
+    are logged); `stop_ids` end a sampled answer."""
     scored = sum(int(mb.scored.attention_mask.sum()) for mb in batch.micro)
     m: dict[str, Any] = {k: float(np.mean([s[k] for s in stats])) for k in stats[0]}
+    for k, reduce in EXTREMES.items():
+        if k in m:
+            m[k] = float(reduce(gather(torch.tensor([s[k] for s in stats], dtype=torch.float64))))
     m["entropy"] = float(np.mean(entropy))
     totals = gather(torch.tensor([sum(losses), scored], dtype=torch.float64)).view(-1, 2)
     m["loss"] = float(totals[:, 0].mean())
@@ -137,13 +147,37 @@ def step_metrics(batch: StepBatch, *, losses: Sequence[float], stats: Sequence[d
             answer=[ex.answer for ex in mb.examples for _ in range(len(mb.rollout.texts) // len(mb.examples))])]
         m["accuracy"] = float(gather(torch.tensor(acc, dtype=torch.float64)).mean())
     if sampled:
-        rows = [(z, f, a) for mb in batch.micro for z, f, a in zip(
-            mb.rollout.rationale_ids, mb.rollout.forced, mb.rollout.answer_ids or [[]] * len(mb.rollout.forced))]
-        m["completions/mean_length"] = float(np.mean([len(z) + delimiter_len + len(a) for z, _, a in rows]))
-        m["rationale/mean_length"] = float(np.mean([len(z) for z, _, _ in rows]))
-        m["completions/clipped_ratio"] = float(np.mean([f for _, f, _ in rows]))
+        m.update(completion_metrics(batch, gather=gather, stop_ids=stop_ids, delimiter_len=delimiter_len))
     m["step_tokens"] = sum(mb.rollout.num_generated_tokens for mb in batch.micro) + scored
     return m, int(totals[:, 1].sum())
+
+
+def completion_metrics(batch: StepBatch, *, gather: Callable[[torch.Tensor], torch.Tensor], stop_ids: Sequence[int],
+                       delimiter_len: int) -> dict[str, float]:
+    """TRL's completion statistics over the sampled completions of all processes (rationale + delimiter + sampled
+    answer, in tokens, a sampled stop token included), and the forced-delimiter rate.
+
+    A completion has terminated when it ended itself: its sampled answer ends with a stop token (TRL: with EOS);
+    without sampled answers (the rows end at the delimiter) when its delimiter was sampled, not forced.
+    `completions/clipped_ratio` is the fraction that did not (they hit the length limit: TRL's truncated
+    completions); the `*_terminated_length` statistics are over the terminated ones (0 when there are none, as
+    TRL). `rationale/forced_ratio`: the fraction whose delimiter was forced (the rationale budget, or a stop token
+    sampled before the delimiter; paper Sec. 7's budget forcing)."""
+    stops = set(stop_ids)
+    rows = [(z, f, a) for mb in batch.micro for z, f, a in zip(
+        mb.rollout.rationale_ids, mb.rollout.forced, mb.rollout.answer_ids or [None] * len(mb.rollout.forced))]
+    length = gather(torch.tensor([len(z) + delimiter_len + len(a or []) for z, _, a in rows], dtype=torch.float64))
+    ended = gather(torch.tensor([(bool(a) and a[-1] in stops) if a is not None else not f for _, f, a in rows]))
+    forced = gather(torch.tensor([f for _, f, _ in rows], dtype=torch.float64))
+    rationale = gather(torch.tensor([len(z) for z, _, _ in rows], dtype=torch.float64))
+    done = length[ended] if bool(ended.any()) else torch.zeros(1, dtype=torch.float64)
+    return {"completions/mean_length": float(length.mean()), "completions/min_length": float(length.min()),
+            "completions/max_length": float(length.max()),
+            "completions/clipped_ratio": float((~ended).double().mean()),
+            "completions/mean_terminated_length": float(done.mean()),
+            "completions/min_terminated_length": float(done.min()),
+            "completions/max_terminated_length": float(done.max()),
+            "rationale/mean_length": float(rationale.mean()), "rationale/forced_ratio": float(forced.mean())}
 
 
 # ------------------------------------------------------------------------------------- checks at the door

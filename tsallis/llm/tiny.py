@@ -92,10 +92,13 @@ def save_model(model: Any, tokenizer: Any, out: str | os.PathLike, *, info: dict
         raise InputError(f"{str(out)!r} already exists and is not an empty folder: choose a new path (nothing is "
                          "overwritten)")
     out.parent.mkdir(parents=True, exist_ok=True)
+    from tsallis.llm.loading import hf_bars_off
+
     tmp = Path(tempfile.mkdtemp(prefix=".tmp-model-", dir=out.parent))
     try:
-        model.save_pretrained(tmp)
-        tokenizer.save_pretrained(tmp)
+        with hf_bars_off():  # transformers' "Writing model shards" bar
+            model.save_pretrained(tmp)
+            tokenizer.save_pretrained(tmp)
         if info is not None:
             (tmp / "toy_spec.json").write_text(json.dumps(info, indent=2))
         if out.exists() and any(out.iterdir()):  # replace: move the old copy aside first, then swap

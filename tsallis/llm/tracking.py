@@ -1,5 +1,10 @@
 """Where a run's metrics go: output_dir/metrics.jsonl always (one JSON line per step, flushed, continued exactly
-on resume), and accelerate's trackers for `report_to` (tensorboard, wandb in offline mode, trackio, mlflow)."""
+on resume), and accelerate's trackers for `report_to` (tensorboard, wandb in offline mode, trackio, mlflow).
+
+The trackers get the names TRL's runs show there: `eval/...` as logged, every other metric under `train/`
+(`train/reward`, `train/completions/mean_length`; metrics.jsonl keeps the bare names). TensorBoard writes one
+run, output_dir/logs/tsallis/, with the config as its hyperparameters (accelerate's own `store_init_configuration`
+would add two timestamped folders beside it, one holding only the hyperparameters)."""
 
 from __future__ import annotations
 
@@ -11,6 +16,7 @@ from typing import Any
 
 from tsallis.errors import InputError
 from tsallis.files import atomic_write_text
+from tsallis.llm.rundir import METRICS_FILE, RUN_CONFIG_FILE
 
 PACKAGES = {"tensorboard": "tensorboard", "wandb": "wandb", "trackio": "trackio", "mlflow": "mlflow"}
 PROJECT = "tsallis"
@@ -30,7 +36,7 @@ class RunLog:
 
     Args:
         accelerator: the run's Accelerator, created with `log_with=names` and `project_dir`.
-        output_dir: the run directory. config: written to config.json and given to the trackers.
+        output_dir: the run directory. config: written to RUN_CONFIG_FILE and given to the trackers.
         resume_step: lines past this step are dropped from an existing metrics.jsonl (exact continuation).
         trackers: the `report_to` names.
     """
@@ -45,15 +51,20 @@ class RunLog:
     def __enter__(self) -> RunLog:
         if self.main:
             self.dir.mkdir(parents=True, exist_ok=True)
-            atomic_write_text(self.dir / "config.json", json.dumps(self.config, indent=2))
-            path = self.dir / "metrics.jsonl"
+            atomic_write_text(self.dir / RUN_CONFIG_FILE, json.dumps(self.config, indent=2))
+            path = self.dir / METRICS_FILE
             if path.exists():  # on resume, keep the lines up to the checkpoint's step so the file continues exactly
                 atomic_write_text(path, "".join(json.dumps(m) + "\n" for m in read_metrics(path)
                                                 if m.get("step", 0) <= self.resume_step))
             self._fh = open(path, "a")
         if self.trackers:
             kwargs = {"wandb": {"mode": "offline", "dir": str(self.dir / "logs")}}
-            self.acc.init_trackers(PROJECT, config=_flat(self.config), init_kwargs=kwargs)
+            self.acc.init_trackers(PROJECT, init_kwargs=kwargs)
+            for tracker in self.acc.trackers:  # (none on the other processes)
+                if tracker.name == "tensorboard":
+                    _tensorboard_hparams(tracker.writer, _flat(self.config))
+                else:
+                    tracker.store_init_configuration(_flat(self.config))
         return self
 
     def write(self, metrics: dict[str, Any]) -> None:
@@ -61,8 +72,7 @@ class RunLog:
         if self.main:
             self._line(json.dumps(metrics))
         if self.trackers:
-            scalars = {k: v for k, v in metrics.items() if isinstance(v, (int, float)) and k != "step"}
-            self.acc.log(scalars, step=int(metrics["step"]))
+            self.acc.log(tracker_scalars(metrics), step=int(metrics["step"]))
 
     def error(self, step: int, message: str) -> None:
         """An error line {"step", "error"} in metrics.jsonl (flushed), before the error propagates."""
@@ -72,7 +82,7 @@ class RunLog:
     def _line(self, text: str) -> None:
         from tsallis.llm.checkpoint import disk_errors
 
-        with disk_errors(self.dir / "metrics.jsonl", kept=None):
+        with disk_errors(self.dir / METRICS_FILE, kept=None):
             self._fh.write(text + "\n")
             self._fh.flush()
 
@@ -108,3 +118,20 @@ def read_metrics(path: Path) -> list[dict[str, Any]]:
 def _flat(config: dict[str, Any]) -> dict[str, Any]:
     """Tracker-friendly hyperparameters: None -> "None" (tensorboard's hparams take scalars and strings only)."""
     return {k: (v if isinstance(v, (int, float, str, bool)) else str(v)) for k, v in config.items()}
+
+
+def tracker_scalars(metrics: dict[str, Any]) -> dict[str, float]:
+    """The numbers of one metrics line as the trackers get them: `eval/...` (and `train/...`) as they are, every
+    other name under `train/` (as transformers' TensorBoardCallback names TRL's metrics); the step is the x axis."""
+    return {(k if k.startswith(("eval/", "train/")) else f"train/{k}"): v for k, v in metrics.items()
+            if isinstance(v, (int, float)) and k != "step"}
+
+
+def _tensorboard_hparams(writer, hparams: dict[str, Any]) -> None:
+    """The run's hyperparameters into the run's own event file (SummaryWriter.add_hparams would open a new
+    timestamped run folder for them)."""
+    from torch.utils.tensorboard.summary import hparams as hparams_summary
+
+    for summary in hparams_summary(hparams, {}):
+        writer.file_writer.add_summary(summary)
+    writer.flush()

@@ -27,7 +27,7 @@ from tsallis.llm.config import DATASETS, TrainConfig
 from tsallis.llm.data import as_examples, load_examples
 from tsallis.llm.estimators import ESTIMATORS, Scored
 from tsallis.llm.guards import UpdateGuard
-from tsallis.llm.loading import hf_bars_off, load_policy, load_reference, lora_config
+from tsallis.llm.loading import load_policy, load_reference, lora_config
 from tsallis.llm.placement import make_accelerator, place
 from tsallis.llm.policy import Policy
 from tsallis.llm.rewards import RewardFunc
@@ -190,8 +190,8 @@ class Trainer:
         After each step: the evaluation hook (every `eval_every` steps), then the constructor's and these callbacks
         (`trl_compat.CallbackRunner`: `callback(trainer, metrics)` may add keys to `metrics`, which are logged; a
         `transformers.TrainerCallback` gets TRL's events), then metrics.jsonl and the trackers, the progress bar and
-        the checkpoint schedule; a final checkpoint at the end. Raises NonFiniteError on NaN/inf (no update made;
-        the error is logged with the last good checkpoint).
+        the checkpoint schedule; a final checkpoint and `save_model()` at the end. Raises NonFiniteError on NaN/inf
+        (no update made; the error is logged with the last good checkpoint).
         """
         from tqdm.auto import tqdm
 
@@ -206,7 +206,7 @@ class Trainer:
                        dynamic_ncols=True, disable=not (cfg.progress_bar and self.accelerator.is_main_process))
             # SIGTERM/SIGINT (preemption): the step in flight finishes, the checkpoint is saved, Preempted is raised
             events = CallbackRunner(self, [*self.given.callbacks, *callbacks], stop)
-            with preempt.on_signals() as signals, run_log, bar, hf_bars_off(), events:  # HF's save bars break ours
+            with preempt.on_signals() as signals, run_log, bar, events:
                 stop = signals.stop_after(events.stop)
                 while self.state.step < cfg.max_steps:
                     m = self._guarded_step(run_log)
@@ -224,6 +224,7 @@ class Trainer:
                         break
                 self.save()
             signals.raise_if_stopped(self)
+            self.save_model()  # the final model and tokenizer at the run root, for from_pretrained (as TRL's)
             st = self.state
             return TrainResult(self.history, st.step, st.last_checkpoint, st.best_checkpoint)
         finally:
@@ -269,14 +270,14 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         m, tokens = step_metrics(  # 8. metrics, and the new loop state
             batch, losses=losses, stats=stats, entropy=entropy, gather=self._gather, delimiter=cfg.resolved_delimiter,
-            delimiter_len=len(policy.delimiter_ids), sampled=method.rationales == "sampled")
+            stop_ids=policy.stop_ids, delimiter_len=len(policy.delimiter_ids), sampled=method.rationales == "sampled")
         self.state = st.after_step(epoch=epoch, pos=pos, switched=switched, ema=cfg.success_ema,
                                    success=m.get(method.success_metric, 0.0), tokens=tokens)
         t = time.perf_counter() - t0
         m.update({"step": self.state.step, "q": q, "grad_norm": grad_norm, "param_norm": self._param_norm,
                   "learning_rate": self.scheduler.get_last_lr()[0], "running_success": self.state.running_success,
-                  "num_tokens": self.state.num_tokens, "step_time": t, "time/rollout": t_rollout,
-                  "time/update": t - t_rollout, "tokens_per_s": m["step_tokens"] / t})
+                  "num_tokens": self.state.num_tokens, "epoch": epoch + pos / len(self.train_examples), "step_time": t,
+                  "time/rollout": t_rollout, "time/update": t - t_rollout, "tokens_per_s": m["step_tokens"] / t})
         return m
 
     # ------------------------------------------------------------------------------------ parts of a step
@@ -310,8 +311,7 @@ class Trainer:
         return self.guard.norms()[0]
 
     def _mean_over_processes(self, value: float) -> float:
-        acc = self.accelerator
-        return float(acc.gather(torch.tensor([value], device=acc.device)).mean())
+        return float(self._gather(torch.tensor([value])).mean())
 
     def _gather(self, t: torch.Tensor) -> torch.Tensor:
         return self.accelerator.gather(t.to(self.accelerator.device)).cpu()
@@ -321,10 +321,7 @@ class Trainer:
     def _evaluate(self) -> dict[str, float]:
         res = self.evaluate_fn(self)
         val = res.get(self.cfg.eval_metric)
-        if self.accelerator.num_processes > 1:  # every rank evaluates; all follow the main process's value
-            from accelerate.utils import broadcast_object_list
-
-            res, val = broadcast_object_list([res, val])
+        res, val = self.run.share([res, val])  # every rank evaluates; all follow the main process's value
         if val is not None and (self.state.best_metric is None or val > self.state.best_metric):
             self.state = replace(self.state, best_metric=float(val), best_checkpoint=str(self.output_dir / "best"))
             self.save(self.output_dir / "best", prune=False)
@@ -341,9 +338,12 @@ class Trainer:
             run_log.error(self.state.step + 1, msg)
             raise type(err)(msg) from err
 
+    def save_model(self, path: str | os.PathLike | None = None) -> Path:
+        """TRL's name: the model and tokenizer for `from_pretrained` into `path` (default: output_dir), atomically."""
+        return self.run.save_model(self, path)
+
     def save(self, path: Path | None = None, *, prune: bool = True) -> Path:
-        """Atomic checkpoint of the whole training state (`rundir.RunFolder.save`); a step checkpoint (under
-        output_dir/checkpoints) becomes `latest` and the state's `last_checkpoint`."""
+        """Atomic checkpoint of the training state (`RunFolder.save`); under checkpoints/ it becomes `latest`."""
         path = self.run.save(self, path, prune=prune)
         if path.parent.name == "checkpoints":
             self.state = replace(self.state, last_checkpoint=str(path))

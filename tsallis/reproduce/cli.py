@@ -23,7 +23,7 @@ def register(sub) -> None:
     p.add_argument("--force", action="store_true", help="rerun stages that finished earlier")
     p.add_argument("--paper", metavar="RUNS_DIR",
                    help="judge the paper-scale claims (paper-tables, garl-collapse) from finished runs of "
-                        "configs/paper/*.yaml under RUNS_DIR (each with config.json, metrics.jsonl and, for the "
+                        "configs/paper/*.yaml under RUNS_DIR (each with run_config.json, metrics.jsonl and, for the "
                         "tables, "
                         "eval/eval_*_test_k16.json from `tsallis llm eval RUN --split test`)")
     p.add_argument("--docs", metavar="DIR",
@@ -48,7 +48,7 @@ def main(args: argparse.Namespace) -> int:
         paper = Path(args.paper).expanduser()
         if not paper.is_dir():
             raise InputError(f"--paper {args.paper!r} is not a folder; give the folder that holds the paper-config "
-                             "runs (each with config.json and metrics.jsonl)")
+                             "runs (each with run_config.json and metrics.jsonl)")
     stages = all_stages(paper) if paper is not None else all_stages()
     if args.only:
         known = [s.name for s in stages]

@@ -1,10 +1,10 @@
 """Paper-scale claims (`paper-tables`, `garl-collapse`) judged from finished runs of the paper's configs.
 
-A user with Qwen3-0.6B and the datasets trains `configs/paper/*.yaml` runs (each a folder with `config.json`
-and `metrics.jsonl`), evaluates the chosen checkpoints on the test split (`tsallis llm eval RUN --split test`
-writes `RUN/eval/eval_*_test_k16.json`), and points `tsallis reproduce --paper RUNS_DIR` at the folder that
-holds the runs. The verdicts below read what is there; what is missing is named, and with nothing to read the
-outcome is "not testable here".
+A user with Qwen3-0.6B and the datasets trains `configs/paper/*.yaml` runs (each a folder with `run_config.json`,
+`config.json` in runs written before the rename, and `metrics.jsonl`), evaluates the chosen checkpoints on the
+test split (`tsallis llm eval RUN --split test` writes `RUN/eval/eval_*_test_k16.json`), and points
+`tsallis reproduce --paper RUNS_DIR` at the folder that holds the runs. The verdicts below read what is there;
+what is missing is named, and with nothing to read the outcome is "not testable here".
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ TEST_METRIC = "maj@16"
 
 @dataclass(frozen=True)
 class PaperRun:
-    """One finished run: its setting from config.json, validation curve from metrics.jsonl, test evaluation."""
+    """One finished run: its setting from its run config, validation curve from metrics.jsonl, test evaluation."""
 
     path: str
     task: str
@@ -58,22 +58,27 @@ def _test_result(run: Path) -> dict | None:
 
 
 def read_paper_runs(runs_dir: str | Path) -> list[PaperRun]:
-    """Every run folder (config.json + metrics.jsonl) up to two levels below `runs_dir`.
+    """Every run folder (run config + metrics.jsonl, `rundir.is_run_folder`; a run written before the rename keeps
+    its config in config.json) up to two levels below `runs_dir`.
 
     Raises:
         InputError: `runs_dir` is not a folder.
     """
+    from tsallis.llm.rundir import LEGACY_RUN_CONFIG_FILE, METRICS_FILE, run_config_path
     from tsallis.llm.tracking import read_metrics
 
     root = Path(runs_dir).expanduser()
     if not root.is_dir():
         raise InputError(f"--paper {str(runs_dir)!r} is not a folder; give the folder that holds the paper-config "
-                         "runs (each with config.json and metrics.jsonl)")
+                         f"runs (each with run_config.json and {METRICS_FILE})")
     runs = []
-    for cfg in sorted([*root.glob("config.json"), *root.glob("*/config.json"), *root.glob("*/*/config.json")]):
-        run = cfg.parent
-        if not (run / "metrics.jsonl").exists():
-            continue
+    for metrics in sorted([*root.glob(METRICS_FILE), *root.glob(f"*/{METRICS_FILE}"),
+                           *root.glob(f"*/*/{METRICS_FILE}")]):
+        run, cfg = metrics.parent, run_config_path(metrics.parent)
+        if cfg is None:  # a config.json that is neither our run config nor a model's is named below
+            cfg = run / LEGACY_RUN_CONFIG_FILE
+            if not cfg.is_file() or _is_model_config(cfg):
+                continue
         try:
             c = json.loads(cfg.read_text())
             task, method, start = str(c["task"]), str(c["method"]), str(c.get("prompt_style", ""))
@@ -81,10 +86,17 @@ def read_paper_runs(runs_dir: str | Path) -> list[PaperRun]:
             metric = str(c.get("eval_metric", "eval/maj@16"))
         except (ValueError, KeyError, TypeError) as err:
             raise InputError(f"{cfg}: not a tsallis run config ({err}); remove it from {root} or repair it") from None
-        curve = [(int(r["step"]), float(r[metric])) for r in read_metrics(run / "metrics.jsonl")
+        curve = [(int(r["step"]), float(r[metric])) for r in read_metrics(run / METRICS_FILE)
                  if metric in r and "step" in r and r[metric] is not None]
         runs.append(PaperRun(str(run), task, start, method, q, curve, _test_result(run)))
     return runs
+
+
+def _is_model_config(path: Path) -> bool:
+    try:
+        return "model_type" in json.loads(path.read_text())
+    except (OSError, ValueError, TypeError):
+        return False
 
 
 def _find(runs, task, start, method, q=None):
