@@ -191,7 +191,7 @@ def test_paper_config_runs_end_to_end_then_eval(qwen_model, tmp_path, capsys):
     validation maj@2 checkpoint selection, then `tsallis llm eval` of the run's best/ on the test split."""
     run = tmp_path / "run"
     over = {"model": qwen_model, "data-dir": str(FIXTURES / "finqa"), "dtype": "float32", "num-generations": 2,
-            "paft-k": 2, "max-rationale-tokens": 6, "max-answer-tokens": 3, "prompts-per-step": 2,
+            "max-rationale-tokens": 6, "max-answer-tokens": 3, "prompts-per-step": 2,
             "gradient-accumulation-steps": 2, "max-steps": 2, "eval-every": 1, "eval-samples": 2,
             "eval-metric": "eval/maj@2", "save-every": 1, "output-dir": str(run), "progress-bar": "false"}
     args = [x for k, v in over.items() for x in (f"--{k}", str(v))]
