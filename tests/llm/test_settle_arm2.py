@@ -95,6 +95,8 @@ def test_run_arm2_logs_its_predictions_before_any_estimator_runs(tiny, tmp_path)
     assert {(r["method"], r["M"], r["q"]) for r in res["runs"]} == {(m, 2, 1.0) for m in a2.METHODS} | {
         (m, 4, 0.5) for m in a2.METHODS}
     assert all(r["escape"] is None and r["budget"] == 0.02 for r in res["runs"])  # a random model never escapes
+    assert all(r["escape_p_hat"] is None and 0.0 <= r["final_gold_share"] <= 1.0 and r["final_p_hat"] < 1e-3
+               for r in res["runs"])
     lines = log.read_text().splitlines()
     last_pred = max(i for i, s in enumerate(lines) if "predicted" in s)
     first_run = min(i for i, s in enumerate(lines) if "escape lr x steps" in s)

@@ -175,8 +175,11 @@ def run_estimator(model, policy, est, train, gold, q: float, lr: float, *, budge
                   delta: float = DELTA) -> dict[str, Any]:
     """Full-batch SGD on the estimator's loss from `model`'s weights (changed) until the teacher-forced mean P
     over `train` reaches delta or lr x steps reaches the budget. Per step before the update: the mean P, the
-    share of prompts with a hit (w >= HIT_W), the mean K/M, and the cosine and projection ratio
-    <g_est, g_exact> / ||g_exact||^2 of the estimator's gradient against the exact gradient of arm 1's loss."""
+    share of prompts with a hit (w >= HIT_W), the mean K/M, the batch's Monte Carlo P-hat = mean w (every
+    rationale's term, not only the gold chain's), and the cosine and projection ratio <g_est, g_exact> /
+    ||g_exact||^2 of the estimator's gradient against the exact gradient of arm 1's loss. `escape_p_hat`: the
+    first step's lr x step at which the batch's P-hat reached delta (the marginal P, which a shortcut through
+    the answer can raise while the gold chain's term falls), None if never."""
     import torch
 
     from tsallis.llm.estimators import Scored
@@ -185,7 +188,7 @@ def run_estimator(model, policy, est, train, gold, q: float, lr: float, *, budge
     budget = int(math.ceil(budget_time / lr))
     B, M = len(train), est.group_size
     rec: dict[str, list[float]] = {"P": [], "hit_share": [], "hit_rate": [], "cosine": [], "proj": [],
-                                   "no_hit_share": []}
+                                   "no_hit_share": [], "p_hat": []}
     escaped, t0 = None, time.time()
     for step in range(budget + 1):
         model.zero_grad(set_to_none=True)
@@ -210,12 +213,31 @@ def run_estimator(model, policy, est, train, gold, q: float, lr: float, *, budge
         rec["hit_share"].append(float((hits.sum(-1) > 0).double().mean()))
         rec["no_hit_share"].append(1.0 - rec["hit_share"][-1])
         rec["hit_rate"].append(float(hits.mean()))
+        rec["p_hat"].append(float(torch.exp(log_w).mean()))  # the batch's Monte Carlo P over every rationale
         nn = float(g_exact @ g_exact)
         rec["cosine"].append(float(g_est @ g_exact / max(math.sqrt(nn * float(g_est @ g_est)), 1e-300)))
         rec["proj"].append(float(g_est @ g_exact) / max(nn, 1e-300))
         _sgd_step(model, lr)
+    marginal = next((k for k, p in enumerate(rec["p_hat"]) if p >= delta), None)
     return {"escape_steps": escaped, "escape": None if escaped is None else lr * escaped, "budget_steps": budget,
-            "seconds": time.time() - t0, **rec}
+            "escape_p_hat": None if marginal is None else lr * marginal, "seconds": time.time() - t0, **rec}
+
+
+def shortcut_check(model, policy, train, *, samples: int = 64, seed: int = 99) -> dict[str, float]:
+    """Where the model's P(y*|x) lives after a run: `samples` rationales per training prompt, the share that are
+    the gold chain, the Monte Carlo P-hat = mean w, and the mean w = p(y*|x, z) over the non-gold ones (~0 while
+    the answer copies the rationale; near P-hat when the answer is produced whatever the rationale)."""
+    import torch
+
+    from tsallis.llm.rollout import prompt_seeds
+
+    with torch.no_grad():
+        ro = policy.sample(train, samples, prompt_seeds(seed, 0, len(train)), sample_answers=False)
+        w = np.exp(policy.score(train, ro, "gold").log_w)
+    gold = np.array([z == policy.encode(ex.rationale) for ex, z in
+                     zip([ex for ex in train for _ in range(samples)], ro.rationale_ids)])
+    return {"final_gold_share": float(gold.mean()), "final_p_hat": float(w.mean()),
+            "final_w_nongold": float(w[~gold].mean()) if (~gold).any() else None}
 
 
 # ---------------------------------------------------------------------------------------------- arm 2
@@ -272,21 +294,28 @@ def run_arm2(model, tok, sz: dict[str, Any], log: Log, save=None) -> dict[str, A
                 save(part)
             for method, M, q in cells:
                 model.load_state_dict(state0)
-                r = run_estimator(model, _policy(model, tok, n), make_method(method, M, seed), train, gold, q, lr,
+                policy = _policy(model, tok, n)
+                r = run_estimator(model, policy, make_method(method, M, seed), train, gold, q, lr,
                                   budget_time=sz["budget"], seed=1000 * seed + n)
+                r.update(shortcut_check(model, policy, train))
                 runs.append({"arm": 2, "method": method, "q": q, "level": n, "seed": seed, "lr": lr, "M": M,
                              "MP": M * p0, "escape": r["escape"], "escape_steps": r["escape_steps"],
+                             "escape_p_hat": r["escape_p_hat"],
                              "budget": sz["budget"], "p0_train": r["P"][0], "final_train_p": r["P"][-1],
                              "hit_share": _mean(r["hit_share"]), "no_hit_share": _mean(r["no_hit_share"]),
                              "hit_rate": _mean(r["hit_rate"]), "cosine_step1": r["cosine"][0] if r["cosine"] else None,
                              "cosine_mean": _mean(r["cosine"]), "proj_mean": _mean(r["proj"]),
                              "P_path": _subsample(r["P"], 100), "proj_path": _subsample(r["proj"], 100),
+                             "p_hat_path": _subsample(r["p_hat"], 100),
+                             **{k: r[k] for k in ("final_gold_share", "final_p_hat", "final_w_nongold")},
                              "note": "", "seconds": round(r["seconds"], 2)})
                 x = runs[-1]
                 log(f"  {method} M={M} q={q:g}: escape lr x steps = {x['escape']} "
-                    f"({'censored at ' + str(sz['budget']) if x['escape'] is None else 'escaped'}), hit share "
-                    f"{_g(x['hit_share'])}, cos step 1 {_g(x['cosine_step1'])}, mean projection {_g(x['proj_mean'])}, "
-                    f"{r['seconds']:.0f}s")
+                    f"({'censored at ' + str(sz['budget']) if x['escape'] is None else 'escaped'}; batch P-hat "
+                    f"reached delta at {x['escape_p_hat']}; at the end: gold-chain P {_g(x['final_train_p'])}, "
+                    f"sampled gold share {_g(x['final_gold_share'])}, w on non-gold {_g(x['final_w_nongold'])}), "
+                    f"hit share {_g(x['hit_share'])}, cos step 1 {_g(x['cosine_step1'])}, mean projection "
+                    f"{_g(x['proj_mean'])}, {r['seconds']:.0f}s")
                 if save:
                     save(part)
     model.load_state_dict(state0)
@@ -302,7 +331,8 @@ def comparison(runs: list[dict[str, Any]], predicted: list[dict[str, Any]]) -> l
     for r in [r for r in runs if r["arm"] == 2]:
         p = pred.get((r["method"], r["q"], r["M"], r["level"], r["seed"]), {})
         out.append({k: r.get(k) for k in ("method", "q", "M", "level", "seed", "lr", "MP", "budget", "hit_share",
-                                          "no_hit_share", "cosine_step1", "cosine_mean", "proj_mean")}
+                                          "no_hit_share", "cosine_step1", "cosine_mean", "proj_mean", "final_train_p",
+                                          "escape_p_hat", "final_gold_share", "final_w_nongold")}
                    | {"measured": r["escape"], "censored": r["escape"] is None, "flow": p.get("predicted"),
                       "flow_g_form": p.get("predicted_g_form"), "stochastic": p.get("stochastic"),
                       "stochastic_sim": p.get("stochastic_sim")})
