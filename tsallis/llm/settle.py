@@ -30,6 +30,8 @@ the same step per iteration and T_q / T_1 ~ 1 in steps. What breaks it: unequal 
 then mix the directions differently), Adam's epsilon when P^(1-q) |grad| ~ eps, and the bias-corrected moments'
 memory when P changes within ~1/(1 - beta2) steps.
 
+Arm 2 (GARL / PAFT, the sampled estimators, at M p0 >= 1 and at M = 8) lives in `tsallis.llm.settle_arm2`.
+
 Arm 4 (label noise, App. C.5's setting) lives in `run_noise_arm`: warm start, then the expected gradient over
 the noisy label, contamination against the binary escort.
 """
@@ -583,9 +585,9 @@ def _start(size: str, cache_dir, log_path, quiet: bool):
 
 def settle_study(out, *, size: str = "cpu", cache_dir: str | None = None, log: str | None = None,
                  quiet: bool = False, arms: tuple[int, ...] = (1, 3), seeds: tuple[int, ...] | None = None):
-    """Arms 1 and 3 at `size` (`seeds` overrides the size's seeds, to split a study over processes; see
-    `merge_settle`): levels, rates, paths, predictions (logged before the other q's run), runs; then
-    `finish_settle`. Writes out/settle.json (+ CSVs, PNGs). Returns a `StudyOutput`."""
+    """The `arms` (of 1, 2, 3; `check_arms`) at `size` (`seeds` overrides the size's seeds, to split a study over
+    processes; see `merge_settle`): levels, rates, paths, predictions (logged before the runs they predict),
+    runs; then `finish_settle`. Writes out/settle.json (+ CSVs, PNGs). Returns a `StudyOutput`."""
     from pathlib import Path
 
     arms = check_arms(arms)
