@@ -69,7 +69,7 @@ with one wrong digit ~1e-5 on this testbed)."""
 METHODS = ("garl", "paft")
 
 ARM2_SIZES: dict[str, dict[str, Any]] = {
-    "quick": {"cells": ((5, 8, (0.5, 1.0)), (5, 32, (1.0,))), "seeds": (0,), "methods": METHODS, "n_train": 2,
+    "quick": {"cells": ((5, 8, (0.5, 1.0)), (5, 32, (0.5, 1.0))), "seeds": (0,), "methods": METHODS, "n_train": 2,
               "budget": 1.0, "lr0": 0.01, "sim_seeds": 16},
     "default": {"cells": ((5, 8, (0.0, 0.5, 1.0)), (5, 64, (0.5, 1.0))), "seeds": (0,), "methods": METHODS,
                 "n_train": 2, "budget": 3.0, "lr0": 0.01, "sim_seeds": 16},
