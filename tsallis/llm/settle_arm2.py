@@ -26,7 +26,9 @@ on the recorded q = 1 path (a prompt with K = 0 contributes nothing). At M P >> 
 flow); at M P << 1 it is M^q P for every q (a sampled gold chain is reinforced at weight M^(q-1)): every q then
 moves like q = 0 sped up by M^q. What this leaves out: the estimator's noise (fluctuations about the mean
 drift), and at q = 1 the prompts with K = 0, whose self-normalised weights w_m / w_bar still step toward the
-best wrong chain with unit weight (measured: the share of prompt-steps with no sample of w >= HIT_W).
+best wrong chain with unit weight. Measured (docs/llm_results.md, "Arm 2"): at q = 1 and M p0 = 0.06 that step
+opens a shortcut, the answer learnt whatever the rationale, so the marginal P rises while the gold chain's term
+collapses; at q = 0.5 those prompts weigh ~w_bar^(1-q) ~ 1e-4 and the prediction holds.
 
 Beside it, `tsallis simulate`'s view at the same M p0: stochastic GARL-RLOO / PAFT on the cold-start
 `latent:8,4` model started at this level's p0 (`simulate.training.train_until_escape`, SGD, the same number of
