@@ -121,7 +121,7 @@ def test_sizes_and_q_grid_are_checked():
         settle.check_q_grid([0.5, 1.5])
     assert settle.check_q_grid([0, 1]) == (0.0, 1.0)
     with pytest.raises(InputError, match="arms"):
-        settle.settle_study("unused", size="quick", arms=(2,))
+        settle.settle_study("unused", size="quick", arms=(4,))
     with pytest.raises(InputError, match="seeds"):
         settle.settle_study("unused", size="quick", seeds=(-1,))
     with pytest.raises(InputError, match="missing"):

@@ -296,7 +296,20 @@ def register_testbed(sub) -> None:
     p.set_defaults(func=_cmd_testbed)
 
 
+def _settle_arms(text: str) -> tuple[int, ...]:
+    """--arms: a comma-separated list of settle arms, e.g. "1,2,3" (`settle.check_arms`)."""
+    from tsallis.llm.settle import ARMS, check_arms
+
+    try:
+        return check_arms(tuple(int(a) for a in text.split(",")))
+    except (ValueError, InputError):
+        raise argparse.ArgumentTypeError(f"expected distinct arms from {list(ARMS)}, comma-separated (e.g. 1,2,3); "
+                                         f"got {text!r}") from None
+
+
 def _cmd_study(args: argparse.Namespace) -> int:
+    if args.arms is not None and args.which != "settle":
+        raise InputError(f"--arms applies to 'study settle' only (got study {args.which!r}): drop --arms")
     out = check_output_dir(Path(args.out).expanduser(), "--out")
     if out.exists() and any(out.iterdir()) and not args.overwrite:
         raise InputError(f"--out {str(out)!r} exists and is not empty: pass another folder, or --overwrite")
@@ -310,11 +323,17 @@ def _cmd_study(args: argparse.Namespace) -> int:
         study = pass_at_k_study(out, size=args.size, cache_dir=args.cache_dir, log=log)
         print(f"verdicts: {write_verdicts(out, [study])}")
         return 0
-    if args.which in ("settle", "settle-noise"):  # issue 23: tsallis.llm.settle (exact gradient, own sizes)
-        from tsallis.llm.settle import settle_noise_study, settle_study
+    if args.which == "settle":  # issue 23: tsallis.llm.settle (arms 1-3, own sizes)
+        from tsallis.llm.settle import settle_study
 
-        study = settle_study if args.which == "settle" else settle_noise_study
-        print(f"verdicts: {write_verdicts(out, [study(out, size=args.size, cache_dir=args.cache_dir, log=log)])}")
+        res = settle_study(out, size=args.size, cache_dir=args.cache_dir, log=log, arms=args.arms or (1, 3))
+        print(f"verdicts: {write_verdicts(out, [res])}")
+        return 0
+    if args.which == "settle-noise":  # issue 23's arm 4
+        from tsallis.llm.settle import settle_noise_study
+
+        res = settle_noise_study(out, size=args.size, cache_dir=args.cache_dir, log=log)
+        print(f"verdicts: {write_verdicts(out, [res])}")
         return 0
     tb = testbed_study(out, size=args.size, cache_dir=args.cache_dir, verbose=True)
     outputs = []
@@ -340,8 +359,8 @@ def register_study(sub) -> None:
                                    "verdicts.json into --out; progress per run in OUT/runs.log. --size full is the "
                                    "whole grid (hours on 2 cores); default is the reproduce subset.")
     p.add_argument("which", choices=["escape", "noise", "all", "settle", "settle-noise", "pass-at-k"],
-                   help="settle / settle-noise: issue 23's exact-gradient study (arms 1, 3) and its label-noise arm 4 "
-                        "(sizes quick, default, cpu, full); pass-at-k: held-out unbiased p@k against q after "
+                   help="settle / settle-noise: issue 23's settling study (arms 1-3, see --arms) and its label-noise "
+                        "arm 4 (sizes quick, default, cpu, full); pass-at-k: held-out unbiased p@k against q after "
                         "exact-gradient SGD (issue 19; sizes quick, default, cpu, full)")
     p.add_argument("--out", required=True, help="output folder (must be new or empty, unless --overwrite)")
     from tsallis.llm.study import SIZES  # light: no torch at import
@@ -353,6 +372,9 @@ def register_study(sub) -> None:
     p.add_argument("--overwrite", action="store_true", help="write into a non-empty --out (a killed study's "
                    "finished runs are reused)")
     p.add_argument("--redo", action="store_true", help="with --overwrite: run every run again, finished or not")
+    p.add_argument("--arms", type=_settle_arms, default=None,
+                   help="settle only: the arms to run, comma-separated from 1 (exact gradient, SGD), 2 (GARL/PAFT, "
+                        "SGD, M p0 >= 1 and M = 8), 3 (AdamW); default 1,3")
     p.set_defaults(func=_cmd_study)
 
 

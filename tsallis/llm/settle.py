@@ -30,6 +30,8 @@ the same step per iteration and T_q / T_1 ~ 1 in steps. What breaks it: unequal 
 then mix the directions differently), Adam's epsilon when P^(1-q) |grad| ~ eps, and the bias-corrected moments'
 memory when P changes within ~1/(1 - beta2) steps.
 
+Arm 2 (GARL / PAFT, the sampled estimators, at M p0 >= 1 and at M = 8) lives in `tsallis.llm.settle_arm2`.
+
 Arm 4 (label noise, App. C.5's setting) lives in `run_noise_arm`: warm start, then the expected gradient over
 the noisy label, contamination against the binary escort.
 """
@@ -193,14 +195,21 @@ def predict_power_mean(trace: RunTrace, q: float) -> float | None:
     if trace.escape_steps is None or trace.logp_rows is None:
         return None
     L = trace.logp_rows[:trace.escape_steps + 1]  # (K+1, N): the K steps' start points and the escape point
-    if len(L) < 2:
+    return integrate_clock(trace.lr, -(logsumexp((1 - q) * L, axis=1) - math.log(L.shape[1])))
+
+
+def integrate_clock(lr: float, log_f) -> float:
+    """lr x sum over the recorded steps of the clock f = dt_q / dt_1, given as log f at the K+1 recorded points,
+    f taken exponential between them (exact for f ~ e^(c t)): each step contributes lr (f_k - f_{k+1}) /
+    log(f_k / f_{k+1})."""
+    log_f = np.asarray(log_f, float)
+    if len(log_f) < 2:
         return 0.0
-    log_f = -(logsumexp((1 - q) * L, axis=1) - math.log(L.shape[1]))
     a, b = log_f[:-1], log_f[1:]
     d = a - b
     small = np.abs(d) < 1e-9
     seg = np.where(small, np.exp(a), (np.exp(a) - np.exp(b)) / np.where(small, 1.0, d))
-    return float(trace.lr * seg.sum())
+    return float(lr * seg.sum())
 
 
 def predict_g_form(trace: RunTrace, q: float, delta: float = DELTA) -> float | None:
@@ -567,7 +576,9 @@ def _start(size: str, cache_dir, log_path, quiet: bool):
 
     from tsallis.llm.study import study_model
 
-    torch.set_num_threads(max(1, min(torch.get_num_threads(), 2)))
+    # one thread: this 3-layer d = 64 model has nothing to split, and on the shared 2-core box under a load of ~10
+    # two threads ran 20 exact-gradient steps in 25 s against 0.5 s on one (2026-12-07)
+    torch.set_num_threads(1)
     sz = settle_size(size)
     path = study_model("cpu", cache_dir)  # the cached default toy model, at every size
     model, tok = load_toy(path)
@@ -576,37 +587,63 @@ def _start(size: str, cache_dir, log_path, quiet: bool):
 
 def settle_study(out, *, size: str = "cpu", cache_dir: str | None = None, log: str | None = None,
                  quiet: bool = False, arms: tuple[int, ...] = (1, 3), seeds: tuple[int, ...] | None = None):
-    """Arms 1 and 3 at `size` (`seeds` overrides the size's seeds, to split a study over processes; see
-    `merge_settle`): levels, rates, paths, predictions (logged before the other q's run), runs; then
-    `finish_settle`. Writes out/settle.json (+ CSVs, PNGs). Returns a `StudyOutput`."""
+    """The `arms` (of 1, 2, 3; `check_arms`) at `size` (`seeds` overrides the size's seeds, to split a study over
+    processes; see `merge_settle`): levels, rates, paths, predictions (logged before the runs they predict),
+    runs; then `finish_settle`. Writes out/settle.json (+ CSVs, PNGs). Returns a `StudyOutput`."""
     from pathlib import Path
 
-    if not arms or not set(arms) <= {1, 3}:
-        raise InputError(f"settle arms must be a non-empty subset of (1, 3); got {arms!r} (arm 4: settle_noise_study)")
+    arms = check_arms(arms)
     if seeds is not None and (not seeds or any(isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in seeds)):
         raise InputError(f"seeds must be a non-empty list of integers >= 0; got {seeds!r}")
+    from tsallis.llm.settle_arm2 import arm2_size, levels_of, run_arm2
+
     settle_size(size)
+    sz2 = arm2_size(size) if 2 in arms else None
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     sz, path, model, tok, lg = _start(size, cache_dir, log, quiet)
     if seeds is not None:
         sz = {**sz, "seeds": tuple(seeds)}
+        sz2 = sz2 and {**sz2, "seeds": tuple(seeds)}
     res: dict[str, Any] = {"settings": {"size": size, "model": path, "delta": DELTA, "rate_tol": RATE_TOL,
-                                        "rise_tol": RISE_TOL, "path_steps": PATH_STEPS, "arms": list(arms), **sz},
+                                        "rise_tol": RISE_TOL, "path_steps": PATH_STEPS, "arms": list(arms), **sz,
+                                        "arm2": sz2},
                            "runs": [], "predicted": [], "paths": [], "rates": []}
-    res["levels"] = measure_levels(model, tok, sz["levels"], n_prompts=sz["n_prompts"],
-                                   num_samples=sz["num_samples"], log=lg)
+    levels = sorted(set(sz["levels"] if {1, 3} & set(arms) else ()) | set(levels_of(sz2) if sz2 else ()))
+    res["levels"] = measure_levels(model, tok, levels, n_prompts=sz["n_prompts"], num_samples=sz["num_samples"],
+                                   log=lg)
     _write(out, "settle.json", res)
     if 1 in arms:
         a1 = run_arm1(model, tok, sz, lg)
         for k in ("runs", "predicted", "paths", "rates"):
             res[k] += a1[k]
         _write(out, "settle.json", res)
+    if 2 in arms:  # settle.json holds arm 2's runs so far after each run
+        before = {k: list(res[k]) for k in ("runs", "predicted", "rates")}
+        a2 = run_arm2(model, tok, sz2, lg, save=lambda part: _write(out, "settle.json", {
+            **res, **{k: before[k] + part[k] for k in before}}))
+        for k in ("runs", "predicted", "rates"):
+            res[k] += a2[k]
+        _write(out, "settle.json", res)
     if 3 in arms:
         a3 = run_arm3(model, tok, sz, lg)
         res["runs"] += a3["runs"]
         res["predicted"] += a3["predicted"]
     return finish_settle(out, res, lg)
+
+
+ARMS = (1, 2, 3)
+"""The arms `settle_study` runs (arm 4, label noise: `settle_noise_study`)."""
+
+
+def check_arms(arms) -> tuple[int, ...]:
+    """A non-empty set of arms from ARMS, as a sorted tuple (a duplicate or another value: InputError)."""
+    arms = tuple(arms) if isinstance(arms, (list, tuple)) else (arms,)
+    ok = all(isinstance(a, int) and not isinstance(a, bool) for a in arms) and set(arms) <= set(ARMS)
+    if not arms or not ok or len(set(arms)) != len(arms):
+        raise InputError(f"settle arms must be distinct values from {list(ARMS)} (arm 4: settle-noise); got "
+                         f"{list(arms)!r}")
+    return tuple(sorted(arms))
 
 
 def merge_settle(out, parts, *, log: str | None = None):
@@ -638,12 +675,18 @@ def finish_settle(out, res: dict[str, Any], lg: Log):
     import matplotlib.pyplot as plt
 
     from tsallis.llm import settle_stats as st
-    from tsallis.llm.settle_plots import plot_escape_vs_p0, plot_paths
+    from tsallis.llm.settle_arm2 import comparison
+    from tsallis.llm.settle_plots import plot_arm2, plot_arm2_departure, plot_escape_vs_p0, plot_paths
     from tsallis.llm.study import StudyOutput
-    from tsallis.llm.verdicts import cold_start_verdict, escape_law_verdict
+    from tsallis.llm.verdicts import (
+        cold_start_verdict,
+        escape_law_verdict,
+        estimator_bias_verdict,
+        flow_estimator_verdict,
+    )
 
     sz = res["settings"]
-    done = sorted({r["arm"] for r in res["runs"]})
+    done = sorted({r["arm"] for r in res["runs"]} - {2})
     res["slopes"] = [s for a in done for s in st.slopes(res["levels"], res["runs"], res["predicted"], a,
                                                           sz["qs"] if a == 1 else sz["adam_qs"])]
     res["escape_probability"] = [e for a in done for e in st.escape_probability(res["runs"], a)]
@@ -656,6 +699,9 @@ def finish_settle(out, res: dict[str, Any], lg: Log):
         verdicts.append(cold_start_verdict([r for r in res["ratios"] if r["arm"] == a],
                                            [e for e in res["escape_probability"] if e["arm"] == a],
                                            arm=a, regime=regimes[a]))
+    res["arm2"] = comparison(res["runs"], res["predicted"])
+    if res["arm2"]:
+        verdicts += [flow_estimator_verdict(res["arm2"]), estimator_bias_verdict(res["arm2"])]
     res["verdicts"] = [v.to_dict() for v in verdicts]
     data = [_write(out, "settle.json", res),
             _csv(out, "settle_runs.csv", res["runs"], ["arm", "method", "q", "level", "seed", "lr", "M", "escape",
@@ -665,14 +711,24 @@ def finish_settle(out, res: dict[str, Any], lg: Log):
                                                                  "predicted_g_form", "how"]),
             _csv(out, "settle_slopes.csv", res["slopes"], ["arm", "q", "slope", "lo", "hi", "n_escaped",
                                                            "n_censored", "predicted_slope", "bare_law_slope"])]
+    if res["arm2"]:
+        data.append(_csv(out, "settle_arm2.csv", res["arm2"], list(res["arm2"][0])))
     figs = []
-    if done:
-        axes = plt.subplots(1, len(done), figsize=(6 * len(done), 5), squeeze=False)[1][0]
+    panels = sorted(set(done) | ({2} if res["arm2"] else set()))
+    if panels:
+        axes = plt.subplots(1, len(panels), figsize=(6 * len(panels), 5), squeeze=False)[1][0]
         titles = {1: "arm 1: exact gradient, SGD (time = lr x steps)", 3: "arm 3: exact gradient, AdamW (steps)"}
-        for ax, a in zip(axes, done):
-            plot_escape_vs_p0(res, a, ax, titles[a])
+        p0 = {lv["n"]: lv["p0"] for lv in res["levels"]}
+        for ax, a in zip(axes, panels):
+            if a == 2:
+                plot_arm2(res["arm2"], p0, ax)
+            else:
+                plot_escape_vs_p0(res, a, ax, titles[a])
         _savefig(axes, out / "settle_escape.png")
         figs.append("settle_escape.png")
+    if res["arm2"]:
+        _savefig(plot_arm2_departure(res["arm2"]), out / "settle_arm2.png")
+        figs.append("settle_arm2.png")
     if res["paths"]:
         _savefig(plot_paths(res["paths"]), out / "settle_paths.png")
         figs.append("settle_paths.png")

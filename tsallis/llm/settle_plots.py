@@ -92,3 +92,82 @@ def plot_noise(noise: dict, ax=None):
     ax.set_title(f"label noise eps={noise['eps']:g}, n={noise['level']} (dotted: escort)")
     ax.legend(fontsize=8)
     return ax
+
+
+def plot_arm2(rows: list[dict], p0: dict[int, float], ax=None, title: str = ""):
+    """Arm 2: escape time against 1/p0 per q; each run a marker (GARL circle, PAFT square; filled where
+    M p0 >= 1, open where M p0 < 1; censored: a triangle at the budget), arm 1's flow prediction (solid, x) and
+    the estimator-mean prediction at the smallest M (dashed, +), geometric means over seeds per level."""
+    import matplotlib.pyplot as plt
+
+    ax = ax or plt.subplots(figsize=(6, 5))[1]
+    M0 = min(r["M"] for r in rows)
+    shift = {"garl": 0.96, "paft": 1.04}
+
+    def gmean_by_level(sel, key):
+        lv = sorted({r["level"] for r in sel if r[key]}, key=lambda n: 1 / p0[n])
+        return ([1 / p0[n] for n in lv],
+                [math.exp(np.mean([math.log(r[key]) for r in sel if r["level"] == n and r[key]])) for n in lv])
+
+    for q in sorted({r["q"] for r in rows}):
+        c = q_color(q)
+        for r in [r for r in rows if r["q"] == q]:
+            x = shift[r["method"]] / p0[r["level"]]
+            face = c if r["MP"] >= 1 else "none"
+            if r["measured"] is None:
+                ax.scatter([x], [r["budget"]], marker="^", facecolors=face, edgecolors=c, s=44)
+            else:
+                ax.scatter([x], [r["measured"]], marker="o" if r["method"] == "garl" else "s", facecolors=face,
+                           edgecolors=c, s=30)
+        xs, ys = gmean_by_level([r for r in rows if r["q"] == q], "flow")
+        ax.plot(xs, ys, "-", marker="x", ms=6, color=c, lw=1.5, label=f"q={q:g}: flow (arm 1)")
+        xs, ys = gmean_by_level([r for r in rows if r["q"] == q and r["M"] == M0], "stochastic")
+        if xs:
+            ax.plot(xs, ys, "--", marker="+", ms=8, color=c, lw=1.2, label=f"q={q:g}: estimator mean, M={M0}")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("1 / p0 (level's stratified MC p0)")
+    ax.set_ylabel("escape time (lr x steps)")
+    ax.set_title(title or "arm 2: GARL / PAFT, SGD (time = lr x steps)")
+    ax.scatter([], [], marker="o", facecolors="k", edgecolors="k", label="GARL, M p0 >= 1 (filled)")
+    ax.scatter([], [], marker="s", facecolors="none", edgecolors="k", label="PAFT, M p0 < 1 (open)")
+    ax.scatter([], [], marker="^", facecolors="none", edgecolors="k", label="censored (at budget)")
+    ax.legend(fontsize=6, loc="upper left")
+    return ax
+
+
+def plot_arm2_departure(rows: list[dict], ax=None):
+    """Arm 2: measured escape time over arm 1's flow prediction against M p0 (log-log), per run (censored: a
+    triangle at budget / flow, a lower bound, and a star where the batch's P-hat, the marginal P, reached delta),
+    beside the estimator mean's predicted ratio (x) and simulate's (+)."""
+    import matplotlib.pyplot as plt
+
+    ax = ax or plt.subplots(figsize=(6, 5))[1]
+    for r in [r for r in rows if r["flow"]]:
+        c = q_color(r["q"])
+        y = (r["budget"] if r["measured"] is None else r["measured"]) / r["flow"]
+        mk = "^" if r["measured"] is None else "o" if r["method"] == "garl" else "s"
+        x = r["MP"] * (0.93 if r["method"] == "garl" else 1.07)
+        ax.scatter([x], [y], marker=mk, facecolors="none" if r["measured"] is None else c, edgecolors=c, s=34)
+        if r["stochastic"]:
+            ax.scatter([r["MP"]], [r["stochastic"] / r["flow"]], marker="x", color=c, s=40)
+        if r.get("stochastic_sim"):
+            ax.scatter([x], [r["stochastic_sim"] / r["flow"]], marker="+", color=c, s=40)
+        if r["measured"] is None and r.get("escape_p_hat"):  # the marginal P escaped, the gold chain's did not
+            ax.scatter([x], [r["escape_p_hat"] / r["flow"]], marker="*", color=c, s=60)
+    ax.axhline(1.0, color="k", lw=0.8)
+    ax.axvline(1.0, color="k", lw=0.6, ls=":")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("M p0 (training-set mean P at the start)")
+    ax.set_ylabel("escape time / arm 1's flow prediction")
+    ax.set_title("departure from the flow vs M p0")
+    for q in sorted({r["q"] for r in rows}):
+        ax.scatter([], [], marker="o", color=q_color(q), label=f"q={q:g}")
+    ax.scatter([], [], marker="o", color="k", label="GARL (o) / PAFT (s), measured")
+    ax.scatter([], [], marker="x", color="k", label="estimator-mean prediction")
+    ax.scatter([], [], marker="+", color="k", label="simulate latent:8,4 ratio")
+    ax.scatter([], [], marker="^", facecolors="none", edgecolors="k", label="censored (lower bound)")
+    ax.scatter([], [], marker="*", color="k", label="censored run: batch P-hat reached delta")
+    ax.legend(fontsize=7)
+    return ax

@@ -4,6 +4,8 @@
   from the q = 1 run's own path (`tsallis.llm.settle`).
 - `cold_start_verdict` (cold-start-llm): per arm and regime, does a low q stall at cold start while q = 1
   escapes, increasingly so as p0 falls? "not testable here" where nothing can escape or only one level did.
+- `flow_estimator_verdict` (flow-llm-estimator), `estimator_bias_verdict` (estimator-bias-llm): arm 2, the
+  sampled estimators against the flow where M p0 >= 1 and against their own mean drift where M p0 < 1.
 - `noise_verdict` (noise-llm), `schedule_verdict` (schedule-llm): arm 4, label noise in App. C.5's setting.
 
 Inputs are the plain dicts/lists `settle.json` holds, so a verdict can be recomputed from the saved file.
@@ -25,6 +27,25 @@ AGREE_FRACTION = 0.8
 MIN_COMPARED = 3
 
 
+def agree_counts(rows, factor: float) -> tuple[int, int, list[float]]:
+    """(agree, decided, the escaped runs' ratios) over (measured/predicted or None if censored, predicted,
+    budget) rows: an escaped run agrees when its ratio is within x`factor`; a censored run agrees when its
+    prediction lies beyond its budget, disagrees when the prediction lies below budget / factor, and is
+    undecided in between."""
+    agree, decided, ratios = 0, 0, []
+    for ratio, predicted, budget in rows:
+        if ratio is None:
+            if predicted > budget:
+                agree, decided = agree + 1, decided + 1
+            elif predicted * factor <= budget:
+                decided += 1
+            continue
+        ratios.append(ratio)
+        decided += 1
+        agree += int(1 / factor <= ratios[-1] <= factor)
+    return agree, decided, ratios
+
+
 def escape_law_verdict(agreement: list[dict[str, Any]], *, factor: float = AGREE_FACTOR,
                        fraction: float = AGREE_FRACTION, min_compared: int = MIN_COMPARED) -> Verdict:
     """Holds when >= `fraction` of the arm-1 runs with q < 1 agree with the prediction within `factor` (a censored
@@ -33,17 +54,8 @@ def escape_law_verdict(agreement: list[dict[str, Any]], *, factor: float = AGREE
     crit = (f"arm 1 (exact gradient, SGD): a run agrees when measured/predicted escape time is within x{factor:g} "
             f"(censored: predicted beyond the budget); holds if >= {fraction:.0%} of >= {min_compared} decided "
             "runs with q < 1 agree; prediction = power-mean form on the q = 1 run's recorded path")
-    agree, decided, ratios = 0, 0, []
-    for a in agreement:
-        if a["censored"]:
-            if a["predicted"] > a["budget"]:
-                agree, decided = agree + 1, decided + 1
-            elif a["predicted"] * factor <= a["budget"]:
-                decided += 1
-            continue
-        ratios.append(a["ratio"])
-        decided += 1
-        agree += int(1 / factor <= a["ratio"] <= factor)
+    agree, decided, ratios = agree_counts([(None if a["censored"] else a["ratio"], a["predicted"], a["budget"])
+                                           for a in agreement], factor)
     data = {"decided": decided, "agree": agree, "factor": factor, "fraction": fraction,
             "median_ratio": float(np.median(ratios)) if ratios else None,
             "min_ratio": min(ratios) if ratios else None, "max_ratio": max(ratios) if ratios else None}
@@ -134,3 +146,74 @@ def schedule_verdict(noise: dict[str, Any], *, slack: float = 2.0, resist: float
                    f"toy transformer, n={noise['level']}, warm start; switch at step {s['switch_step']}",
                    data={"schedule_end": s["end"], "q0_end": a0["end"], "q1_end": a1["end"],
                          "finite": bool(math.isfinite(s["end"]))})
+
+
+def _arm2_counts(rows: list[dict[str, Any]], key: str, factor: float) -> tuple[int, int, list[float]]:
+    """agree_counts of arm-2 comparison rows against the prediction `key` ("flow" or "stochastic")."""
+    return agree_counts([(None if r["measured"] is None else r["measured"] / r[key], r[key], r["budget"])
+                         for r in rows], factor)
+
+
+def _ratio_range(ratios: list[float]) -> str:
+    return (f"measured/predicted median {np.median(ratios):.3g} (range {min(ratios):.3g}-{max(ratios):.3g}) over "
+            f"{len(ratios)} escaped runs" if ratios else "no escaped run")
+
+
+def flow_estimator_verdict(rows: list[dict[str, Any]], *, mp_min: float = 1.0, factor: float = AGREE_FACTOR,
+                           fraction: float = AGREE_FRACTION, min_compared: int = MIN_COMPARED) -> Verdict:
+    """flow-llm-estimator (arm 2): where M p0 >= `mp_min`, the sampled estimators' (GARL, PAFT) escape times agree
+    with arm 1's flow prediction for the same training set within x`factor` in >= `fraction` of >= `min_compared`
+    decided runs (censored runs as in `agree_counts`). `rows`: `settle_arm2.comparison`."""
+    crit = (f"arm 2 (GARL-RLOO / PAFT, plain SGD at arm 1's rate, normalize off): at M p0 >= {mp_min:g}, a run agrees "
+            f"when its escape time is within x{factor:g} of arm 1's flow prediction (censored: predicted beyond the "
+            f"budget); holds if >= {fraction:.0%} of >= {min_compared} decided runs agree")
+    sel = [r for r in rows if r["MP"] >= mp_min and r["flow"] is not None]
+    agree, decided, ratios = _arm2_counts(sel, "flow", factor)
+    data = {"decided": decided, "agree": agree, "ratios": ratios, "factor": factor,
+            "MP": sorted({round(r["MP"], 3) for r in sel})}
+    ev = f"{agree}/{decided} decided runs agree; {_ratio_range(ratios)}; M p0 in {data['MP']}"
+    regime = "toy transformer, sampled estimators, M p0 >= 1"
+    if decided < min_compared:
+        return Verdict("flow-llm-estimator", UNTESTABLE, crit, ev + f" (fewer than {min_compared} decided)", regime,
+                       data=data)
+    return Verdict("flow-llm-estimator", HOLDS if agree >= fraction * decided else FAILS, crit, ev, regime, data=data)
+
+
+def estimator_bias_verdict(rows: list[dict[str, Any]], *, mp_max: float = 1.0, factor: float = AGREE_FACTOR,
+                           fraction: float = AGREE_FRACTION, min_compared: int = MIN_COMPARED) -> Verdict:
+    """estimator-bias-llm (arm 2): where M p0 < `mp_max`, the runs agree with the estimator-mean prediction
+    (`settle_arm2.predict_estimator_mean`) within x`factor` in >= `fraction` of the decided runs, AND among the
+    runs where that prediction departs from the flow by more than x`factor` (the ones that can tell the two
+    apart), >= `fraction` of the decided ones lie nearer (in log) to it than to the flow. Not testable with
+    fewer than `min_compared` decided runs, or where the runs agree with it but none can tell it from the flow."""
+    crit = (f"arm 2: at M p0 < {mp_max:g}, escape times within x{factor:g} of the estimator-mean prediction (the "
+            f"q = 1 path on the clock 1/E[(K/M)^(1-q)]) in >= {fraction:.0%} of >= {min_compared} decided runs, and "
+            f"where it departs from the flow by > x{factor:g}, >= {fraction:.0%} of decided runs nearer to it than "
+            "to the flow")
+    sel = [r for r in rows if r["MP"] < mp_max and r["stochastic"] is not None and r["flow"] is not None]
+    agree, decided, ratios = _arm2_counts(sel, "stochastic", factor)
+    nearer, disc_decided = 0, 0
+    for r in sel:
+        st, fl, m = r["stochastic"], r["flow"], r["measured"]
+        if not (st / fl >= factor or fl / st >= factor):
+            continue
+        if m is None:  # censored: tells them apart only if one prediction is inside the budget and one beyond
+            if (st > r["budget"]) != (fl > r["budget"]):
+                disc_decided += 1
+                nearer += int(st > r["budget"])
+            continue
+        disc_decided += 1
+        nearer += int(abs(math.log(m / st)) < abs(math.log(m / fl)))
+    data = {"decided": decided, "agree": agree, "ratios": ratios, "discriminating_decided": disc_decided,
+            "nearer_stochastic": nearer, "MP": sorted({round(r["MP"], 3) for r in sel})}
+    ev = (f"{agree}/{decided} decided runs agree with the estimator-mean prediction ({_ratio_range(ratios)}); where it "
+          f"departs from the flow: {nearer}/{disc_decided} decided runs nearer to it than to the flow; "
+          f"M p0 in {data['MP']}")
+    regime = "toy transformer, sampled estimators, M p0 < 1 (the estimator's cold start)"
+    agrees = agree >= fraction * decided
+    if decided < min_compared or (disc_decided == 0 and agrees):
+        why = (f"fewer than {min_compared} decided" if decided < min_compared else
+               "no decided run where the prediction departs from the flow")
+        return Verdict("estimator-bias-llm", UNTESTABLE, crit, f"{ev} ({why})", regime, data=data)
+    ok = agrees and nearer >= fraction * disc_decided
+    return Verdict("estimator-bias-llm", HOLDS if ok else FAILS, crit, ev, regime, data=data)
