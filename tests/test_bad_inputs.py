@@ -695,6 +695,9 @@ def test_good_input_passes_the_same_gate(tmp_path, monkeypatch):
                                 "tokenizer.json": "{}"}).items():  # an intact model folder passes the file check
         (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / rel).write_bytes(content) if isinstance(content, bytes) else (tmp_path / rel).write_text(content)
+    from tsallis.llm.tiny import build_byte_tokenizer
+
+    build_byte_tokenizer().save_pretrained(tmp_path / "m")  # train's door loads the tokenizer (the delimiter check)
     for argv in (["train", "--model", str(tmp_path / "m"), "--output-dir", str(tmp_path / "run2")],
                  ["eval", str(tmp_path / "m"), "--k", "2"]):
         with pytest.raises(AssertionError, match="work started"):  # AutoModelForCausalLM.from_pretrained

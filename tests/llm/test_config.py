@@ -152,7 +152,8 @@ def _base(hint):
 def test_the_eval_scorer_choices_are_the_scorers():
     from tsallis.llm.rewards import SCORERS
 
-    assert set(get_args(type_hints()["eval_scorer"])) == set(SCORERS)
+    (scorers, none) = get_args(type_hints()["eval_scorer"])  # ScorerId | None (null: the task's default)
+    assert set(get_args(scorers)) == set(SCORERS) and none is type(None)
 
 
 def test_python_arguments_are_checked_too():

@@ -41,7 +41,7 @@ def test_a_second_eval_with_other_settings_keeps_the_first(run, capsys):
                   ["--max-examples", "1", "--k", "1", "--seed", "7"]):
         assert main(["llm", "eval", str(run), *extra]) == 0
         outputs.add(_written(capsys))
-    assert len(outputs) == 5 and all(o.startswith(str(run / "eval" / "eval_checkpoint-2_toy_test_k")) for o in outputs)
+    assert len(outputs) == 5 and all(o.startswith(str(run / "eval" / "eval_checkpoint-2_toy_eval_k")) for o in outputs)
     assert open(first).read() == kept
     # the same settings again: refused, not redone over the earlier file, unless asked
     assert main(["llm", "eval", str(run), "--max-examples", "1", "--k", "1"]) == 2

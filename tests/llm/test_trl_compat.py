@@ -224,8 +224,11 @@ def test_one_argument_given_twice_or_a_missing_config_is_refused(model_path, tmp
         Trainer(model=str(tmp_path), args=cfg, train_dataset=ROWS)
 
 
-def test_a_grpo_config_as_args_trains_grpo(model_path, tmp_path):
-    tr = Trainer(model=model_path, reward_funcs=_length, args=_grpo_config(tmp_path / "run", max_steps=1,
+def test_a_grpo_config_as_args_trains_grpo(tmp_path):
+    from tsallis.llm.tiny import make_tiny_model
+
+    model = str(make_tiny_model(tmp_path / "qwen", hidden=16))  # a Dataset run's delimiter is "</think>"
+    tr = Trainer(model=model, reward_funcs=_length, args=_grpo_config(tmp_path / "run", max_steps=1,
                  max_completion_length=8), train_dataset=ROWS)
     assert tr.cfg.method == "grpo" and tr.cfg.prompts_per_step == 1
     assert (tr.cfg.max_rationale_tokens, tr.cfg.max_answer_tokens) == (4, 4)  # 8 completion tokens, split

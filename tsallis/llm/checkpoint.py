@@ -286,7 +286,9 @@ def _resolve(path: Path) -> Path:
                         key=lambda p: (p / MANIFEST).stat().st_mtime_ns)
     if not candidates:
         raise InputError(f"no complete checkpoint found in {str(root)!r} to resume from (none was saved yet, or "
-                         "each is incomplete): start the run again, or pass a checkpoint folder")
+                         "each is incomplete): start the run again without --resume (a run that stopped before its "
+                         "first step is replaced; one with steps but no checkpoint needs --overwrite-output-dir "
+                         "true), or pass a checkpoint folder")
     if named:
         warnings.warn(f"{root / 'latest'} names {named!r}, which {verify_checkpoint(root / named)}; resuming from "
                       f"the newest complete checkpoint, {candidates[-1].name}", stacklevel=2)

@@ -136,10 +136,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
         print(f"resuming in {cfg.output_dir!r}, the checkpoint's run folder (the run was made in {moved!r}; "
               "--output-dir would say otherwise)", file=sys.stderr)
     check_output_dir(cfg.output_dir, "--output-dir" if "output_dir" in flags else "output_dir")
-    if cfg.model != "toy":  # a missing model folder is found before the data is read
-        from tsallis.llm.loading import resolve_model_path
+    if cfg.model != "toy":  # a missing model folder, or a delimiter its tokenizer cannot use, before the data
+        from tsallis.llm.loading import check_delimiter_of, resolve_model_path
 
-        resolve_model_path(cfg.model)
+        check_delimiter_of(resolve_model_path(cfg.model), cfg.resolved_delimiter)
     from tsallis.llm.trainer import Trainer
 
     trainer = Trainer(cfg, resume_from=args.resume, cache_dir=args.cache_dir)
@@ -455,21 +455,41 @@ def _load_eval_model(target, cfg, cache_dir):
     return model.to("cuda" if on_cuda else "cpu").eval(), tok
 
 
-def _eval_examples(cfg, split: str):
-    from tsallis.llm.config import DATASETS
+def _eval_source(cfg, split: str, run_dir: Path | None) -> tuple[str, str]:
+    """(the data, the split) that `tsallis llm eval` scores, as its output names them: the toy's "train" or "eval"
+    set; a paper dataset's split; for a jsonl:/parquet: task, the task's file ("train") with --split train, else
+    eval_task's file ("eval"), else the task's file again ("train", noted on stderr); for a "dataset" run (rows
+    passed from Python), eval_task's file, else the evaluation rows its folder keeps (`run_data.eval_rows_task`)."""
+    from tsallis.llm.config import DATASET_TASK, DATASETS
 
     if cfg.task == "toy":
+        return "toy", "train" if split == "train" else "eval"
+    if cfg.task in DATASETS:
+        return cfg.task, split
+    if split != "train" and cfg.eval_task:
+        return cfg.eval_task, "eval"
+    if cfg.task == DATASET_TASK:
+        from tsallis.llm.run_data import eval_rows_task
+
+        return eval_rows_task(run_dir, split), "eval"
+    return cfg.task, "train"
+
+
+def _eval_examples(cfg, data: str, split: str):
+    from tsallis.llm.config import DATASETS
+
+    if data == "toy":
         from tsallis.llm.toy import make_examples, toy_task
 
-        return make_examples(toy_task(cfg), "train" if split == "train" else "eval")
-    if cfg.task in DATASETS:
+        return make_examples(toy_task(cfg), split)
+    if data in DATASETS:
         from tsallis.llm.data import load_split
 
         return load_split(cfg.task, Path(cfg.data_dir).expanduser(), split, seed=cfg.data_seed,
                           style=cfg.prompt_style, template=cfg.prompt_template, delimiter=cfg.resolved_delimiter)
     from tsallis.llm.data import read_rows
 
-    return read_rows(cfg.eval_task if cfg.eval_task and split != "train" else cfg.task)
+    return read_rows(data)
 
 
 def _eval_config(args: argparse.Namespace):
@@ -512,7 +532,8 @@ def _eval_prompts(examples, tok, cfg, context: int | None):
     return out
 
 
-def _eval_output(args: argparse.Namespace, target, run_dir: Path | None, cfg, k: int, scorer: str) -> Path:
+def _eval_output(args: argparse.Namespace, target, run_dir: Path | None, cfg, k: int, scorer: str,
+                 data: str, split: str) -> Path:
     """Where `tsallis llm eval` writes, checked before the evaluation runs: --out (a new file unless
     --overwrite), or RUN/eval/ (or ./) with a name that encodes every setting that changes the result (the
     readable ones, then a hash of them all), so that two evaluations never share a file."""
@@ -522,11 +543,12 @@ def _eval_output(args: argparse.Namespace, target, run_dir: Path | None, cfg, k:
 
     folder = check_output_dir(run_dir / "eval" if run_dir is not None else Path("."), "the evaluation folder")
     settings = {name: getattr(cfg, name) for name in EVAL_FIELDS if name != "progress_bar"}
-    settings.update(target=str(Path(str(target)).resolve()) if target != "toy" else "toy", split=args.split, k=k,
-                    scorer=scorer, max_examples=args.max_examples)
+    settings.update(target=str(Path(str(target)).resolve()) if target != "toy" else "toy", split=split, k=k,
+                    scorer=scorer, max_examples=args.max_examples, data=data)
     digest = hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:10]
-    task = cfg.task.replace(":", "_").replace("/", "_")
-    name = (f"eval_{Path(str(target)).name}_{task}_{args.split}_k{k}_{scorer}_n{args.max_examples or 'all'}_"
+    kind, _, file = data.partition(":")
+    label = f"{kind}_{Path(file).name}" if file else kind  # the file scored (the hash tells paths apart)
+    name = (f"eval_{Path(str(target)).name}_{label}_{split}_k{k}_{scorer}_n{args.max_examples or 'all'}_"
             f"{digest}.json")
     out = folder / name
     if out.exists() and not args.overwrite:
@@ -538,12 +560,15 @@ def _eval_output(args: argparse.Namespace, target, run_dir: Path | None, cfg, k:
 def _cmd_eval(args: argparse.Namespace) -> int:
     target, run_dir, cfg = _eval_config(args)
     k = args.k or cfg.eval_samples
-    scorer = args.scorer or ("exact" if cfg.task == "toy" else cfg.eval_scorer)
-    out = _eval_output(args, target, run_dir, cfg, k, scorer)
+    scorer = args.scorer or cfg.resolved_eval_scorer  # the trainer's evaluation hook scores with it too
+    data, split = _eval_source(cfg, args.split, run_dir)
+    out = _eval_output(args, target, run_dir, cfg, k, scorer, data, split)
     from tsallis.llm.evaluate import Completion, evaluate, score_completions
 
-    split = args.split
-    examples = _eval_examples(cfg, split)
+    examples = _eval_examples(cfg, data, split)
+    if split != args.split and split == "train":
+        print(f"note: the run has no eval_task, so --split {args.split} scores the task's own rows, {data} (split "
+              "'train'); pass --eval-task jsonl:FILE to score held-out rows", file=sys.stderr)
     if args.max_examples:
         examples = examples[:args.max_examples]
     model, tok = _load_eval_model(target, cfg, args.cache_dir)
@@ -559,12 +584,12 @@ def _cmd_eval(args: argparse.Namespace) -> int:
             other = score_completions(examples, completions, scorer=extra, delimiter=delim, ties=cfg.eval_ties)
             result.metrics.update({f"{extra}/{n}": v for n, v in other.metrics.items()
                                    if n in ("p@1", f"p@{k}", f"maj@{k}", "mean_score")})
-    result.settings.update(model=str(target), task=cfg.task, split=split, data_dir=cfg.data_dir,
+    result.settings.update(model=str(target), task=cfg.task, data=data, split=split, data_dir=cfg.data_dir,
                            prompt_style=cfg.prompt_style, data_seed=cfg.data_seed, n_examples=len(examples))
     out.parent.mkdir(parents=True, exist_ok=True)
     result.save(out)
-    print(json.dumps({"model": str(target), "task": cfg.task, "split": split, "k": k, "scorer": result.scorer,
-                      "metrics": result.metrics, "output": str(out)}, indent=2))
+    print(json.dumps({"model": str(target), "task": cfg.task, "data": data, "split": split, "k": k,
+                      "scorer": result.scorer, "metrics": result.metrics, "output": str(out)}, indent=2))
     return 0
 
 
@@ -582,10 +607,13 @@ def register_eval(sub) -> None:
                     "--split test --k 16")
     p.add_argument("checkpoint", metavar="CHECKPOINT")
     p.add_argument("--config", help="YAML or JSON config (default: the run's run_config.json)")
-    p.add_argument("--split", default="test", choices=["train", "validation", "test"], help="dataset split")
+    p.add_argument("--split", default="test", choices=["train", "validation", "test"],
+                   help="dataset split; the toy, jsonl:/parquet: and 'dataset' runs have two: train (the task's rows) "
+                        "and eval (eval_task's, or a 'dataset' run's kept evaluation rows), which validation and "
+                        "test both select; the output names the data and split scored")
     p.add_argument("--k", type=typed(PosInt), metavar="N", help="samples per example (default: eval_samples)")
-    p.add_argument("--scorer", help="answer check: relaxed, em, f1, numeric, exact (default: eval_scorer; 'exact' "
-                                    "for the toy task)")
+    p.add_argument("--scorer", help="answer check: relaxed, em, f1, numeric, exact (default: eval_scorer, the "
+                                    "in-training evaluation's; null: 'exact' for the toy task, else 'relaxed')")
     p.add_argument("--max-examples", type=typed(PosInt), metavar="N",
                    help="evaluate only the first N examples of the split")
     p.add_argument("--out", help="JSON output, a new file unless --overwrite (default: RUN/eval/ or ./, named "

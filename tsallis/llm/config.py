@@ -65,6 +65,8 @@ DATASETS = ("finqa", "hotpotqa", "musique")
 TRACKERS = ("tensorboard", "wandb", "trackio", "mlflow")
 FILE_TASKS = ("jsonl:", "parquet:")
 """Prefixes of a task read from a file of rows with a `prompt` column (`tsallis.llm.data.read_rows`)."""
+DATASET_TASK = "dataset"
+"""The task of a run trained on rows passed to `Trainer` from Python (`tsallis.llm.run_data`)."""
 
 
 def param(default: Any, help: str) -> Any:
@@ -128,10 +130,11 @@ class TrainConfig:
     task: str = param("toy", """"toy" (the built-in register-machine task), "finqa", "hotpotqa" or "musique" (the
         paper's datasets, read from `data_dir` by `tsallis.llm.data.load_splits`), or "jsonl:PATH" / "parquet:PATH"
         (rows with a `prompt` column, plain or conversational, and `answer`; other columns reach the reward
-        functions; docs/llm.md "Datasets"). Python callers may pass a `datasets.Dataset` instead. (paper Sec. 7 /
+        functions; docs/llm.md "Datasets"). Python callers may pass a `datasets.Dataset` or a list of row dicts
+        instead: the run then records task "dataset" (set by the trainer; tsallis.llm.run_data). (paper Sec. 7 /
         ours)""")
-    eval_task: str | None = param(None, """The evaluation set of a jsonl:/parquet: task, "jsonl:PATH" or
-        "parquet:PATH" (null: none). (ours)""")
+    eval_task: str | None = param(None, """The evaluation set of a jsonl:/parquet: or "dataset" task (when no
+        eval_examples are passed), "jsonl:PATH" or "parquet:PATH" (null: none). (ours)""")
     data_dir: str | None = param(None, """Folder of the official dataset files for task finqa/hotpotqa/musique
         (layout: docs/datasets.md Sec. 1); required for those tasks. (ours)""")
     prompt_style: Literal["warm", "cold"] = param("warm", """Dataset prompt: "warm" (a user message: task
@@ -248,8 +251,9 @@ class TrainConfig:
         p@1, p@k, maj@k from k samples; paper: 16). (ours default 1)""")
     eval_split: Literal["train", "validation", "test"] = param("validation", """Dataset split of the evaluation hook
         (paper: the checkpoint with the best validation maj@16 is tested).""")
-    eval_scorer: ScorerId = param("relaxed", """Dataset answer check in evaluation: "relaxed" (paper's substring
-        match), "em", "f1", "numeric", "exact" (tsallis.llm.rewards.SCORERS). (paper: relaxed)""")
+    eval_scorer: ScorerId | None = param(None, """Answer check of every evaluation (the trainer's hook and `tsallis
+        llm eval`): "relaxed" (paper's substring match), "em", "f1", "numeric", "exact" (tsallis.llm.rewards.SCORERS);
+        null: "exact" for the toy task (its training reward), "relaxed" otherwise. (paper: relaxed)""")
     eval_ties: Literal["first", "wrong"] = param("first", """maj@k tie rule: "first" (earliest first occurrence
         wins) or "wrong" (a tie scores 0). (ours)""")
     eval_batch_size: PosInt = param(8, "Dataset evaluation: prompts per `generate` call (each with eval_samples "
@@ -276,13 +280,13 @@ class TrainConfig:
             raise InputError("fsdp=True with LoRA (lora_r > 0 or lora_config) is not supported: shard the full "
                              "model, or train the LoRA adapter without fsdp")
         if not _valid_task(self.task):
-            raise InputError(f"task must be 'toy', one of {', '.join(DATASETS)}, 'jsonl:PATH' or 'parquet:PATH'; "
-                             f"got {self.task!r}")
+            raise InputError(f"task must be 'toy', one of {', '.join(DATASETS)}, 'jsonl:PATH' or 'parquet:PATH' "
+                             f"(or 'dataset', rows passed to Trainer from Python); got {self.task!r}")
         if self.eval_task is not None and not _valid_task(self.eval_task, files_only=True):
             raise InputError(f"eval_task must be 'jsonl:PATH' or 'parquet:PATH'; got {self.eval_task!r}")
-        if self.eval_task is not None and not self.task.startswith(FILE_TASKS):
-            raise InputError(f"eval_task is for a jsonl:/parquet: task; task={self.task!r} has its own evaluation "
-                             "set: drop eval_task")
+        if self.eval_task is not None and not (self.task.startswith(FILE_TASKS) or self.task == DATASET_TASK):
+            raise InputError(f"eval_task is for a jsonl:/parquet: task (or 'dataset', rows from Python); "
+                             f"task={self.task!r} has its own evaluation set: drop eval_task")
         if self.task in DATASETS and not self.data_dir:
             raise InputError(f"task={self.task!r} needs data_dir: set `data_dir: /path/to/{self.task}` in the "
                              f"config (or --data-dir PATH), the folder of the official files (docs/datasets.md "
@@ -313,6 +317,13 @@ class TrainConfig:
         if self.delimiter is not None:
             return self.delimiter
         return ">" if self.task == "toy" else "</think>"
+
+    @property
+    def resolved_eval_scorer(self) -> str:
+        """The evaluation scorer, with the task's default ("exact" for the toy, "relaxed" otherwise) for null."""
+        if self.eval_scorer is not None:
+            return self.eval_scorer
+        return "exact" if self.task == "toy" else "relaxed"
 
     @property
     def trackers(self) -> list[str]:
@@ -354,7 +365,7 @@ make a different run than the one the checkpoint continues."""
 def _valid_task(task: str, *, files_only: bool = False) -> bool:
     if task.startswith(FILE_TASKS):
         return bool(task.split(":", 1)[1].strip())
-    return not files_only and task in ("toy", *DATASETS)
+    return not files_only and task in ("toy", DATASET_TASK, *DATASETS)
 
 
 def _one_of(name: str, value: Any, allowed: tuple) -> None:

@@ -612,6 +612,10 @@ def as_examples(data: Any, source: str) -> list[Example] | None:
     list of row dicts; None stays None."""
     if data is None:
         return None
+    if isinstance(data, (str, bytes, Mapping)) or not hasattr(data, "__iter__"):  # a DatasetDict is a Mapping
+        fix = ("pass one split, e.g. dataset['train']" if isinstance(data, Mapping) else
+               "pass a datasets.Dataset, a list of row dicts with 'prompt' and 'answer', or a list of Examples")
+        raise InputError(f"{source}: got a {type(data).__name__}: {fix}")
     data = list(data)
     if all(isinstance(ex, Example) for ex in data):  # also [], no examples
         return data
@@ -695,5 +699,9 @@ def load_examples(cfg: Any) -> tuple[list[Example], list[Example]]:
         return make_examples(task, "train"), make_examples(task, "eval")
     if cfg.task.startswith(("jsonl:", "parquet:")):
         return read_rows(cfg.task), (read_rows(cfg.eval_task) if cfg.eval_task else [])
+    if cfg.task == "dataset":
+        raise InputError("task 'dataset' is a run trained on rows passed to Trainer from Python, and the run folder "
+                         "keeps only its evaluation rows: pass the same rows again, Trainer(cfg, dataset, "
+                         "resume_from=RUN), or train from a file with task jsonl:PATH")
     raise InputError(f"unknown task {cfg.task!r}: use 'toy', 'jsonl:PATH' or 'parquet:PATH', or pass examples to "
                      "Trainer(...)")

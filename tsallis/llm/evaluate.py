@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from tsallis.errors import InputError
 from tsallis.files import atomic_write_text
 from tsallis.llm.example import Example
 from tsallis.llm.metrics import Ties, majority_index, summarize
@@ -184,10 +185,12 @@ def estimate_log_p(policy: Any, examples: Sequence[Example], *, num_samples: int
     return log_mean_w(torch.from_numpy(log_w).view(len(examples), num_samples)).numpy()
 
 
-def evaluate_policy(policy: Any, examples: Sequence[Example], *, k: int = 16, scorer: str | Scorer = "relaxed",
+def evaluate_policy(policy: Any, examples: Any, *, k: int = 16, scorer: str | Scorer = "relaxed",
                     ties: Ties = "first", delimiter: str = DEFAULT_DELIMITER, seed: int = 0, batch_size: int = 1,
                     progress: bool = False) -> EvalResult:
-    """Sample `k` completions per example with the policy and score them (paper Sec. 7: k = 16, "relaxed")."""
+    """Sample `k` completions per example with the policy and score them (paper Sec. 7: k = 16, "relaxed").
+    `examples`: Examples, a `datasets.Dataset` or a list of row dicts (`data.as_examples`, the trainer's parser)."""
+    examples = _examples(examples)
     comps = completions(policy, examples, k, seed=seed, batch_size=batch_size, progress=progress)
     settings = {"k": k, "max_rationale_tokens": policy.max_rationale_tokens,
                 "max_answer_tokens": policy.max_answer_tokens, "temperature": policy.temperature,
@@ -195,41 +198,48 @@ def evaluate_policy(policy: Any, examples: Sequence[Example], *, k: int = 16, sc
     return score_completions(examples, comps, scorer=scorer, delimiter=delimiter, ties=ties, settings=settings)
 
 
+def _examples(examples: Any) -> list[Example]:
+    from tsallis.llm.data import as_examples
+
+    out = as_examples(examples, "examples")
+    if not out:
+        raise InputError("examples: none given; pass Examples, a datasets.Dataset or a list of row dicts with "
+                         "'prompt' and 'answer'")
+    return out
+
+
 POLICY_SETTINGS = ("max_rationale_tokens", "max_answer_tokens", "temperature", "top_p", "top_k")
 
 
-def make_evaluate_fn(examples: Sequence[Example], *, prefix: str = "eval/", **kwargs: Any
-                     ) -> Callable[[Any], dict[str, float]]:
+def make_evaluate_fn(examples: Any, *, prefix: str = "eval/", **kwargs: Any) -> Callable[[Any], dict[str, Any]]:
     """An `evaluate_fn(trainer) -> {name: value}` hook for `tsallis.llm.trainer.Trainer`: `evaluate_policy` on
     `examples` with the trainer's policy; keys are `prefix` + metric ("eval/maj@16", the paper's
-    checkpoint-selection metric with k=16). `kwargs` go to `evaluate_policy`, except the policy's own settings
-    (`POLICY_SETTINGS`: budgets, temperature, top_p, top_k), which replace the trainer policy's."""
-    examples = list(examples)
+    checkpoint-selection metric with k=16), and `prefix` + "scorer", the scorer's name (a string). `kwargs` go
+    to `evaluate_policy`, except the policy's own settings (`POLICY_SETTINGS`: budgets, temperature, top_p,
+    top_k), which replace the trainer policy's."""
+    examples = _examples(examples)
     settings = {k: kwargs.pop(k) for k in POLICY_SETTINGS if k in kwargs}
 
-    def evaluate_fn(trainer: Any) -> dict[str, float]:
+    def evaluate_fn(trainer: Any) -> dict[str, Any]:
         policy = trainer.policy.with_settings(**settings) if settings else trainer.policy
         result = evaluate_policy(policy, examples, **kwargs)
-        return {prefix + name: value for name, value in result.metrics.items()}
+        return {**{prefix + name: value for name, value in result.metrics.items()}, prefix + "scorer": result.scorer}
 
     return evaluate_fn
 
 
-def default_evaluate_fn(cfg: Any, examples: Sequence[Example], *, datasets: bool) -> Callable[[Any], dict[str, float]]:
-    """The trainer's default hook: the paper's metrics (`eval_samples` samples per prompt scored by `eval_scorer`
-    -> eval/p@1, eval/p@k, eval/maj@k, ...) on a dataset task, else the mean exact-match accuracy of
-    `eval_samples` sampled answers per example (eval/accuracy). Both sample with the trainer's policy on the
-    evaluation stream of `cfg.seed` (common random numbers across checkpoints)."""
-    examples = list(examples)
-    if datasets:
-        return make_evaluate_fn(examples, k=cfg.eval_samples, scorer=cfg.eval_scorer, ties=cfg.eval_ties,
-                                delimiter=cfg.resolved_delimiter, batch_size=cfg.eval_batch_size, seed=cfg.seed,
-                                progress=cfg.progress_bar)
+def default_evaluate_fn(cfg: Any, examples: Sequence[Example]) -> Callable[[Any], dict[str, Any]]:
+    """The trainer's default hook: `make_evaluate_fn` with the run's settings, which are `tsallis llm eval`'s (the
+    scorer `cfg.resolved_eval_scorer`, `eval_samples` samples per prompt, the evaluation stream of `cfg.seed`:
+    common random numbers across checkpoints) -> eval/p@1, eval/p@k, eval/maj@k, ..., eval/scorer (its name), and
+    eval/accuracy (= eval/p@1, the default `eval_metric`)."""
+    hook = make_evaluate_fn(examples, k=cfg.eval_samples, scorer=cfg.resolved_eval_scorer, ties=cfg.eval_ties,
+                            delimiter=cfg.resolved_delimiter, batch_size=cfg.eval_batch_size, seed=cfg.seed,
+                            progress=cfg.progress_bar)
 
-    def evaluate_fn(trainer: Any) -> dict[str, float]:
-        progress = cfg.progress_bar and trainer.accelerator.is_main_process
-        return {"eval/accuracy": accuracy(trainer.policy, examples, num_samples=cfg.eval_samples, seed=cfg.seed,
-                                          progress=progress)}
+    def evaluate_fn(trainer: Any) -> dict[str, Any]:
+        res = hook(trainer)
+        return {"eval/accuracy": res["eval/p@1"], **res}
 
     return evaluate_fn
 
@@ -248,7 +258,7 @@ def _policy(model: Any, tokenizer: Any, *, max_rationale_tokens: int, max_answer
                         synced_gpus=synced_gpus, inference_mode=not synced_gpus)
 
 
-def evaluate(model: Any, tokenizer: Any, examples: Sequence[Example], *, k: int = 16,
+def evaluate(model: Any, tokenizer: Any, examples: Any, *, k: int = 16,
              max_rationale_tokens: int = 4096 - 128, max_answer_tokens: int = 128, temperature: float = 1.0,
              top_p: float = 1.0, top_k: int = 0, delimiter: str = DEFAULT_DELIMITER, scorer: str | Scorer = "relaxed",
              ties: Ties = "first", batch_size: int = 1, seed: int = 0, synced_gpus: bool = False,
@@ -256,7 +266,9 @@ def evaluate(model: Any, tokenizer: Any, examples: Sequence[Example], *, k: int 
     """`evaluate_policy` with a Policy built from `model` and `tokenizer` (paper Sec. 7: k = 16, "relaxed").
 
     Args:
-        examples: a string `example.prompt` is fed as is, a conversational one through the chat template.
+        examples: Examples, a `datasets.Dataset` or a list of row dicts with `prompt` and `answer` (the
+            trainer's formats, `data.as_examples`); a string prompt is fed as is, a conversational one through
+            the chat template.
         max_rationale_tokens / max_answer_tokens: the two budgets (paper: 4k/3k/2k - 128 and 128).
         temperature (0 = greedy), top_p, top_k (0 = off): sampling. batch_size: prompts per `generate` call (it
         does not change the samples). seed: the evaluation seed (row-keyed; the global torch RNG is untouched).

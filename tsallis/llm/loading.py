@@ -227,6 +227,25 @@ def _from_pretrained(cls, path: str | Path, what: str, **kwargs):
                          f"{FIX}") from None
 
 
+def check_delimiter_of(path: str | Path, delimiter: str) -> None:
+    """`policy.check_delimiter` with only the tokenizer and generation config of the model directory `path` (no
+    weights loaded): the training command's check before its run folder is written."""
+    from types import SimpleNamespace
+
+    from transformers import AutoTokenizer, GenerationConfig
+
+    from tsallis.llm.policy import check_delimiter
+    from tsallis.llm.rollout import stop_ids
+
+    with hf_bars_off():
+        tokenizer = _from_pretrained(AutoTokenizer, path, "tokenizer")
+        gen = (_from_pretrained(GenerationConfig, path, "generation config")
+               if (Path(path) / "generation_config.json").is_file() else None)
+    if tokenizer.pad_token_id is None:  # as load_model_and_tokenizer
+        tokenizer.pad_token = tokenizer.eos_token
+    check_delimiter(tokenizer, delimiter, stop_ids(tokenizer, SimpleNamespace(generation_config=gen)))
+
+
 def load_policy(cfg: TrainConfig, resume_path: Path | None, *, cache_dir: str | None = None, on_cuda: bool = False,
                 lora: Any = None, given: Any = None):
     """(model, tokenizer, base): the base model, or a checkpoint's weights (full fine-tuning) or the base plus a

@@ -71,12 +71,8 @@ class Policy:
         """A Policy for `model` and `tokenizer`: the ids from the tokenizer (stop ids: `rollout.stop_ids`)."""
         from tsallis.llm.rollout import stop_ids
 
-        delim = tokenizer(delimiter, add_special_tokens=False)["input_ids"]
-        if not delim:
-            raise InputError(f"the delimiter {delimiter!r} tokenizes to nothing: choose another")
         stops = stop_ids(tokenizer, model)
-        if not stops:
-            raise InputError("the tokenizer has no EOS token: a sampled answer could never end; set eos_token")
+        delim = check_delimiter(tokenizer, delimiter, stops)
         pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else stops[0]
         eos = tokenizer.eos_token_id if tokenizer.eos_token_id is not None else stops[0]
         return cls(model, tokenizer, delim, stops, pad, eos, max_rationale_tokens, max_answer_tokens, **settings)
@@ -202,3 +198,26 @@ def _rows(ro: Rollout, start: int, stop: int, M: int) -> Rollout:
     a, b = start * M, stop * M
     return Rollout(ro.prompt_ids[start:stop], ro.rationale_ids[a:b], ro.forced[a:b],
                    None if ro.answer_ids is None else ro.answer_ids[a:b])
+
+
+def check_delimiter(tokenizer: Any, delimiter: str, stops: list[int]) -> list[int]:
+    """The delimiter's token ids, once it can close a rationale with an answer after it: it encodes to tokens,
+    none of them the tokenizer's unknown token (text it cannot encode, which no sample would ever match), and none
+    a stop or pad token (`stops`: `rollout.stop_ids`; the completion would end, or be masked, at the delimiter).
+    Raises InputError naming the delimiter, the token and the fix (also when `stops` is empty: no EOS token)."""
+    if not stops:
+        raise InputError("the tokenizer has no EOS token: a sampled answer could never end; set eos_token")
+    ids = tokenizer(delimiter, add_special_tokens=False)["input_ids"]
+    if not ids:
+        raise InputError(f"the delimiter {delimiter!r} tokenizes to nothing: choose another (--delimiter)")
+    pad = tokenizer.pad_token_id
+    named = {tokenizer.unk_token_id: "the unknown token (the tokenizer cannot encode some of its text)",
+             **{s: "a stop token (EOS: it would end the completion before the answer)" for s in stops},
+             **({pad: "the pad token"} if pad is not None and pad not in stops else {})}
+    for i in ids:
+        if i is not None and i in named:
+            token = tokenizer.convert_ids_to_tokens(i)
+            raise InputError(f"the delimiter {delimiter!r} holds {token!r}, {named[i]}: choose a delimiter the "
+                             "tokenizer encodes with ordinary tokens (--delimiter; the default is '</think>', "
+                             "'>' for the toy task)")
+    return ids

@@ -29,7 +29,8 @@ LEGACY_RUN_CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.jsonl"
 MODEL_MANIFEST = "model_files.json"
 """The files of the final model saved at the run root (`checkpoint.publish_model`), written last."""
-RUN_FILES = (METRICS_FILE, RUN_CONFIG_FILE, MODEL_MANIFEST, "checkpoints", "best", "logs")
+RUN_FILES = (METRICS_FILE, RUN_CONFIG_FILE, MODEL_MANIFEST, "checkpoints", "best", "logs", "dataset_rows.json",
+             "dataset_eval.jsonl")
 """What a run writes into its folder; a folder holding any of them holds a run (so does our old config.json)."""
 
 
@@ -151,12 +152,29 @@ def holds_run(output_dir: str | os.PathLike) -> list[str]:
     return [name for name in RUN_FILES if (out / name).exists()] + legacy
 
 
+def never_stepped(output_dir: str | os.PathLike) -> bool:
+    """Whether `output_dir` holds a run that stopped before its first step (e.g. an error in step 1): a run folder
+    (`is_run_folder`: metrics and our run config) with no step record in its metrics (an error line is not one), no
+    checkpoint, no best/ and no final model. Nothing of it can be resumed, so a fresh run may take its place. (A
+    model folder's config.json is not a run config.)"""
+    from tsallis.llm.tracking import read_metrics
+
+    out = Path(output_dir)
+    if any((out / name).exists() for name in ("checkpoints", "best", MODEL_MANIFEST)) or not is_run_folder(out):
+        return False
+    try:
+        return all("error" in r for r in read_metrics(out / METRICS_FILE))
+    except InputError:
+        return False
+
+
 def check_run_folder(output_dir: str | os.PathLike, *, resume_path: Path | None, overwrite: bool) -> None:
     """Refuse to start a fresh run in a folder that holds a run, and to resume into a folder that holds a
-    different run, unless `overwrite`. Raises InputError naming the folder and the ways on."""
+    different run, unless `overwrite`. A run that stopped before its first step (`never_stepped`) does not block a
+    fresh run (which clears it). Raises InputError naming the folder and the ways on."""
     out = Path(output_dir)
     found = holds_run(out)
-    if not found or overwrite:
+    if not found or overwrite or (resume_path is None and never_stepped(out)):
         return
     if resume_path is not None and out.resolve() in Path(resume_path).resolve().parents:
         return  # resuming the run of this folder
@@ -251,8 +269,9 @@ class RunFolder:
     atomic save and restore of the whole training state (`tsallis.llm.checkpoint`). Every process holds one; the
     main process does what only one may (lock, recover, write) and shares its results."""
 
-    def __init__(self, output_dir: str | os.PathLike, accelerator):
+    def __init__(self, output_dir: str | os.PathLike, accelerator, rows=None):
         self.path, self.accelerator = Path(output_dir), accelerator
+        self.rows = rows  # a `run_data.TrainerData`: a "dataset" run's record, written by start()
         self.lock = RunLock(self.path)
 
     def on_main(self, fn):
@@ -293,6 +312,7 @@ class RunFolder:
                         log.warning("%s: %s", folder, note)
                 path = ckpt.resolve_checkpoint(resume_from) if resume_from is not None else None
                 check_run_folder(self.path, resume_path=path, overwrite=cfg.overwrite_output_dir)
+                self._check_rows(path)
             except BaseException:
                 self.lock.release()
                 raise
@@ -323,6 +343,22 @@ class RunFolder:
             clear_run(self.path, keep=resume_path)
         elif fresh or resume_path is not None:
             check_run_folder(self.path, resume_path=resume_path, overwrite=False)
+            if resume_path is None and holds_run(self.path):  # a run that stopped before its first step
+                warnings.warn(f"{self.path}: replacing a run that stopped before its first step "
+                              f"({', '.join(holds_run(self.path))})", stacklevel=3)
+                clear_run(self.path)
+        if self.rows is not None and self.rows.record is not None:
+            self.rows.record.write(self.path, self.rows.eval_text)
+
+    def _check_rows(self, resume_path: Path | None) -> None:
+        """On resume, refuse other rows than the "dataset" run trained on (its dataset_rows.json)."""
+        from tsallis.llm.checkpoint import run_folder
+        from tsallis.llm.run_data import RowsRecord
+
+        home = run_folder(resume_path) if resume_path is not None else None
+        saved = RowsRecord.read(home) if home is not None else None
+        if saved is not None and self.rows is not None and self.rows.record is not None:
+            saved.check_same(self.rows.record, home)
 
     def release(self) -> None:
         self.lock.release()

@@ -21,10 +21,9 @@ from typing import Any
 import torch
 
 from tsallis.core import QSchedule
-from tsallis.errors import DivergedError, InputError, NonFiniteError
+from tsallis.errors import DivergedError, NonFiniteError
 from tsallis.llm import preempt
-from tsallis.llm.config import DATASETS, TrainConfig
-from tsallis.llm.data import as_examples, load_examples
+from tsallis.llm.config import TrainConfig
 from tsallis.llm.estimators import ESTIMATORS, Scored
 from tsallis.llm.guards import UpdateGuard
 from tsallis.llm.loading import load_policy, load_reference, lora_config
@@ -32,6 +31,7 @@ from tsallis.llm.placement import make_accelerator, place
 from tsallis.llm.policy import Policy
 from tsallis.llm.rewards import RewardFunc
 from tsallis.llm.rollout import ScoredBatch, token_logps
+from tsallis.llm.run_data import trainer_data
 from tsallis.llm.rundir import RunFolder
 from tsallis.llm.step import (
     MicroBatch,
@@ -104,15 +104,16 @@ class Trainer:
     Args:
         config: the run configuration (or `args=`: a TrainConfig, a `trl.GRPOConfig`, or a dict of fields).
         train_examples, eval_examples: Examples, a `datasets.Dataset` or a list of row dicts with a `prompt` column
-            (plain or conversational) and `answer` (default: from `config.task`).
+            (plain or conversational) and `answer` (default: from `config.task`); rows given with task "toy" that
+            are not the toy's make the run's task "dataset" (`run_data`: its folder keeps the eval rows).
         reward_funcs: reward functions with TRL's signature `f(prompts, completions, completion_ids, **columns) ->
             list[float | None]` (`tsallis.llm.rewards.RewardFunc`), or names of `rewards.REWARD_FUNCS`; default
             `config.reward_funcs` (exact match, paper Sec. 7). Weighted by `config.reward_weights`; GRPO trains on
             the weighted sum, GARL/PAFT only log it (their weight is p(y*|x, z)).
         peft_config: a `peft.LoraConfig` (as TRL's); default from `config.lora_config` and the lora_* fields.
         evaluate_fn: called every `eval_every` steps as evaluate_fn(trainer) -> {name: value}; `config.eval_metric`
-            selects the best checkpoint (saved to output_dir/best). Default (`evaluate.default_evaluate_fn`): the
-            sampled accuracy on eval_examples (toy, jsonl) or the paper's metrics (datasets), when there are any.
+            selects the best checkpoint (saved to output_dir/best). Default (`evaluate.default_evaluate_fn`): p@1
+            (= eval/accuracy), p@k, maj@k on eval_examples by `config.resolved_eval_scorer`, as `tsallis llm eval`.
         resume_from: a checkpoint directory (or run directory) to continue exactly. cache_dir: the toy model's cache.
         **trl: GRPOTrainer's keywords (`trl_compat.trainer_inputs` checks them): `model=` (a path or a loaded
             PreTrainedModel), `args=`, `train_dataset=`, `eval_dataset=`, `processing_class=`, `callbacks=`.
@@ -126,29 +127,25 @@ class Trainer:
 
         from tsallis.llm.evaluate import default_evaluate_fn
 
-        self.given = given = trainer_inputs(config, train_examples, eval_examples, trl)
-        self.cfg = cfg = given.config
-        train, evals = as_examples(given.train, "train_examples"), as_examples(given.eval, "eval_examples")
-        if train is None:
-            train, default_eval = load_examples(cfg)
-            evals = default_eval if evals is None else evals
-        self.train_examples, self.eval_examples = list(train), list(evals or [])
-        if not self.train_examples:
-            raise InputError("no training examples: pass a non-empty list or a task with a training split")
+        given = trainer_inputs(config, train_examples, eval_examples, trl)
+        data = trainer_data(given.config, given.train, given.eval)  # rows from Python: task "dataset"
+        self.given = given.with_config(data.config)
+        self.cfg = cfg = data.config
+        self.train_examples, self.eval_examples = data.train, data.evals
         ESTIMATORS[cfg.method].check_examples(self.train_examples)
         self.reward_funcs = resolve_reward_funcs(reward_funcs, cfg, self.train_examples + self.eval_examples)
         self.lora = peft_config if peft_config is not None else lora_config(cfg)
         self.accelerator = make_accelerator(cfg)
         set_seed(cfg.seed, device_specific=True)
         self.output_dir = Path(cfg.output_dir)
-        self.run = RunFolder(self.output_dir, self.accelerator)
+        self.run = RunFolder(self.output_dir, self.accelerator, rows=data)
         self.resume_path, self.resume_changes = self.run.open(resume_from, cfg, log)
         try:
             self._build(cache_dir)
         finally:  # taken again (and the folder checked again) by train()
             self.run.release()
         if evaluate_fn is None and self.eval_examples:
-            evaluate_fn = default_evaluate_fn(cfg, self.eval_examples, datasets=cfg.task in DATASETS)
+            evaluate_fn = default_evaluate_fn(cfg, self.eval_examples)
         self.evaluate_fn = evaluate_fn
         self.history: list[dict[str, Any]] = []
 

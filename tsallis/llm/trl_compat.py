@@ -388,6 +388,11 @@ class TrainerInputs:
     callbacks: list
     args: Any
 
+    def with_config(self, config: Any) -> TrainerInputs:
+        """The same inputs with the run's config (a Dataset's rows make task "dataset", `run_data`); the args
+        follow it unless they are a GRPOConfig."""
+        return dataclasses.replace(self, config=config, args=config if self.args is self.config else self.args)
+
 
 def trainer_inputs(config: Any, train: Any, eval_: Any, trl: dict[str, Any]) -> TrainerInputs:
     """`Trainer`'s arguments in either form, `Trainer(TrainConfig(...), train, eval)` or GRPOTrainer's keywords
