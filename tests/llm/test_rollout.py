@@ -130,3 +130,34 @@ def test_delimiter_must_not_be_a_stop_token(words_model):
     with pytest.raises(ValueError, match="stop token"):
         generate_rollout(words_model, [[4]], num_samples=1, prompt_seeds=[0], delimiter_ids=[1], stop_ids=[1],
                          pad_id=0, max_rationale_tokens=2, max_answer_tokens=1)
+
+
+def test_scored_batch_equals_a_per_row_assembly():
+    """`build_scored_batch` (array ops over all rows) against the layout written row by row: prompts left-padded
+    to P, [rationale, delimiter, answer] right-padded to C, a sampled delimiter in the rationale mask."""
+    import random
+
+    from tsallis.llm.rollout import build_scored_batch
+
+    rng = random.Random(0)
+    for trial in range(30):
+        N, D = rng.randint(1, 6), rng.randint(1, 3)
+        delim = [rng.randint(2, 9) for _ in range(D)]
+        prompts = [[rng.randint(2, 9) for _ in range(rng.randint(0, 5))] for _ in range(N)]
+        prompts[0] = prompts[0] or [3]
+        rats = [[rng.randint(2, 9) for _ in range(rng.randint(0, 4))] for _ in range(N)]
+        answers = [[rng.randint(2, 9) for _ in range(rng.randint(0, 3))] for _ in range(N)]
+        forced = [rng.random() < 0.5 for _ in range(N)]
+        b = build_scored_batch(prompts, rats, forced, delim, answers, pad_id=0)
+        P, C = max(map(len, prompts)), max(len(z) + D + len(a) for z, a in zip(rats, answers))
+        assert b.input_ids.shape == (N, P + C) and b.completion_length == C
+        for i, (p, z, a, f) in enumerate(zip(prompts, rats, answers, forced)):
+            c = z + delim + a
+            assert b.input_ids[i].tolist() == [0] * (P - len(p)) + p + c + [0] * (C - len(c))
+            assert b.attention_mask[i].tolist() == [0] * (P - len(p)) + [1] * (len(p) + len(c)) + [0] * (C - len(c))
+            assert b.position_ids[i, P - len(p):P + len(c)].tolist() == list(range(len(p) + len(c)))
+            assert b.completion_ids[i].tolist() == c + [0] * (C - len(c))
+            z_cols = len(z) + (0 if f else D)
+            assert b.rationale_mask[i].tolist() == [k < z_cols for k in range(C)]
+            assert b.answer_mask[i].tolist() == [len(z) + D <= k < len(c) for k in range(C)]
+            assert bool(b.forced[i]) == f

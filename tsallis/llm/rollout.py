@@ -30,8 +30,9 @@ neither mask.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from itertools import chain
 
 import numpy as np
 import torch
@@ -253,14 +254,18 @@ RowSeededSampler.__call__.__signature__ = inspect.signature(RowSeededSampler.__c
 
 
 def _left_pad(rows: list[list[int]], pad_id: int, device) -> tuple[torch.Tensor, torch.Tensor]:
-    width = max(len(r) for r in rows)
-    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
-    att = torch.zeros((len(rows), width), dtype=torch.long)
-    for i, r in enumerate(rows):
-        if r:
-            ids[i, width - len(r):] = torch.tensor(r)
-            att[i, width - len(r):] = 1
-    return ids.to(device), att.to(device)
+    """(ids, attention mask), both (N, width) long: the rows left-padded to the longest."""
+    lens = np.fromiter(map(len, rows), dtype=np.int64, count=len(rows))
+    att = np.arange(lens.max()) >= (lens.max() - lens)[:, None]  # (N, width)
+    return _fill(att, rows, pad_id).to(device), torch.from_numpy(att.astype(np.int64)).to(device)
+
+
+def _fill(where: np.ndarray, rows: Iterable[list[int]], pad_id: int) -> torch.Tensor:
+    """A long tensor shaped like the bool array `where`, its True cells filled in row-major order with the
+    concatenated `rows` (one array op, no Python per row), pad_id elsewhere."""
+    ids = np.full(where.shape, pad_id, dtype=np.int64)
+    ids[where] = np.fromiter(chain.from_iterable(rows), dtype=np.int64, count=int(where.sum()))
+    return torch.from_numpy(ids)
 
 
 def generate_rollout(model, prompt_ids: list[list[int]], *, num_samples: int, prompt_seeds: Sequence[int],
@@ -345,24 +350,25 @@ class ScoredBatch:
 
 def build_scored_batch(prompt_rows: list[list[int]], rationales: list[list[int]], forced: list[bool],
                        delimiter_ids: list[int], answers: list[list[int]], pad_id: int) -> ScoredBatch:
-    """Assemble [prompt | rationale, delimiter, answer] rows for one teacher-forced forward."""
-    P = max(len(p) for p in prompt_rows)
+    """Assemble [prompt | rationale, delimiter, answer] rows for one teacher-forced forward: prompts left-padded
+    to P, completions right-padded to C (masks from the lengths, as array ops over all rows)."""
+    D = len(delimiter_ids)
     comps = [z + delimiter_ids + a for z, a in zip(rationales, answers)]
-    C = max(1, max(len(c) for c in comps))
-    N = len(comps)
-    ids = torch.full((N, P + C), pad_id, dtype=torch.long)
-    att = torch.zeros((N, P + C), dtype=torch.long)
-    rmask = torch.zeros((N, C), dtype=torch.bool)
-    amask = torch.zeros((N, C), dtype=torch.bool)
-    for i, (p, z, c) in enumerate(zip(prompt_rows, rationales, comps)):
-        ids[i, P - len(p):P] = torch.tensor(p, dtype=torch.long)
-        att[i, P - len(p):P + len(c)] = 1
-        if c:
-            ids[i, P:P + len(c)] = torch.tensor(c, dtype=torch.long)
-        rmask[i, :len(z) + (0 if forced[i] else len(delimiter_ids))] = True
-        amask[i, len(z) + len(delimiter_ids):len(c)] = True
+    p_len = np.fromiter(map(len, prompt_rows), dtype=np.int64, count=len(prompt_rows))[:, None]  # (N, 1)
+    c_len = np.fromiter(map(len, comps), dtype=np.int64, count=len(comps))[:, None]
+    z_len = np.fromiter(map(len, rationales), dtype=np.int64, count=len(rationales))[:, None]
+    P, C = int(p_len.max()), max(1, int(c_len.max()))
+    cols = np.arange(P + C)
+    att = (cols >= P - p_len) & (cols < P + c_len)  # (N, P + C)
+    ids = _fill(att, (p + c for p, c in zip(prompt_rows, comps)), pad_id)
+    fz = np.array(forced, dtype=bool)
+    k = cols[:C]
+    rmask = k < z_len + np.where(fz, 0, D)[:, None]  # (N, C) z and a sampled delimiter (a forced one is not z's)
+    amask = (k >= z_len + D) & (k < c_len)
+    att = torch.from_numpy(att.astype(np.int64))
     pos = (att.cumsum(-1) - 1).clamp(min=0)
-    return ScoredBatch(ids, att, pos, ids[:, P:], rmask, amask, torch.tensor(forced, dtype=torch.bool), C)
+    return ScoredBatch(ids, att, pos, ids[:, P:], torch.from_numpy(rmask), torch.from_numpy(amask),
+                       torch.from_numpy(fz), C)
 
 
 def token_logps(model, batch: ScoredBatch, *, entropy: bool = False, chunk: int = 64):
