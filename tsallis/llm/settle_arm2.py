@@ -163,14 +163,13 @@ def _policy(model, tok, n: int):
 
 def make_method(method: str, M: int, seed: int):
     """The library's estimator object: GARL (RLOO baseline, pathwise on) or PAFT (K = M), normalize off."""
-    import torch
+    from tsallis.llm.config import TrainConfig
+    from tsallis.llm.estimators import ESTIMATORS
 
-    from tsallis.llm.estimators import GARL, PAFT
-
-    if method == "garl":
-        return GARL(group_size=M, baseline="rloo", pathwise=True, normalize=False)
-    if method == "paft":
-        return PAFT(group_size=M, K=M, generator=torch.Generator().manual_seed(7919 + seed), normalize=False)
+    if method in METHODS:  # PAFT's resampling generator: seed + 7919 (from_config, one process)
+        k = {"paft_k": M} if "paft_k" in ESTIMATORS[method].reads else {}
+        cfg = TrainConfig(method=method, num_generations=M, normalize=False, seed=seed, **k)
+        return ESTIMATORS[method].from_config(cfg, delimiter_len=1)  # (only GRPO reads it)
     raise InputError(f"arm 2 method must be one of {list(METHODS)}; got {method!r}")
 
 

@@ -10,6 +10,9 @@ from tsallis.llm.settle import bare_law_time
 from tsallis.llm.settle_stats import main_runs
 from tsallis.palette import q_color
 
+MARKER = {"garl": "o", "paft": "s"}  # arm 2's two estimators (settle_arm2.METHODS)
+NUDGE = {"garl": 0.93, "paft": 1.07}  # side by side at one M p0
+
 
 def plot_escape_vs_p0(result: dict, arm: int, ax=None, title: str = ""):
     """Escape time against 1/p0 per q (log-log): each run a dot (censored: open triangle at the budget), the
@@ -117,7 +120,7 @@ def plot_arm2(rows: list[dict], p0: dict[int, float], ax=None, title: str = ""):
             if r["measured"] is None:
                 ax.scatter([x], [r["budget"]], marker="^", facecolors=face, edgecolors=c, s=44)
             else:
-                ax.scatter([x], [r["measured"]], marker="o" if r["method"] == "garl" else "s", facecolors=face,
+                ax.scatter([x], [r["measured"]], marker=MARKER[r["method"]], facecolors=face,
                            edgecolors=c, s=30)
         xs, ys = gmean_by_level([r for r in rows if r["q"] == q], "flow")
         ax.plot(xs, ys, "-", marker="x", ms=6, color=c, lw=1.5, label=f"q={q:g}: flow (arm 1)")
@@ -146,8 +149,8 @@ def plot_arm2_departure(rows: list[dict], ax=None):
     for r in [r for r in rows if r["flow"]]:
         c = q_color(r["q"])
         y = (r["budget"] if r["measured"] is None else r["measured"]) / r["flow"]
-        mk = "^" if r["measured"] is None else "o" if r["method"] == "garl" else "s"
-        x = r["MP"] * (0.93 if r["method"] == "garl" else 1.07)
+        mk = "^" if r["measured"] is None else MARKER[r["method"]]
+        x = r["MP"] * NUDGE[r["method"]]
         ax.scatter([x], [y], marker=mk, facecolors="none" if r["measured"] is None else c, edgecolors=c, s=34)
         if r["stochastic"]:
             ax.scatter([r["MP"]], [r["stochastic"] / r["flow"]], marker="x", color=c, s=40)
