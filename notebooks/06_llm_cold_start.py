@@ -67,6 +67,7 @@ import numpy as np
 
 from tsallis.llm.config import TrainConfig
 from tsallis.llm.data import load_splits
+from tsallis.llm.estimators import ESTIMATORS
 from tsallis.llm.evaluate import estimate_log_p
 from tsallis.llm.toy import ToyTask, make_examples, tiny_random_model
 from tsallis.llm.trainer import Trainer
@@ -96,7 +97,8 @@ print(f"prompt: {ex.prompt!r}\ngold answer y*: {ex.answer!r}\ngold rationale: {e
 # %%
 def config(method, q, **kw):
     """The shared run settings: same rollout budget (M x prompts per step) and steps for every method."""
-    shared = dict(model=model, task=task_name, method=method, q=q, num_generations=NUM_GENERATIONS,
+    reads_q = {"q": q} if "q" in ESTIMATORS[method].reads else {}  # GRPO has no q: passing one is refused
+    shared = dict(model=model, task=task_name, method=method, **reads_q, num_generations=NUM_GENERATIONS,
                   prompts_per_step=PROMPTS_PER_STEP, max_rationale_tokens=MAX_RATIONALE_TOKENS,
                   max_answer_tokens=MAX_ANSWER_TOKENS, learning_rate=LEARNING_RATE, max_steps=MAX_STEPS,
                   eval_every=EVAL_EVERY, save_every=0, seed=SEED, progress_bar=True,

@@ -60,6 +60,7 @@ import warnings
 from IPython.display import Markdown, display
 
 from tsallis.llm.config import load_config
+from tsallis.llm.estimators import ESTIMATORS
 from tsallis.llm.trainer import Trainer
 from tsallis.notebook import llm_offline_setup, table
 
@@ -111,8 +112,10 @@ if MODEL_PATH is None:  # the tiny random-init stand-in for Qwen3-0.6B that conf
 def entry_config(dataset, start, method, q):
     """The base file of the entry with its overrides: model, data path, start, method, q, output directory."""
     base = f"configs/paper/{dataset}_{start}.yaml" if MODEL_PATH else f"configs/tiny/{dataset}.yaml"
-    overrides = dict(model=MODEL_PATH or tiny, prompt_style=start, method="grpo" if method == "base" else method,
-                     q=q, output_dir=os.path.join(OUTPUT_DIR, f"{dataset}-{start}-{method}-q{q:g}"),
+    trained = "grpo" if method == "base" else method
+    overrides = dict(model=MODEL_PATH or tiny, prompt_style=start, method=trained,
+                     **({"q": q} if "q" in ESTIMATORS[trained].reads else {}),  # GRPO has no q: refused
+                     output_dir=os.path.join(OUTPUT_DIR, f"{dataset}-{start}-{method}-q{q:g}"),
                      data_dir=os.path.join(DATA_ROOT, dataset) if DATA_ROOT else f"tests/fixtures/{dataset}")
     overrides.update(OVERRIDES, **({} if MAX_STEPS is None else {"max_steps": MAX_STEPS}))
     return load_config(base, overrides)

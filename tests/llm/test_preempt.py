@@ -29,6 +29,15 @@ FLAGS = ["--num-generations", "3", "--prompts-per-step", "2", "--toy-n-steps", "
          "--learning-rate", "1e-2", "--progress-bar", "false", "--save-every", "0"]
 
 
+@pytest.fixture(autouse=True)
+def python_ctrl_c():
+    """Python's own SIGINT handler for each test (a pytest started in the background by a non-interactive shell
+    inherits SIGINT ignored, and the tests compare the handler before and after), put back after."""
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, before)
+
+
 def _steps(run: Path) -> list[int]:
     path = run / "metrics.jsonl"
     return [json.loads(x)["step"] for x in path.read_text().splitlines()] if path.exists() else []

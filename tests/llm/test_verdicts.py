@@ -59,9 +59,15 @@ def test_noise_verdict_reads_q1_memorizing_and_q0_resisting():
     assert noise_verdict(_noise({"q=0": 0.15, "q=1": 0.19})).outcome == FAILS  # q=0 memorizes too
     assert noise_verdict(_noise({"q=0": 0.003, "q=1": 0.01})).outcome == FAILS  # q=1 does not fit the noise
     assert noise_verdict(_noise({"q=1": 0.19})).outcome == UNTESTABLE
-    # q = 1 short of the mark but still rising when the budget ran out: the size cannot decide
+    # q = 1 short of the mark and still moving when the budget ran out (rising, or swinging down from a peak):
+    # the size cannot decide; settled short of the mark, it refutes
     v = noise_verdict(_noise({"q=0": 0.003, "q=1": 0.05}, rising=True))
-    assert v.outcome == UNTESTABLE and "still rising" in v.evidence
+    assert v.outcome == UNTESTABLE and "had not settled" in v.evidence
+    swing = _noise({"q=0": 0.003, "q=1": 0.0005})
+    swing["arms"][1]["contamination"] = [0.005, 0.0003, 0.001, 0.0014, 0.0009, 0.0005]
+    assert noise_verdict(swing).outcome == UNTESTABLE
+    swing["arms"][1]["contamination"] = [0.005, 0.0003, 0.0005, 0.0005, 0.0005, 0.0005]
+    assert noise_verdict(swing).outcome == FAILS
 
 
 def test_schedule_verdict_reads_the_schedule_ending_like_q0():

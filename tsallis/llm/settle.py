@@ -244,7 +244,7 @@ SIZES: dict[str, dict[str, Any]] = {
     "quick": {"levels": (8, 11), "seeds": (0,), "qs": (0.5, 1.0), "n_train": 8, "n_eval": 8,
               "eval_samples": 2, "n_prompts": 16, "num_samples": 4, "budget": 2.0, "lr0": 0.01,
               "adam_levels": (8,), "adam_qs": (0.0, 1.0), "adam_lr": 2e-4, "adam_budget": 100,
-              "noise_level": 8, "noise_qs": (0.0, 1.0), "noise_budget": 0.1, "noise_train": 8, "noise_lr": 5e-4,
+              "noise_level": 8, "noise_qs": (0.0, 1.0), "noise_budget": 0.05, "noise_train": 8, "noise_lr": 5e-4,
               "noise_check": False},
     "default": {"levels": (8, 11, 14, 17), "seeds": (0,), "qs": (0.0, 0.5, 1.0), "n_train": 16, "n_eval": 16,
                 "eval_samples": 2, "n_prompts": 32, "num_samples": 8, "budget": 6.0, "lr0": 0.01,

@@ -114,12 +114,13 @@ def noise_verdict(noise: dict[str, Any], *, memorize: float = 0.5, resist: float
                       for a in noise["arms"] if a["q"] is not None and a["eps"] > 0)
     ok = a1["end"] >= memorize * eps and a0["end"] <= resist * eps
     regime = f"toy transformer, n={noise['level']}, {noise['n_train']} examples, warm start P >= {noise['warm_p']:g}"
-    c = a1["contamination"]
-    rising = len(c) > 5 and c[-1] > 1.1 * c[int(0.8 * (len(c) - 1))]  # still > 10% up over the last fifth
-    data = {"q1_end": a1["end"], "q0_end": a0["end"], "eps": eps, "q1_still_rising": bool(rising)}
-    if not ok and a0["end"] <= resist * eps and rising:  # q = 1 short of the mark only because the run ended
-        return Verdict("noise-llm", UNTESTABLE, crit, per_q + "; q=1 still rising at the budget (too short to "
-                       "decide)", regime, data=data)
+    last = a1["contamination"][int(0.8 * (len(a1["contamination"]) - 1)):]  # the last fifth of the run
+    settled = len(last) > 1 and max(last) <= 1.1 * min(last)  # q = 1 moved by < 10% over it
+    data = {"q1_end": a1["end"], "q0_end": a0["end"], "eps": eps, "q1_settled": bool(settled)}
+    if not ok and a0["end"] <= resist * eps and not settled:  # q = 1 short of the mark, still moving at the end
+        return Verdict("noise-llm", UNTESTABLE, crit, per_q + "; q=1 had not settled at the budget (it moved by "
+                       f"{max(last) / max(min(last), 1e-300):.2g}x over the last fifth: too short to decide)",
+                       regime, data=data)
     return Verdict("noise-llm", HOLDS if ok else FAILS, crit, per_q, regime, data=data)
 
 
