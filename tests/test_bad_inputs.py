@@ -490,6 +490,8 @@ CASES["llm eval"] = [
     _c("llm eval toy --k 0", "argument --k: must lie in [1, inf); got 0"),
     _c("llm eval toy --k 1.5", "argument --k: must be an integer; got '1.5'"),
     _c("llm eval toy --k -3", "argument --k: must lie in [1, inf); got -3"),
+    _c("llm eval toy --k 4 --n 2", "--n 2 < --k 4: p@k needs at least k samples per example"),
+    _c("llm eval toy --n 0", "argument --n: must lie in [1, inf); got 0"),
     _c("llm eval {tmp}/m", "model file '{tmp}/m/model.safetensors' is truncated: its tensors need",
        _model({"model.safetensors": _safetensors(cut=1)})),
     _c("llm eval {tmp}/m", "model file '{tmp}/m/config.json' is corrupt or truncated", _model({"config.json": ""})),

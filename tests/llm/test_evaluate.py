@@ -13,6 +13,9 @@ torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 tokenizers = pytest.importorskip("tokenizers")
 
+import numpy as np  # noqa: E402
+
+from tsallis.errors import InputError  # noqa: E402
 from tsallis.llm.evaluate import (  # noqa: E402
     Completion,
     evaluate,
@@ -79,6 +82,24 @@ def test_shapes_and_budget_forcing(tiny):
             if forced:
                 assert text.count("</think>") >= 1
     assert 0 <= result.metrics["p@1"] <= result.metrics["p@3"] <= 1
+
+
+def test_n_samples_per_example_give_an_unbiased_p_at_k(tiny):
+    """`n` > k samples: every record keeps its n completions, p@k is Chen et al.'s estimator over them, and the
+    first k samples are the ones `k` alone draws (row-keyed streams)."""
+    from tsallis.llm.metrics import pass_at_k_unbiased
+
+    model, tok = tiny
+    kw = dict(max_rationale_tokens=4, max_answer_tokens=2, seed=1, scorer="exact")
+    r = evaluate(model, tok, EXAMPLES, k=2, n=5, **kw)
+    assert r.k == 2 and r.settings["n"] == 5 and all(len(rec.completions) == 5 for rec in r.records)
+    correct = np.array([rec.correct for rec in r.records])
+    assert r.metrics["p@2"] == pytest.approx(pass_at_k_unbiased(correct, 2).mean())
+    assert "p@2_se" in r.metrics and "maj@2" in r.metrics and "p@5" not in r.metrics
+    first = evaluate(model, tok, EXAMPLES, k=2, **kw)
+    assert [rec.completions for rec in first.records] == [rec.completions[:2] for rec in r.records]
+    with pytest.raises(InputError, match="1 <= k <= n"):
+        evaluate(model, tok, EXAMPLES, k=3, n=2, **kw)
 
 
 def test_make_evaluate_fn_hook(tiny):
@@ -168,7 +189,7 @@ def test_score_completions_pure_and_save(tmp_path):
     assert saved["metrics"]["maj@3"] == res.metrics["maj@3"] and saved["records"][0]["id"] == "a"
     with pytest.raises(ValueError, match="one row of completions"):
         score_completions(exs, comps[:1])
-    with pytest.raises(ValueError, match="expected k=3"):
+    with pytest.raises(ValueError, match="expected n=3"):
         score_completions(exs, [comps[0], comps[1][:2]])
 
 

@@ -35,7 +35,20 @@ def test_pass_at_1_and_k():
 
 def test_maj_at_k_hand_computed():
     np.testing.assert_allclose(maj_at_k(CORRECT, KEYS), [0.0, 0.0, 1.0])
-    assert summarize(CORRECT, KEYS) == pytest.approx({"p@1": 1 / 3, "p@4": 2 / 3, "maj@4": 1 / 3})
+    se = np.std([1.0, 0.0, 1.0], ddof=1) / np.sqrt(3)
+    assert summarize(CORRECT, KEYS) == pytest.approx({"p@1": 1 / 3, "p@4": 2 / 3, "p@4_se": se, "maj@4": 1 / 3})
+
+
+def test_summarize_from_more_samples_than_k_is_unbiased_and_votes_over_the_first_k():
+    s = summarize(CORRECT, KEYS, k=2)  # n = 4 samples, k = 2
+    per_prompt = [1 - comb(3, 2) / comb(4, 2), 0.0, 1 - comb(1, 2) / comb(4, 2)]  # 1 of 4, 0 of 4, 3 of 4 right
+    assert s["p@2"] == pytest.approx(np.mean(per_prompt)) and s["p@1"] == pytest.approx(1 / 3)
+    assert s["p@2_se"] == pytest.approx(np.std(per_prompt, ddof=1) / np.sqrt(3))
+    # maj@2 over the first two samples: prompt 0 ["a", "b"] tie -> first ("a", right); prompt 2 "x" -> right
+    assert s["maj@2"] == pytest.approx(2 / 3)
+    assert s["p@2"] != pytest.approx(summarize(CORRECT[:, :2], [r[:2] for r in KEYS])["p@2"])  # not the first 2 only
+    with pytest.raises(ValueError, match="k must be in"):
+        summarize(CORRECT, KEYS, k=5)
 
 
 def test_unparseable_answers_do_not_vote():

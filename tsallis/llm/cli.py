@@ -532,7 +532,7 @@ def _eval_prompts(examples, tok, cfg, context: int | None):
     return out
 
 
-def _eval_output(args: argparse.Namespace, target, run_dir: Path | None, cfg, k: int, scorer: str,
+def _eval_output(args: argparse.Namespace, target, run_dir: Path | None, cfg, k: int, n: int, scorer: str,
                  data: str, split: str) -> Path:
     """Where `tsallis llm eval` writes, checked before the evaluation runs: --out (a new file unless
     --overwrite), or RUN/eval/ (or ./) with a name that encodes every setting that changes the result (the
@@ -544,11 +544,12 @@ def _eval_output(args: argparse.Namespace, target, run_dir: Path | None, cfg, k:
     folder = check_output_dir(run_dir / "eval" if run_dir is not None else Path("."), "the evaluation folder")
     settings = {name: getattr(cfg, name) for name in EVAL_FIELDS if name != "progress_bar"}
     settings.update(target=str(Path(str(target)).resolve()) if target != "toy" else "toy", split=split, k=k,
-                    scorer=scorer, max_examples=args.max_examples, data=data)
+                    **({"n": n} if n != k else {}), scorer=scorer, max_examples=args.max_examples, data=data)
     digest = hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:10]
     kind, _, file = data.partition(":")
     label = f"{kind}_{Path(file).name}" if file else kind  # the file scored (the hash tells paths apart)
-    name = (f"eval_{Path(str(target)).name}_{label}_{split}_k{k}_{scorer}_n{args.max_examples or 'all'}_"
+    samples = f"k{k}" if n == k else f"k{k}of{n}"
+    name = (f"eval_{Path(str(target)).name}_{label}_{split}_{samples}_{scorer}_n{args.max_examples or 'all'}_"
             f"{digest}.json")
     out = folder / name
     if out.exists() and not args.overwrite:
@@ -560,9 +561,13 @@ def _eval_output(args: argparse.Namespace, target, run_dir: Path | None, cfg, k:
 def _cmd_eval(args: argparse.Namespace) -> int:
     target, run_dir, cfg = _eval_config(args)
     k = args.k or cfg.eval_samples
+    n = args.n or k
+    if n < k:
+        raise InputError(f"--n {n} < --k {k}: p@k needs at least k samples per example; pass --n >= {k} (or drop it: "
+                         "n = k)")
     scorer = args.scorer or cfg.resolved_eval_scorer  # the trainer's evaluation hook scores with it too
     data, split = _eval_source(cfg, args.split, run_dir)
-    out = _eval_output(args, target, run_dir, cfg, k, scorer, data, split)
+    out = _eval_output(args, target, run_dir, cfg, k, n, scorer, data, split)
     from tsallis.llm.evaluate import Completion, evaluate, score_completions
 
     examples = _eval_examples(cfg, data, split)
@@ -574,21 +579,21 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     model, tok = _load_eval_model(target, cfg, args.cache_dir)
     examples = _eval_prompts(examples, tok, cfg, getattr(model.config, "max_position_embeddings", None))
     delim = cfg.resolved_delimiter
-    result = evaluate(model, tok, examples, k=k, max_rationale_tokens=cfg.max_rationale_tokens,
+    result = evaluate(model, tok, examples, k=k, n=n, max_rationale_tokens=cfg.max_rationale_tokens,
                       max_answer_tokens=cfg.max_answer_tokens, temperature=cfg.temperature, top_p=cfg.top_p,
                       delimiter=delim, scorer=scorer, ties=cfg.eval_ties, batch_size=cfg.eval_batch_size,
                       seed=cfg.seed, progress=cfg.progress_bar)
     completions = [[Completion(t, f) for t, f in zip(r.completions, r.forced)] for r in result.records]
     for extra in EXTRA_SCORERS.get(cfg.task, ()):
         if extra != result.scorer:
-            other = score_completions(examples, completions, scorer=extra, delimiter=delim, ties=cfg.eval_ties)
-            result.metrics.update({f"{extra}/{n}": v for n, v in other.metrics.items()
-                                   if n in ("p@1", f"p@{k}", f"maj@{k}", "mean_score")})
+            other = score_completions(examples, completions, scorer=extra, delimiter=delim, ties=cfg.eval_ties, k=k)
+            result.metrics.update({f"{extra}/{m}": v for m, v in other.metrics.items()
+                                   if m in ("p@1", f"p@{k}", f"p@{k}_se", f"maj@{k}", "mean_score")})
     result.settings.update(model=str(target), task=cfg.task, data=data, split=split, data_dir=cfg.data_dir,
                            prompt_style=cfg.prompt_style, data_seed=cfg.data_seed, n_examples=len(examples))
     out.parent.mkdir(parents=True, exist_ok=True)
     result.save(out)
-    print(json.dumps({"model": str(target), "task": cfg.task, "data": data, "split": split, "k": k,
+    print(json.dumps({"model": str(target), "task": cfg.task, "data": data, "split": split, "k": k, "n": n,
                       "scorer": result.scorer, "metrics": result.metrics, "output": str(out)}, indent=2))
     return 0
 
@@ -611,7 +616,10 @@ def register_eval(sub) -> None:
                    help="dataset split; the toy, jsonl:/parquet: and 'dataset' runs have two: train (the task's rows) "
                         "and eval (eval_task's, or a 'dataset' run's kept evaluation rows), which validation and "
                         "test both select; the output names the data and split scored")
-    p.add_argument("--k", type=typed(PosInt), metavar="N", help="samples per example (default: eval_samples)")
+    p.add_argument("--k", type=typed(PosInt), metavar="K", help="the k of p@k and maj@k (default: eval_samples)")
+    p.add_argument("--n", type=typed(PosInt), metavar="N", help="samples per example, >= k (default: k); p@k is "
+                                                                "Chen et al.'s unbiased estimator from n, with its "
+                                                                "standard error over examples (p@k_se)")
     p.add_argument("--scorer", help="answer check: relaxed, em, f1, numeric, exact (default: eval_scorer, the "
                                     "in-training evaluation's; null: 'exact' for the toy task, else 'relaxed')")
     p.add_argument("--max-examples", type=typed(PosInt), metavar="N",

@@ -86,12 +86,14 @@ def score_completions(
     delimiter: str = DEFAULT_DELIMITER,
     ties: Ties = "first",
     settings: dict[str, Any] | None = None,
+    k: int | None = None,
 ) -> EvalResult:
-    """Score k completions per example and aggregate p@1, p@k and maj@k.
+    """Score n completions per example and aggregate p@1, p@k (unbiased from n >= k, with its SE) and maj@k.
 
     Args:
         examples: N examples.
-        completions: (N, k) completion texts (or `Completion`s), the same k for every example.
+        completions: (N, n) completion texts (or `Completion`s), the same n for every example.
+        k: the k of p@k and maj@k, in [1, n] (None: n).
         scorer: a `rewards.SCORERS` id or a `Scorer`; a sample is correct when its score is 1.
         delimiter: the rationale delimiter; the answer is the text after its last occurrence.
         ties: maj@k tie rule (`metrics.majority_index`).
@@ -101,11 +103,14 @@ def score_completions(
         raise ValueError(
             f"need one row of completions per example; got {len(completions)} rows, {len(examples)} examples"
         )
-    k = len(completions[0])
+    n = len(completions[0])
+    k = n if k is None else k
+    if not 1 <= k <= n:
+        raise ValueError(f"k must be in [1, n={n}] (samples per example); got {k}")
     records, correct, keys = [], [], []
     for ex, row in zip(examples, completions):
-        if len(row) != k or k == 0:
-            raise ValueError(f"example {ex.id!r}: {len(row)} completions, expected k={k} >= 1 for every example")
+        if len(row) != n or n == 0:
+            raise ValueError(f"example {ex.id!r}: {len(row)} completions, expected n={n} >= 1 for every example")
         row = [c if isinstance(c, Completion) else Completion(c) for c in row]
         answers = tuple(extract_answer(c.text, delimiter) for c in row)
         scores = tuple(float(sc.score(a, ex)) for a in answers)
@@ -119,7 +124,7 @@ def score_completions(
         ))
         correct.append(hits)
         keys.append(row_keys)
-    metrics = summarize(np.array(correct), keys, ties=ties)
+    metrics = summarize(np.array(correct), keys, ties=ties, k=k)
     metrics["mean_score"] = float(np.mean([r.scores for r in records]))
     metrics["parse_rate"] = float(np.mean([[a is not None for a in r.answers] for r in records]))
     metrics["forced_rate"] = float(np.mean([r.forced for r in records]))
@@ -185,17 +190,21 @@ def estimate_log_p(policy: Any, examples: Sequence[Example], *, num_samples: int
     return log_mean_w(torch.from_numpy(log_w).view(len(examples), num_samples)).numpy()
 
 
-def evaluate_policy(policy: Any, examples: Any, *, k: int = 16, scorer: str | Scorer = "relaxed",
-                    ties: Ties = "first", delimiter: str = DEFAULT_DELIMITER, seed: int = 0, batch_size: int = 1,
-                    progress: bool = False) -> EvalResult:
-    """Sample `k` completions per example with the policy and score them (paper Sec. 7: k = 16, "relaxed").
-    `examples`: Examples, a `datasets.Dataset` or a list of row dicts (`data.as_examples`, the trainer's parser)."""
+def evaluate_policy(policy: Any, examples: Any, *, k: int = 16, n: int | None = None,
+                    scorer: str | Scorer = "relaxed", ties: Ties = "first", delimiter: str = DEFAULT_DELIMITER,
+                    seed: int = 0, batch_size: int = 1, progress: bool = False) -> EvalResult:
+    """Sample `n` (default `k`) completions per example with the policy and score them: p@k unbiased from n >= k
+    samples (paper Sec. 7: k = 16, "relaxed"). `examples`: Examples, a `datasets.Dataset` or a list of row dicts
+    (`data.as_examples`, the trainer's parser)."""
+    n = k if n is None else n
+    if not (isinstance(k, int) and isinstance(n, int) and 1 <= k <= n):
+        raise InputError(f"evaluate: need integers 1 <= k <= n (n samples per example); got k={k!r}, n={n!r}")
     examples = _examples(examples)
-    comps = completions(policy, examples, k, seed=seed, batch_size=batch_size, progress=progress)
-    settings = {"k": k, "max_rationale_tokens": policy.max_rationale_tokens,
+    comps = completions(policy, examples, n, seed=seed, batch_size=batch_size, progress=progress)
+    settings = {"k": k, "n": n, "max_rationale_tokens": policy.max_rationale_tokens,
                 "max_answer_tokens": policy.max_answer_tokens, "temperature": policy.temperature,
                 "top_p": policy.top_p, "top_k": policy.top_k, "delimiter": delimiter, "seed": seed}
-    return score_completions(examples, comps, scorer=scorer, delimiter=delimiter, ties=ties, settings=settings)
+    return score_completions(examples, comps, scorer=scorer, delimiter=delimiter, ties=ties, settings=settings, k=k)
 
 
 def _examples(examples: Any) -> list[Example]:
@@ -258,7 +267,7 @@ def _policy(model: Any, tokenizer: Any, *, max_rationale_tokens: int, max_answer
                         synced_gpus=synced_gpus, inference_mode=not synced_gpus)
 
 
-def evaluate(model: Any, tokenizer: Any, examples: Any, *, k: int = 16,
+def evaluate(model: Any, tokenizer: Any, examples: Any, *, k: int = 16, n: int | None = None,
              max_rationale_tokens: int = 4096 - 128, max_answer_tokens: int = 128, temperature: float = 1.0,
              top_p: float = 1.0, top_k: int = 0, delimiter: str = DEFAULT_DELIMITER, scorer: str | Scorer = "relaxed",
              ties: Ties = "first", batch_size: int = 1, seed: int = 0, synced_gpus: bool = False,
@@ -266,6 +275,7 @@ def evaluate(model: Any, tokenizer: Any, examples: Any, *, k: int = 16,
     """`evaluate_policy` with a Policy built from `model` and `tokenizer` (paper Sec. 7: k = 16, "relaxed").
 
     Args:
+        k, n: p@k and maj@k from n >= k samples per example (n = None: n = k); p@k is unbiased (Chen et al.).
         examples: Examples, a `datasets.Dataset` or a list of row dicts with `prompt` and `answer` (the
             trainer's formats, `data.as_examples`); a string prompt is fed as is, a conversational one through
             the chat template.
@@ -276,7 +286,7 @@ def evaluate(model: Any, tokenizer: Any, examples: Any, *, k: int = 16,
     """
     policy = _policy(model, tokenizer, max_rationale_tokens=max_rationale_tokens, max_answer_tokens=max_answer_tokens,
                      temperature=temperature, top_p=top_p, top_k=top_k, delimiter=delimiter, synced_gpus=synced_gpus)
-    return evaluate_policy(policy, examples, k=k, scorer=scorer, ties=ties, delimiter=delimiter, seed=seed,
+    return evaluate_policy(policy, examples, k=k, n=n, scorer=scorer, ties=ties, delimiter=delimiter, seed=seed,
                            batch_size=batch_size, progress=progress)
 
 

@@ -101,13 +101,18 @@ def maj_at_k(
 
 
 def summarize(
-    correct: npt.ArrayLike, keys: Sequence[Sequence[Hashable | None]], *, ties: Ties = "first"
+    correct: npt.ArrayLike, keys: Sequence[Sequence[Hashable | None]], *, ties: Ties = "first", k: int | None = None
 ) -> dict[str, float]:
-    """Mean p@1, p@k and maj@k over prompts, keyed "p@1", "p@{k}", "maj@{k}" (k = samples per prompt)."""
+    """Mean p@1, p@k and maj@k over prompts, keyed "p@1", "p@{k}", "maj@{k}", from n >= k samples per prompt
+    (k = None: k = n). p@1 is the mean over all n; p@k is Chen et al.'s unbiased estimator (`pass_at_k_unbiased`,
+    the plain "any of the k" when n = k), with its standard error over prompts "p@{k}_se" (0 for one prompt);
+    maj@k votes over the first k samples."""
     c = _as_matrix(correct)
-    k = c.shape[1]
+    k = c.shape[1] if k is None else k
+    pk = pass_at_k_unbiased(c, k)
     return {
         "p@1": float(pass_at_1(c).mean()),
-        f"p@{k}": float(pass_at_k(c).mean()),
-        f"maj@{k}": float(maj_at_k(c, keys, ties=ties).mean()),
+        f"p@{k}": float(pk.mean()),
+        f"p@{k}_se": float(pk.std(ddof=1) / np.sqrt(len(pk))) if len(pk) > 1 else 0.0,
+        f"maj@{k}": float(maj_at_k(c[:, :k], [row[:k] for row in keys], ties=ties).mean()),
     }
