@@ -140,7 +140,7 @@ def test_scored_batch_equals_a_per_row_assembly():
     from tsallis.llm.rollout import build_scored_batch
 
     rng = random.Random(0)
-    for trial in range(30):
+    for _trial in range(30):
         N, D = rng.randint(1, 6), rng.randint(1, 3)
         delim = [rng.randint(2, 9) for _ in range(D)]
         prompts = [[rng.randint(2, 9) for _ in range(rng.randint(0, 5))] for _ in range(N)]
@@ -161,3 +161,21 @@ def test_scored_batch_equals_a_per_row_assembly():
             assert b.rationale_mask[i].tolist() == [k < z_cols for k in range(C)]
             assert b.answer_mask[i].tolist() == [len(z) + D <= k < len(c) for k in range(C)]
             assert bool(b.forced[i]) == f
+
+
+def test_mask_truncated_completions_drops_what_did_not_end_with_a_stop_token_as_trl():
+    """TRL's meaning: a completion is truncated when it did not end itself (no EOS at the end of the sampled
+    answer). A row whose delimiter was forced but whose answer ended is kept; a row whose delimiter was sampled but
+    whose answer ran out of budget is dropped (the old rule, `~forced`, did the opposite for both)."""
+    from tsallis.llm.estimators import GRPO
+    from tsallis.llm.rollout import build_scored_batch
+
+    EOS, DELIM = 2, [9]
+    batch = build_scored_batch([[5, 6], [5, 6]], [[7, 7], [7]], [True, False], DELIM, [[4, EOS], [4, 4]], pad_id=0,
+                               stop_ids=[EOS])
+    assert batch.ended.tolist() == [True, False]
+    kept = GRPO(group_size=2, mask_truncated=True)._mask(batch)
+    full = GRPO(group_size=2, mask_truncated=False)._mask(batch)
+    assert kept[0].sum() == full[0].sum() > 0  # forced delimiter, answer ended: kept
+    assert kept[1].sum() == 0 < full[1].sum()  # sampled delimiter, answer hit its budget: dropped
+    assert build_scored_batch([[5]], [[7]], [False], DELIM, [[4, EOS]], pad_id=0).ended.tolist() == [False]  # no stops

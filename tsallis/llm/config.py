@@ -189,8 +189,9 @@ class TrainConfig:
         model. (TRL default 0.0)""")
     kl_ratio_correction: bool = param(False, """GRPO with beta > 0: multiply the k3 KL by the ratio pi/pi_old (TRL
         1.x `use_bias_correction_kl`, whose default is True; ours False, the plain k3 KL of GRPO and TRL < 1.0).""")
-    mask_truncated_completions: bool = param(False, """GRPO: drop completions whose rationale hit the budget
-        (forced delimiter) from the loss. (TRL default False)""")
+    mask_truncated_completions: bool = param(False, """GRPO: drop from the loss the completions that did not end
+        themselves (the sampled answer does not end with a stop token: it hit the length limit), TRL's meaning; a
+        forced delimiter alone does not count (`rationale/forced_ratio` logs it). (TRL default False)""")
     reward_funcs: list[str] = param(["exact_answer"], """Reward functions by name (tsallis.llm.rewards.REWARD_FUNCS:
         exact_answer, exact, em, f1, relaxed, numeric) or import path ('module:function', 'module.function',
         'path/to/file.py:function', as TRL's CLI takes them); GRPO's reward is their weighted sum, GARL/PAFT

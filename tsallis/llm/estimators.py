@@ -329,7 +329,7 @@ class GRPO(_Base):
 
     def _mask(self, batch) -> torch.Tensor:
         mask = (batch.rationale_mask | batch.answer_mask).float()  # (N, C)
-        return mask * (~batch.forced).float().unsqueeze(-1) if self.mask_truncated else mask
+        return mask * batch.ended.float().unsqueeze(-1) if self.mask_truncated else mask  # TRL: ended with EOS
 
     def prepare(self, rewards, batches, mean_over_processes):
         """Advantages over the local batch (all micro-batches), and dapo's normaliser: the active tokens of the

@@ -151,7 +151,8 @@ class Policy:
         else:
             ans = [self.encode_answer(a) for a in answers]
         rows = [p for p in rollout.prompt_ids for _ in range(M)]
-        return build_scored_batch(rows, rollout.rationale_ids, rollout.forced, self.delimiter_ids, ans, self.pad_id)
+        return build_scored_batch(rows, rollout.rationale_ids, rollout.forced, self.delimiter_ids, ans, self.pad_id,
+                                  self.stop_ids)
 
     def score(self, examples: Sequence[Any], rollout: Rollout, answers: AnswerSource | Sequence[str] = "gold", *,
               entropy: bool = False, batch_rows: int = 256) -> Scores:
