@@ -545,16 +545,16 @@ def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None
     later sources win. Every value is checked against its field's annotation, and an error names its source:
     `base_name`, the file, "the overrides" or the flag."""
     hints, data = type_hints(), {}
-    sources: list[tuple[str, dict[str, Any], bool]] = []
+    sources: list[tuple[str, dict[str, Any], bool, bool]] = []  # (name, values, from text, a setting file)
     if base is not None:
-        sources.append((base_name, dict(base), False))
+        sources.append((base_name, dict(base), False, True))
     if path is not None:
-        sources.append((f"config file {str(path)!r}", read_config_file(path), False))
-    sources += [("the overrides", dict(overrides or {}), False), ("flags", dict(flags or {}), True)]
+        sources.append((f"config file {str(path)!r}", read_config_file(path), False, True))
+    sources += [("the overrides", dict(overrides or {}), False, False), ("flags", dict(flags or {}), True, False)]
     from tsallis.llm.trl_compat import TRL_FIELDS, shared_value
 
     origin: dict[str, int] = {}
-    for i, (source, values, text) in enumerate(sources):
+    for i, (source, values, text, _) in enumerate(sources):
         check_keys(values, source, () if text else tuple(TRL_FIELDS))  # TRL's names: TrainConfig translates them
         for key, value in values.items():
             origin[key] = i
@@ -563,8 +563,8 @@ def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None
                 continue
             label = f"--{key.replace('_', '-')}" if text else f"{key} (in {source})"
             data[key] = check_value(label, shared_value(key, value), hints[key], text=text)
-    files = {i for i, (name, _, _) in enumerate(sources) if name.startswith("config file") or name == base_name}
-    _drop_other_methods_options(data, origin, [s[0] for s in sources], files)
+    files = {i for i, source in enumerate(sources) if source[3]}
+    _drop_other_methods_options(data, origin, [source[0] for source in sources], files)
     return TrainConfig(**data)
 
 

@@ -199,7 +199,7 @@ class Estimator(Protocol):
     answers: ClassVar[Literal["sampled", "gold"]]  # the answer teacher-forced after the rationale
     success_metric: ClassVar[str]  # the logged metric whose EMA drives step/adaptive q schedules
     plot_key: ClassVar[str]  # the logged metric a study plots as this method's signal strength
-    uses_q: ClassVar[bool]  # the loss depends on q (GRPO and SFT: not)
+    reads: ClassVar[frozenset[str]]  # the METHOD_OPTIONS it reads ("q" when its loss has a q)
     group_size: int  # M rows per prompt
     needs_reference: bool  # the loss wants reference log-probs (KL)
 
@@ -239,7 +239,6 @@ class _Base:
     reads: ClassVar[frozenset[str]] = frozenset()  # of METHOD_OPTIONS
     plot_key: ClassVar[str] = "weights/ess"
     success_metric: ClassVar[str] = "p_hat/mean"
-    uses_q: ClassVar[bool] = True
 
     @classmethod
     def needs_group(cls, cfg: Any) -> bool:
@@ -303,7 +302,6 @@ class GRPO(_Base):
     answers: ClassVar[str] = "sampled"
     success_metric: ClassVar[str] = "reward"
     plot_key: ClassVar[str] = "frac_reward_zero_std"
-    uses_q: ClassVar[bool] = False
 
     @classmethod
     def needs_group(cls, cfg: Any) -> bool:
@@ -424,7 +422,6 @@ class SFT(_Base):
     reads: ClassVar[frozenset[str]] = frozenset({"length_norm"})
     rationales: ClassVar[str] = "gold"
     answers: ClassVar[str] = "gold"
-    uses_q: ClassVar[bool] = False
 
     @classmethod
     def from_config(cls, cfg, *, delimiter_len: int = 1, process_index: int = 0) -> SFT:
@@ -442,11 +439,8 @@ ESTIMATORS: dict[str, type] = {"grpo": GRPO, "garl": GARL, "paft": PAFT, "sft": 
 def ignored_options(method: type | str, cfg: Any) -> list[str]:
     """The fields of `cfg` (a TrainConfig, or a dict of its fields) that `method` does not read and that are
     set to other than their default, in METHOD_OPTIONS' sorted order."""
-    from dataclasses import fields
-
-    from tsallis.llm.config import TrainConfig
+    from tsallis.llm.config import field_default
 
     est = ESTIMATORS[method] if isinstance(method, str) else method
-    defaults = {f.name: f.default for f in fields(TrainConfig)}
     get = cfg.get if isinstance(cfg, dict) else (lambda k, d=None: getattr(cfg, k, d))
-    return [k for k in sorted(METHOD_OPTIONS - est.reads) if get(k, defaults[k]) != defaults[k]]
+    return [k for k in sorted(METHOD_OPTIONS - est.reads) if get(k, field_default(k)) != field_default(k)]

@@ -48,14 +48,14 @@ class Arm:
         if self.q_end is not None:
             base = f"schedule q={self.q:g}->{self.q_end:g}"
         else:
-            base = self.method + (f" q={self.q:g}" if ESTIMATORS[self.method].uses_q else "")
+            base = self.method + (f" q={self.q:g}" if "q" in ESTIMATORS[self.method].reads else "")
             base += "" if self.pathwise else " pathwise off"
         return base + (" clean" if self.clean else "")
 
     @property
     def law_q(self) -> float | None:
         """q in the escape law (None: the method has no q)."""
-        return self.q if ESTIMATORS[self.method].uses_q else None
+        return self.q if "q" in ESTIMATORS[self.method].reads else None
 
     @property
     def plot_key(self) -> str:

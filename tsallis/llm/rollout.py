@@ -340,22 +340,28 @@ class ScoredBatch:
     rationale_mask: torch.Tensor  # (N, C) z tokens and a sampled delimiter
     answer_mask: torch.Tensor  # (N, C) answer tokens (gold y* [+EOS] or sampled)
     forced: torch.Tensor  # (N,) the delimiter was forced
+    ended: torch.Tensor  # (N,) the completion ended itself (`ended_itself`)
     completion_length: int  # C
-    ended: torch.Tensor | None = None  # (N,) the completion ended itself: its answer ends with a stop token
 
     def to(self, device) -> ScoredBatch:
         return ScoredBatch(*(t.to(device) for t in (
             self.input_ids, self.attention_mask, self.position_ids, self.completion_ids, self.rationale_mask,
-            self.answer_mask, self.forced)), self.completion_length,
-            None if self.ended is None else self.ended.to(device))
+            self.answer_mask, self.forced, self.ended)), self.completion_length)
+
+
+def ended_itself(answers: Sequence[list[int] | None], forced: Sequence[bool], stop_ids: Sequence[int]) -> list[bool]:
+    """Per row, whether the completion ended itself (TRL: with EOS, not at the length limit): its answer ends with
+    one of `stop_ids`; a row without an answer (None: the rollout sampled none) when its delimiter was sampled."""
+    stops = set(stop_ids)
+    return [(bool(a) and a[-1] in stops) if a is not None else not f for a, f in zip(answers, forced)]
 
 
 def build_scored_batch(prompt_rows: list[list[int]], rationales: list[list[int]], forced: list[bool],
                        delimiter_ids: list[int], answers: list[list[int]], pad_id: int,
                        stop_ids: Sequence[int] = ()) -> ScoredBatch:
     """Assemble [prompt | rationale, delimiter, answer] rows for one teacher-forced forward: prompts left-padded
-    to P, completions right-padded to C (masks from the lengths, as array ops over all rows). `ended`: the
-    answer ends with one of `stop_ids` (TRL: the completion ended with EOS, not at the length limit)."""
+    to P, completions right-padded to C (masks from the lengths, as array ops over all rows); `ended` from
+    `stop_ids` (`ended_itself`)."""
     D = len(delimiter_ids)
     comps = [z + delimiter_ids + a for z, a in zip(rationales, answers)]
     p_len = np.fromiter(map(len, prompt_rows), dtype=np.int64, count=len(prompt_rows))[:, None]  # (N, 1)
@@ -371,10 +377,9 @@ def build_scored_batch(prompt_rows: list[list[int]], rationales: list[list[int]]
     amask = (k >= z_len + D) & (k < c_len)
     att = torch.from_numpy(att.astype(np.int64))
     pos = (att.cumsum(-1) - 1).clamp(min=0)
-    stops = set(stop_ids)
-    ended = torch.tensor([bool(a) and a[-1] in stops for a in answers], dtype=torch.bool)
+    ended = torch.tensor(ended_itself(answers, forced, stop_ids), dtype=torch.bool)
     return ScoredBatch(ids, att, pos, ids[:, P:], torch.from_numpy(rmask), torch.from_numpy(amask),
-                       torch.from_numpy(fz), C, ended)
+                       torch.from_numpy(fz), ended, C)
 
 
 def token_logps(model, batch: ScoredBatch, *, entropy: bool = False, chunk: int = 64):

@@ -18,7 +18,7 @@ from tsallis.core import frac_zero_std
 from tsallis.errors import InputError
 from tsallis.llm.example import Example
 from tsallis.llm.rewards import RewardFunc, exact_answer, score_reward_funcs
-from tsallis.llm.rollout import Rollout, ScoredBatch, prompt_seeds
+from tsallis.llm.rollout import Rollout, ScoredBatch, ended_itself, prompt_seeds
 
 __all__ = ["MicroBatch", "StepBatch", "completion_metrics", "next_prompts", "reward_columns", "score_rewards",
            "step_metrics"]
@@ -163,11 +163,10 @@ def completion_metrics(batch: StepBatch, *, gather: Callable[[torch.Tensor], tor
     completions); the `*_terminated_length` statistics are over the terminated ones (0 when there are none, as
     TRL). `rationale/forced_ratio`: the fraction whose delimiter was forced (the rationale budget, or a stop token
     sampled before the delimiter; paper Sec. 7's budget forcing)."""
-    stops = set(stop_ids)
     rows = [(z, f, a) for mb in batch.micro for z, f, a in zip(
         mb.rollout.rationale_ids, mb.rollout.forced, mb.rollout.answer_ids or [None] * len(mb.rollout.forced))]
     length = gather(torch.tensor([len(z) + delimiter_len + len(a or []) for z, _, a in rows], dtype=torch.float64))
-    ended = gather(torch.tensor([(bool(a) and a[-1] in stops) if a is not None else not f for _, f, a in rows]))
+    ended = gather(torch.tensor(ended_itself([a for _, _, a in rows], [f for _, f, _ in rows], stop_ids)))
     forced = gather(torch.tensor([f for _, f, _ in rows], dtype=torch.float64))
     rationale = gather(torch.tensor([len(z) for z, _, _ in rows], dtype=torch.float64))
     done = length[ended] if bool(ended.any()) else torch.zeros(1, dtype=torch.float64)

@@ -198,7 +198,8 @@ class Trainer:
                            fresh=self.state.step == 0)
             run_log = RunLog(self.accelerator, self.output_dir, config=cfg.to_dict(), resume_step=self.state.step,
                              trackers=cfg.trackers)
-            desc = f"{cfg.method} q={cfg.q:g}" if self.method.uses_q and cfg.q_schedule == "constant" else cfg.method
+            fixed_q = "q" in self.method.reads and cfg.q_schedule == "constant"  # else q shows in the postfix
+            desc = f"{cfg.method} q={cfg.q:g}" if fixed_q else cfg.method
             bar = tqdm(total=cfg.max_steps, initial=self.state.step, desc=desc,
                        dynamic_ncols=True, disable=not (cfg.progress_bar and self.accelerator.is_main_process))
             # SIGTERM/SIGINT (preemption): the step in flight finishes, the checkpoint is saved, Preempted is raised
