@@ -23,6 +23,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -37,13 +38,14 @@ def _quartiles(xs: list[float]) -> tuple[float, float, float]:
     return q[0], statistics.median(xs), q[2]
 
 
-def bench_cell(model, prompts: list[list[int]], budget: int, reps: int, common: dict) -> dict:
-    """Paired, interleaved CPU times of both engines on one (model, batch, budget) cell."""
+def paired_engine_times(model, prompts: list[list[int]], kw: dict, reps: int,
+                        clock: Callable[[Callable[[], object]], float]) -> tuple[bool, int, dict[str, list[float]]]:
+    """Both rollout engines (HF `generate`, our decode loop) on one batch: a warm-up call each, their rollouts
+    compared field by field, then `reps` rounds alternating which engine runs first; `clock(call)` runs the call
+    and returns its duration. Returns (identical rollouts, generated tokens, durations per engine)."""
     from tsallis.llm.decode import decode_rollout
-    from tsallis.llm.rollout import generate_rollout, prompt_seeds
+    from tsallis.llm.rollout import generate_rollout
 
-    kw = dict(common, num_samples=M, prompt_seeds=prompt_seeds(0, 0, len(prompts)), max_answer_tokens=ANS,
-              max_rationale_tokens=budget - 1 - ANS)
     engines = {"hf": generate_rollout, "ours": decode_rollout}
     outs = {name: f(model, prompts, **kw) for name, f in engines.items()}  # warm-up
     same = all(getattr(outs["hf"], a) == getattr(outs["ours"], a)
@@ -51,10 +53,24 @@ def bench_cell(model, prompts: list[list[int]], budget: int, reps: int, common: 
     times: dict[str, list[float]] = {name: [] for name in engines}
     for r in range(reps):
         for name in (list(engines) if r % 2 == 0 else list(engines)[::-1]):
-            c0 = time.process_time()
-            engines[name](model, prompts, **kw)
-            times[name].append(time.process_time() - c0)
-    tokens = outs["ours"].num_generated_tokens
+            times[name].append(clock(lambda f=engines[name]: f(model, prompts, **kw)))
+    return same, outs["ours"].num_generated_tokens, times
+
+
+def cpu_clock(call: Callable[[], object]) -> float:
+    """The CPU time of `call()` (this process)."""
+    c0 = time.process_time()
+    call()
+    return time.process_time() - c0
+
+
+def bench_cell(model, prompts: list[list[int]], budget: int, reps: int, common: dict) -> dict:
+    """Paired, interleaved CPU times of both engines on one (model, batch, budget) cell."""
+    from tsallis.llm.rollout import prompt_seeds
+
+    kw = dict(common, num_samples=M, prompt_seeds=prompt_seeds(0, 0, len(prompts)), max_answer_tokens=ANS,
+              max_rationale_tokens=budget - 1 - ANS)
+    same, tokens, times = paired_engine_times(model, prompts, kw, reps, cpu_clock)
     lo, ratio, hi = _quartiles([h / o for h, o in zip(times["hf"], times["ours"])])
     return {"same": same, "tokens": tokens, "ratio": ratio, "ratio_iqr": (lo, hi),
             **{f"{n}_s": statistics.median(t) for n, t in times.items()}}

@@ -157,28 +157,23 @@ def build_decode_model(path: Path, size: str, vocab: int) -> int:
 
 
 def time_engines(model, prompts: list[list[int]], kw: dict, reps: int) -> dict:
-    """Paired, alternating timings (synchronised on CUDA) of both engines on one batch; medians."""
+    """Paired, alternating timings (synchronised on CUDA) of both engines on one batch
+    (`bench_decode.paired_engine_times`); medians."""
     import statistics
 
     import torch
+    from bench_decode import paired_engine_times
 
-    from tsallis.llm.decode import decode_rollout
-    from tsallis.llm.rollout import generate_rollout
-
-    engines = {"hf": generate_rollout, "ours": decode_rollout}
     sync = torch.cuda.synchronize if torch.cuda.is_available() else (lambda: None)
-    outs = {n: f(model, prompts, **kw) for n, f in engines.items()}  # warm-up
-    same = all(getattr(outs["hf"], a) == getattr(outs["ours"], a)
-               for a in ("rationale_ids", "answer_ids", "forced", "num_generated_tokens"))
-    times: dict[str, list[float]] = {n: [] for n in engines}
-    for r in range(reps):
-        for n in (list(engines) if r % 2 == 0 else list(engines)[::-1]):
-            sync()
-            t0 = time.perf_counter()
-            engines[n](model, prompts, **kw)
-            sync()
-            times[n].append(time.perf_counter() - t0)
-    tokens = outs["ours"].num_generated_tokens
+
+    def wall(call) -> float:
+        sync()
+        t0 = time.perf_counter()
+        call()
+        sync()
+        return time.perf_counter() - t0
+
+    same, tokens, times = paired_engine_times(model, prompts, kw, reps, wall)
     ratio = statistics.median(h / o for h, o in zip(times["hf"], times["ours"]))
     return {"same": same, "tokens": tokens, "ratio": ratio,
             **{f"{n}_s": statistics.median(t) for n, t in times.items()}}
