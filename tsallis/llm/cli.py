@@ -18,6 +18,7 @@ No torch at import time: the heavy modules load inside each command. To add a su
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import sys
 from pathlib import Path
@@ -251,6 +252,11 @@ def _check_new_file(path: str | None, flag: str, overwrite: bool) -> Path | None
 
 
 def _cmd_testbed(args: argparse.Namespace) -> int:
+    """Per difficulty level (chain length n): p0 with its standard error, median log P, sampled per-step accuracy,
+    expected correct samples per step; the uniform-answer floor, the exact irreducible and the final pretraining
+    loss, the pretraining CPU time; and the testbed criteria. Exit 0 when the criteria that measure the testbed
+    (skill, knob, floor) pass, 1 otherwise; the pretraining cost is reported ([ok] or [note]) but never decides
+    the exit status, since it depends on how busy the machine was when the cached model was pretrained."""
     out = _check_new_file(args.json, "--json", args.overwrite)
     from tsallis.llm.testbed import measure_testbed
 
@@ -273,13 +279,7 @@ def _cmd_testbed(args: argparse.Namespace) -> int:
 
 def register_testbed(sub) -> None:
     p = sub.add_parser("testbed", help="build/load the toy starting model and measure whether it can test the paper",
-                       description="Per difficulty level (chain length n): p0 with its standard error, median log P, "
-                                   "sampled per-step accuracy, expected correct samples per step; the uniform-answer "
-                                   "floor, the exact irreducible and the final pretraining loss, the pretraining CPU "
-                                   "time; and the testbed criteria. Exit 0 when the criteria that measure the "
-                                   "testbed (skill, knob, floor) pass, 1 otherwise; the pretraining cost is reported "
-                                   "([ok] or [note]) but never decides the exit status, since it depends on how busy "
-                                   "the machine was when the cached model was pretrained.")
+                       description=inspect.getdoc(_cmd_testbed))
     p.add_argument("--json", help="write the report (levels, floor, losses, criteria) here (a new file, unless "
                                   "--overwrite)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --json file")
@@ -308,6 +308,10 @@ def _settle_arms(text: str) -> tuple[int, ...]:
 
 
 def _cmd_study(args: argparse.Namespace) -> int:
+    """Runs the testbed measurement, then experiment (1) escape time against p0 (SGD learning-rate sweep, AdamW
+    and SGD runs, censored-regression slopes) and/or (2)-(3) label noise with the q=1->0 schedule, writing
+    JSON/CSV/PNG and verdicts.json into --out; progress per run in OUT/runs.log. --size full is the whole grid
+    (hours on 2 cores); default is the reproduce subset."""
     if args.arms is not None and args.which != "settle":
         raise InputError(f"--arms applies to 'study settle' only (got study {args.which!r}): drop --arms")
     out = check_output_dir(Path(args.out).expanduser(), "--out")
@@ -353,11 +357,7 @@ def _cmd_study(args: argparse.Namespace) -> int:
 
 def register_study(sub) -> None:
     p = sub.add_parser("study", help="the toy-LM cold-start studies: escape time vs p0, label noise, schedule",
-                       description="Runs the testbed measurement, then experiment (1) escape time against p0 "
-                                   "(SGD learning-rate sweep, AdamW and SGD runs, censored-regression slopes) and/or "
-                                   "(2)-(3) label noise with the q=1->0 schedule, writing JSON/CSV/PNG and "
-                                   "verdicts.json into --out; progress per run in OUT/runs.log. --size full is the "
-                                   "whole grid (hours on 2 cores); default is the reproduce subset.")
+                       description=inspect.getdoc(_cmd_study))
     p.add_argument("which", choices=["escape", "noise", "all", "settle", "settle-noise", "pass-at-k"],
                    help="settle / settle-noise: issue 23's settling study (arms 1-3, see --arms) and its label-noise "
                         "arm 4 (sizes quick, default, cpu, full); pass-at-k: held-out unbiased p@k against q after "

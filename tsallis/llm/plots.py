@@ -83,10 +83,15 @@ def plot_escape_diagnostics(result, optimizer: str, level: int, axes=None):
         ax.set_title(title, fontsize=9)
     axes[3].set_title("weight ESS of M (GARL/PAFT); GRPO: zero-signal fraction", fontsize=9)
     p0 = result.p0[str(level)]["p0"]
+    return _step_axes(axes, f"{optimizer}, n={level}, p0={p0:.1e}", legend_size=6)
+
+
+def _step_axes(axes, ylabel: str, *, legend_size: int):
+    """Label a row of per-step panels: 'optimizer step' under each, `ylabel` and the legend on the first."""
     for ax in axes:
         ax.set_xlabel("optimizer step")
-    axes[0].set_ylabel(f"{optimizer}, n={level}, p0={p0:.1e}")
-    axes[0].legend(fontsize=6)
+    axes[0].set_ylabel(ylabel)
+    axes[0].legend(fontsize=legend_size)
     return axes
 
 
@@ -130,11 +135,7 @@ def plot_label_noise(result, axes=None):
     axes[6].set_title("weight ESS of M", fontsize=9)
     axes[7].set_title("groups with equal rewards\n(all wrong: no signal; or all right)", fontsize=9)
     axes[0].set_yscale("log")
-    for ax in axes:
-        ax.set_xlabel("optimizer step")
-    axes[0].set_ylabel(f"n={result.level}, eps={result.eps}")
-    axes[0].legend(fontsize=7)
-    return axes
+    return _step_axes(axes, f"n={result.level}, eps={result.eps}", legend_size=7)
 
 
 def plot_pass_at_k(result, axes=None):
