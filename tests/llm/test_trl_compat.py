@@ -10,6 +10,7 @@ the `trl` extra.
 from __future__ import annotations
 
 import dataclasses
+import json
 from pathlib import Path
 
 import pytest
@@ -157,6 +158,89 @@ def test_the_shared_names_that_meant_something_else(tmp_path):
     assert config_from_grpo(_grpo_config(tmp_path, fsdp="full_shard auto_wrap")).fsdp is True
     with pytest.raises(InputError, match="shard_grad_op|reshard_after_forward"):
         config_from_grpo(_grpo_config(tmp_path, fsdp="shard_grad_op"))
+
+
+def _train_argv(model_path, out, **kw) -> list[str]:
+    base = dict(model=model_path, output_dir=str(out), method="grpo", max_steps=1, num_generations=3, toy_n_steps=1,
+                toy_width=3,
+                toy_n_train=8, toy_n_eval=4, max_answer_tokens=4, progress_bar="false")
+    return ["llm", "train"] + [a for k, v in {**base, **kw}.items() for a in (f"--{k}", str(v))]
+
+
+def test_the_train_cli_takes_trls_names_as_load_config_does(model_path, tmp_path, monkeypatch):
+    """`--per_device_train_batch_size 6 --max_completion_length 10 --save_steps 1 ...` (and the dash spelling) go
+    through the table's conversions: the run's config is the one TrainConfig(**the same names) gives."""
+    import json
+
+    from tsallis.cli import main
+
+    monkeypatch.setenv("WORLD_SIZE", "1")
+    trl = dict(per_device_train_batch_size=6, max_completion_length=10, save_steps=1, lr_scheduler_type="cosine",
+               use_bias_correction_kl="true", logging_steps=1, bf16="false")
+    argv = _train_argv(model_path, tmp_path / "run", **trl, learning_rate=0.01)
+    argv[argv.index("--save_steps")] = "--save-steps"  # the dash spelling too
+    assert main(argv) == 0
+    saved = json.loads((tmp_path / "run" / "run_config.json").read_text())
+    assert (saved["prompts_per_step"], saved["max_rationale_tokens"], saved["save_every"]) == (2, 6, 1)
+    assert (saved["lr_scheduler"], saved["kl_ratio_correction"], saved["learning_rate"]) == ("cosine", True, 0.01)
+    python = TrainConfig(model=model_path, output_dir=str(tmp_path / "run"), method="grpo", max_steps=1, num_generations=3,
+                         toy_n_steps=1, toy_width=3, toy_n_train=8, toy_n_eval=4, max_answer_tokens=4,
+                         learning_rate=0.01, progress_bar=False,
+                         **{**trl, "use_bias_correction_kl": True, "bf16": False})
+    assert python.to_dict() == saved  # one table, one conversion
+    assert (tmp_path / "run" / "checkpoints" / "checkpoint-1").is_dir()  # save_steps=1 saved step 1
+
+
+@pytest.mark.parametrize("flags, message", [
+    (dict(save_steps=2, save_every=3), "flags: save_steps (TRL's name) and save_every both set save_every: give one"),
+    (dict(per_device_train_batch_size=6, prompts_per_step=2),
+     "per_device_train_batch_size (TRL's name) and prompts_per_step both set prompts_per_step"),
+    (dict(max_completion_length=10, max_rationale_tokens=6), "max_completion_length (TRL's name) and "
+                                                             "max_rationale_tokens both set max_rationale_tokens"),
+    (dict(lr_scheduler_type="polynomial"), "lr_scheduler_type='polynomial' is not supported"),
+    (dict(max_steps=-1), "max_steps=-1 (TRL: train num_train_epochs=3.0 epochs) is not supported"),
+    (dict(save_strategy="epoch"), "save_strategy='epoch' is not supported"),
+    (dict(per_device_train_batch_size=4), "per_device_train_batch_size=4 counts completions per process"),
+    (dict(per_device_train_batch_size="six"), "--per-device-train-batch-size must be an integer; got 'six'"),
+    (dict(model_init_kwargs="{dtype"), "--model-init-kwargs must be a JSON object"),
+    (dict(model_init_kwargs='{"attn_implementation": "eager"}'), "model_init_kwargs={'attn_implementation': "
+                                                                   "'eager'} is not supported"),
+])
+def test_a_trl_flag_is_refused_as_in_python_and_nothing_is_written(model_path, tmp_path, capsys, flags, message):
+    from tsallis.cli import main
+
+    assert main(_train_argv(model_path, tmp_path / "run", **flags)) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+    assert not (tmp_path / "run").exists()
+    if "--" not in message:  # the same message as the Python door's (where the source is "TrainConfig")
+        with pytest.raises(InputError) as python:
+            TrainConfig(method="grpo", num_generations=3, max_answer_tokens=4,
+                        **{k: (json.loads(v) if k == "model_init_kwargs" else v) for k, v in flags.items()})
+        assert message.removeprefix("flags: ") in str(python.value)
+
+
+def test_trl_names_override_a_config_file_as_flags_do(tmp_path, monkeypatch):
+    """A later source wins also when it names the field TRL's way: a file's save_every and prompts_per_step give
+    way to the flags' save_steps and per_device_train_batch_size (which reads the file's num_generations)."""
+    monkeypatch.setenv("WORLD_SIZE", "1")
+    (tmp_path / "c.yaml").write_text("save_every: 10\nnum_generations: 4\nprompts_per_step: 4\n")
+    cfg = load_config(tmp_path / "c.yaml", flags={"save_steps": "3", "per_device_train_batch_size": "8"})
+    assert (cfg.save_every, cfg.prompts_per_step, cfg.num_generations) == (3, 2, 4)
+    assert load_config(tmp_path / "c.yaml", flags={"save_every": "5"}).save_every == 5
+
+
+def test_train_help_names_trls_flags_in_one_line(capsys):
+    import re
+
+    from tsallis.cli import main
+
+    assert main(["llm", "train", "--help"]) == 0
+    out = capsys.readouterr().out
+    listed = " ".join(out[out.index("TRL's GRPOConfig names"):].split())
+    aliases = [n for n in TRL_FIELDS if not hasattr(TrainConfig(), n)]
+    assert all(f"--{n}," in listed or f"--{n};" in listed for n in aliases), listed
+    assert not re.search(r"^\s+--per[_-]device", out, re.M)  # not one entry each
 
 
 # ------------------------------------------------------------------------------------------- the constructor

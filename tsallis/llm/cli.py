@@ -56,7 +56,7 @@ def _metavar(hint: Any) -> str:
         return "{" + ",".join(args) + "}"
     if origin is list:
         return _metavar(args[0])
-    return {bool: "BOOL", int: "N", float: "X", str: "TEXT"}.get(hint, "V")
+    return {bool: "BOOL", int: "N", float: "X", str: "TEXT", dict: "JSON"}.get(hint, "V")
 
 
 def add_config_flags(p: argparse.ArgumentParser, names: list[str] | None = None) -> None:
@@ -76,6 +76,22 @@ def add_config_flags(p: argparse.ArgumentParser, names: list[str] | None = None)
                            nargs="+" if get_origin(_strip(hint)) is list else None,
                            help=f"{field_help(name)} [default: {shown}{''.join('; in ' + r for r in ranges)}]"
                            .replace("%", "%%"))
+
+
+def add_trl_flags(p: argparse.ArgumentParser) -> None:
+    """TRL's GRPOConfig names that are not TrainConfig fields (`trl_compat.TRL_FIELDS`: `--per_device_train_batch_size`,
+    `--save_steps`, ..., and in dash spelling), hidden from the listing but named in one line of it; `load_config`
+    reads them as Python and config files do."""
+    from tsallis.llm.config import field_names
+    from tsallis.llm.trl_compat import TRL_FIELDS
+
+    names = [name for name in TRL_FIELDS if name not in field_names()]
+    group = p.add_argument_group("TRL's GRPOConfig names", "also accepted, as in TRL (docs/llm.md, \"Coming from "
+                                 "TRL\"; dashes or underscores): " + ", ".join(f"--{n}" for n in names) + "; the names TRL "
+                                 "shares with tsallis (--learning_rate, --num_generations, ...) are the flags above")
+    for name in names:
+        group.add_argument(*dict.fromkeys([f"--{name}", f"--{name.replace('_', '-')}"]), dest=f"cfg__{name}",
+                           default=argparse.SUPPRESS, metavar=_metavar(TRL_FIELDS[name].hint), help=argparse.SUPPRESS)
 
 
 def _annotations(hint: Any) -> list[Any]:
@@ -165,6 +181,7 @@ def register_train(sub) -> None:
                                     "checkpoint's run folder unless --output-dir says otherwise")
     p.add_argument("--cache-dir", help="cache of the toy model (default ~/.cache/tsallis/toy)")
     add_config_flags(p)
+    add_trl_flags(p)
     p.set_defaults(func=_cmd_train)
 
 
