@@ -373,6 +373,53 @@ def test_should_training_stop_ends_the_run(model_path, tmp_path):
     assert tr.train().step == 3  # without the stop, max_steps
 
 
+class Asks(Recorder):
+    """Sets control.<flag> = True in on_step_end at step `at`; records the flag as on_log and on_train_end see it."""
+
+    def __init__(self, flag, at=2):
+        super().__init__()
+        self.flag, self.at, self.seen = flag, at, []
+
+    def on_step_end(self, args, state, control, **kwargs):
+        super().on_step_end(args, state, control, **kwargs)
+        if state.global_step == self.at:
+            setattr(control, self.flag, True)
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        super().on_log(args, state, control, logs=logs, **kwargs)
+        self.seen.append(getattr(control, self.flag))
+
+
+@pytest.mark.parametrize("flag", ["should_save", "should_evaluate", "should_log"])
+def test_a_callbacks_control_flags_are_acted_on_at_that_step_and_reset(model_path, tmp_path, flag):
+    """transformers' TrainerControl: should_save saves a checkpoint at the step, should_evaluate evaluates at it,
+    should_log logs it (every step is logged); each is reset once acted on. No schedule saves or evaluates here."""
+    asks, evaluated = Asks(flag), []
+    tr = Trainer(args=_cfg(tmp_path, model=model_path, max_steps=3), train_dataset=ROWS, eval_dataset=ROWS[:2],
+                 reward_funcs=[_length], callbacks=[asks],
+                 evaluate_fn=lambda trainer: evaluated.append(trainer.state.step) or {"eval/accuracy": 0.5})
+    history = tr.train().history
+    saves = [e[1] for e in asks.events if e[0] == "save"]
+    assert saves == ([2, 3] if flag == "should_save" else [3])  # step 3: the final checkpoint, always
+    assert sorted(p.name for p in (tmp_path / "checkpoints").glob("checkpoint-*")) == (
+        ["checkpoint-2", "checkpoint-3"] if flag == "should_save" else ["checkpoint-3"])
+    assert evaluated == ([2] if flag == "should_evaluate" else [])
+    assert [("eval/accuracy" in m) for m in history] == [False, flag == "should_evaluate", False]
+    assert [e[1] for e in asks.events if e[0] == "evaluate"] == ([2] if flag == "should_evaluate" else [])
+    assert [m["step"] for m in history] == [1, 2, 3] and len(asks.seen) == 3
+    assert asks.seen[2] is False  # reset after acting: step 3 does not save, evaluate or log again by itself
+    assert asks.seen[1] is (flag != "should_evaluate")  # on_log comes after the evaluation, before the save
+
+
+def test_should_evaluate_without_an_evaluation_is_refused(model_path, tmp_path):
+    tr = Trainer(args=_cfg(tmp_path, model=model_path, max_steps=3), train_dataset=ROWS, reward_funcs=[_length],
+                 callbacks=[Asks("should_evaluate")])
+    with pytest.raises(InputError, match="set control.should_evaluate at step 2, but this run has no evaluation"):
+        tr.train()
+    with pytest.raises(InputError, match="no evaluation: pass eval_dataset="):
+        tr.evaluate()
+
+
 # ------------------------------------------------------------------------------------------ a TRL script, ported
 
 

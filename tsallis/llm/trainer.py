@@ -21,7 +21,7 @@ from typing import Any
 import torch
 
 from tsallis.core import QSchedule
-from tsallis.errors import DivergedError, NonFiniteError
+from tsallis.errors import DivergedError, InputError, NonFiniteError
 from tsallis.llm import preempt
 from tsallis.llm.config import TrainConfig
 from tsallis.llm.estimators import ESTIMATORS, Scored
@@ -209,14 +209,15 @@ class Trainer:
                 while self.state.step < cfg.max_steps:
                     m = self._guarded_step(run_log)
                     if cfg.eval_every and self.evaluate_fn and self.state.step % cfg.eval_every == 0:
-                        m.update(self._evaluate())
+                        m.update(self.evaluate())
                     events(self, m)
                     run_log.write(m)
                     self.history.append(m)
                     bar.set_postfix({k: f"{m[k]:.3g}" for k in ("reward", "log_p_hat/mean", "weights/ess", "q",
                                                                "grad_norm", "eval/accuracy") if k in m}, refresh=False)
                     bar.update(1)
-                    if cfg.save_every and self.state.step % cfg.save_every == 0 and self.state.step < cfg.max_steps:
+                    scheduled = cfg.save_every and self.state.step % cfg.save_every == 0
+                    if (scheduled or events.should_save()) and self.state.step < cfg.max_steps:
                         self.save()
                     if stop is not None and stop(self, m):
                         break
@@ -316,7 +317,10 @@ class Trainer:
 
     # ------------------------------------------------------------------------ evaluation, checkpoints
 
-    def _evaluate(self) -> dict[str, float]:
+    def evaluate(self) -> dict[str, float]:
+        """The evaluation hook's metrics now (TRL's name); a new best `eval_metric` saves output_dir/best."""
+        if self.evaluate_fn is None:
+            raise InputError("Trainer.evaluate(): this run has no evaluation: pass eval_dataset= (or evaluate_fn=)")
         res = self.evaluate_fn(self)
         val = res.get(self.cfg.eval_metric)
         res, val = self.run.share([res, val])  # every rank evaluates; all follow the main process's value

@@ -512,7 +512,10 @@ class CallbackRunner:
     `optimizer`, `lr_scheduler`: on_train_begin; after each step on_step_end, on_evaluate (when the step evaluated:
     `metrics` are its eval* entries) and on_log (`logs`: the step's metrics); on_save after each checkpoint; and
     on_train_end. `control.should_training_stop` ends the run after the step (with its final checkpoint), like
-    `stop(trainer, metrics)`; the loop decides logging (every step), evaluation and saving itself.
+    `stop(trainer, metrics)`; `control.should_evaluate` (set by on_step_end) evaluates at that step,
+    `control.should_save` saves a checkpoint at it (`should_save()`, read by the loop); each is reset once acted
+    on, as transformers does. Every step is logged, so `control.should_log` asks for nothing more (it is reset
+    after on_log). Besides, the loop evaluates and saves on its own schedule (eval_every, save_every).
     """
 
     def __init__(self, trainer: Any, callbacks: Sequence[Any], stop: Callable[[Any, dict], bool] | None):
@@ -556,16 +559,29 @@ class CallbackRunner:
             self._sync()
             self._event("on_step_end")
             evals = {k: v for k, v in metrics.items() if k.startswith("eval")}
+            if self.control.should_evaluate and not evals:  # a callback asks for an evaluation at this step
+                if trainer.evaluate_fn is None:
+                    raise InputError(f"a TrainerCallback set control.should_evaluate at step {trainer.state.step}, "
+                                     "but this run has no evaluation: pass eval_dataset= (or evaluate_fn=)")
+                evals = trainer.evaluate()
+                metrics.update(evals)
             if evals:
                 self._event("on_evaluate", metrics=evals)
+            self.control.should_evaluate = False  # acted on (transformers resets it on on_evaluate)
             self.state.log_history.append(dict(metrics))
-            self._event("on_log", logs=metrics)
+            self._event("on_log", logs=metrics)  # every step is logged: should_log asks for what happens anyway
+            self.control.should_log = False
+
+    def should_save(self) -> bool:
+        """Whether a TrainerCallback set `control.should_save` (reset once the checkpoint is saved)."""
+        return bool(self.hf) and bool(self.control.should_save)
 
     def _saves(self) -> None:
         if self.hf and self.trainer.state.last_checkpoint != self.saved:
             self.saved = self.trainer.state.last_checkpoint
             self._sync()
             self._event("on_save")
+            self.control.should_save = False  # acted on (transformers resets it on on_save)
 
     def stop(self, trainer: Any, metrics: dict[str, Any]) -> bool:
         """True once a TrainerCallback set `control.should_training_stop` or `stop(trainer, metrics)` says so."""
