@@ -320,6 +320,46 @@ def test_a_grpo_config_as_args_trains_grpo(tmp_path):
     assert tr.train().step == 1
 
 
+# ------------------------------------------------------------------------------------------------------ resume
+
+
+def test_train_resume_from_checkpoint_continues_exactly(model_path, tmp_path):
+    """transformers' habit: a new Trainer in the run folder, then train(resume_from_checkpoint=True) (the latest
+    checkpoint) or a checkpoint's path; the run ends as the uninterrupted one, weights and logged metrics."""
+    from .helpers import logged_metrics, tiny_config
+
+    def make(out, **kw):
+        return Trainer(args=tiny_config(model_path, out, **kw))
+
+    full = make(tmp_path / "full")
+    full.train()
+    cut = make(tmp_path / "cut").train(stop=lambda tr, m: tr.state.step == 2)  # interrupted after step 2
+    assert cut.step == 2 and cut.last_checkpoint.endswith("checkpoint-2")
+    resumed = make(tmp_path / "cut")  # a folder that holds a run: refused only if trained afresh
+    assert resumed.train(resume_from_checkpoint=True).step == 4
+    torch.testing.assert_close(flat_params(resumed), flat_params(full), rtol=0, atol=0)
+    assert logged_metrics(tmp_path / "cut") == logged_metrics(tmp_path / "full")
+    again = make(tmp_path / "cut", max_steps=4)  # a path: that checkpoint (step 4 is the latest now)
+    assert again.train(resume_from_checkpoint=str(tmp_path / "cut" / "checkpoints" / "checkpoint-2")).step == 4
+    torch.testing.assert_close(flat_params(again), flat_params(full), rtol=0, atol=0)
+    with pytest.raises(InputError, match="already holds a run .*train\\(resume_from_checkpoint=True\\)"):
+        make(tmp_path / "cut").train()  # afresh into a run's folder: refused when training starts
+
+
+@pytest.mark.parametrize("value, message", [
+    (True, "resume_from_checkpoint=True: output_dir .* holds no checkpoint"),
+    (3, "resume_from_checkpoint must be True .* got 3"),
+    ("nowhere", "resume_from_checkpoint='nowhere': no such folder"),
+])
+def test_a_bad_resume_from_checkpoint_is_refused(model_path, tmp_path, value, message):
+    from .helpers import tiny_config
+
+    tr = Trainer(args=tiny_config(model_path, tmp_path / "run", max_steps=1))
+    with pytest.raises(InputError, match=message):
+        tr.train(resume_from_checkpoint=value)
+    assert tr.train(resume_from_checkpoint=False).step == 1  # False: none, as transformers'
+
+
 # --------------------------------------------------------------------------------------------------- callbacks
 
 

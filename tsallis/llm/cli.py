@@ -152,6 +152,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
         print(f"resuming in {cfg.output_dir!r}, the checkpoint's run folder (the run was made in {moved!r}; "
               "--output-dir would say otherwise)", file=sys.stderr)
     check_output_dir(cfg.output_dir, "--output-dir" if "output_dir" in flags else "output_dir")
+    if args.resume is None:  # a folder holding a run, before any model loads (Trainer.train checks it again)
+        from tsallis.llm.rundir import check_run_folder
+
+        check_run_folder(cfg.output_dir, resume_path=None, overwrite=cfg.overwrite_output_dir)
     if cfg.model != "toy":  # a missing model folder, or a delimiter its tokenizer cannot use, before the data
         from tsallis.llm.loading import check_delimiter_of, resolve_model_path
 

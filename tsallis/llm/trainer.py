@@ -44,7 +44,7 @@ from tsallis.llm.step import (
     step_metrics,
 )
 from tsallis.llm.tracking import RunLog
-from tsallis.llm.trl_compat import CallbackRunner, trainer_inputs
+from tsallis.llm.trl_compat import CallbackRunner, resume_target, trainer_inputs
 
 __all__ = ["LoopState", "NonFiniteError", "TrainResult", "Trainer"]
 
@@ -139,6 +139,7 @@ class Trainer:
         set_seed(cfg.seed, device_specific=True)
         self.output_dir = Path(cfg.output_dir)
         self.run = RunFolder(self.output_dir, self.accelerator, rows=data)
+        self.cache_dir = cache_dir
         self.resume_path, self.resume_changes = self.run.open(resume_from, cfg, log)
         try:
             self._build(cache_dir)
@@ -179,10 +180,27 @@ class Trainer:
         if self.resume_path is not None:
             self.state = LoopState.from_dict(self.run.restore(self, self.resume_path, self.resume_changes))
 
+    def _resume(self, target: str | os.PathLike) -> None:
+        """Continue from checkpoint `target` as `Trainer(resume_from=target)` would: the same checks of the folder
+        and the config, then the parts built again from the checkpoint (a model given to the constructor is
+        replaced by the checkpoint's weights, or with LoRA by its base directory plus the checkpoint's adapter)."""
+        path, changes = self.run.open(target, self.cfg, log)
+        try:
+            self.model = self.optimizer = self.ref_model = self.policy = None  # freed before the checkpoint loads
+            self.given = replace(self.given, model=None)
+            self.resume_path, self.resume_changes, self.history = path, changes, []
+            self._build(self.cache_dir)
+        finally:
+            self.run.release()
+
     # ---------------------------------------------------------------------------------------------- loop
 
-    def train(self, *, callbacks: Sequence[Callback] = (), stop: Stop | None = None) -> TrainResult:
+    def train(self, *, callbacks: Sequence[Callback] = (), stop: Stop | None = None,
+              resume_from_checkpoint: bool | str | os.PathLike | None = None) -> TrainResult:
         """Run steps until `max_steps`, or until `stop(trainer, metrics)` returns True; returns the history.
+
+        `resume_from_checkpoint` (transformers'): True continues from the latest checkpoint in output_dir, a path
+        from that checkpoint, exactly as `resume_from=` (`--resume`) does (`_resume`).
 
         After each step: the evaluation hook (every `eval_every` steps), then the constructor's and these callbacks
         (`trl_compat.CallbackRunner`: `callback(trainer, metrics)` may add keys to `metrics`, which are logged; a
@@ -192,6 +210,9 @@ class Trainer:
         """
         from tqdm.auto import tqdm
 
+        target = resume_target(resume_from_checkpoint, self.output_dir)
+        if target is not None:
+            self._resume(target)
         cfg = self.cfg
         try:  # another run may have started in the folder since __init__
             self.run.start(resume_path=self.resume_path, overwrite=cfg.overwrite_output_dir,

@@ -500,6 +500,26 @@ def is_trainer_callback(cb: Any) -> bool:
     return cls is not None and (isinstance(cb, cls) or (isinstance(cb, type) and issubclass(cb, cls)))
 
 
+def resume_target(value: Any, output_dir: str | os.PathLike) -> str | os.PathLike | None:
+    """`Trainer.train(resume_from_checkpoint=...)` as transformers' Trainer takes it: True is the latest checkpoint
+    in `output_dir` (its run folder), a path is that checkpoint (or run folder), None or False is none; anything
+    else is refused. What to resume from is then resolved as `--resume` is (`checkpoint.resolve_checkpoint`)."""
+    if value is None or value is False:
+        return None
+    if value is True:
+        if not (Path(output_dir) / "checkpoints").is_dir():
+            raise InputError(f"resume_from_checkpoint=True: output_dir {str(output_dir)!r} holds no checkpoint to "
+                             "resume from; train without it, or pass a checkpoint folder")
+        return output_dir
+    if not isinstance(value, (str, os.PathLike)) or not str(value).strip():
+        raise InputError(f"resume_from_checkpoint must be True (the latest checkpoint in output_dir), a checkpoint "
+                         f"folder or run folder, or None; got {value!r}")
+    if not Path(value).expanduser().is_dir():
+        raise InputError(f"resume_from_checkpoint={str(value)!r}: no such folder; pass a checkpoint-<step> folder "
+                         "or a run folder (or True: the latest checkpoint in output_dir)")
+    return Path(value).expanduser()
+
+
 # ------------------------------------------------------------------------------------------------ callbacks
 
 
