@@ -385,7 +385,8 @@ REWARD_FUNCS: dict[str, RewardFunc] = {"exact_answer": exact_answer, **{n: score
 
 
 def resolve_reward_func(spec: str | RewardFunc) -> RewardFunc:
-    """A reward function from its name or import path, as TRL's CLI takes them: a name of `REWARD_FUNCS`,
+    """A reward function from its name or import path, as TRL's CLI takes them: a name of `REWARD_FUNCS`, a model
+    folder (`RewardModel`: a sequence classifier; a spec naming a folder, or with a "/" and no ":", is one),
     `package.module:function`, `package.module.function`, or `path/to/file.py:function` (a file loaded as a
     module). A callable passes through. Raises InputError naming `spec` and what was wrong."""
     if callable(spec):
@@ -395,6 +396,9 @@ def resolve_reward_func(spec: str | RewardFunc) -> RewardFunc:
                          "'module:function', or 'path/to/file.py:function'")
     if spec in REWARD_FUNCS:
         return REWARD_FUNCS[spec]
+    folder = _model_folder(spec)
+    if folder is not None:
+        return RewardModel(folder, spec)
     where, sep, attr = spec.rpartition(":") if ":" in spec else spec.rpartition(".")
     if not sep or not where or not attr:
         raise InputError(f"unknown reward function {spec!r}: choose among {', '.join(REWARD_FUNCS)}, or give an "
@@ -404,6 +408,94 @@ def resolve_reward_func(spec: str | RewardFunc) -> RewardFunc:
     if func is None or not callable(func):
         raise InputError(f"reward function {spec!r}: {where!r} has no callable {attr!r}")
     return func
+
+
+def _model_folder(spec: str) -> str | None:
+    """The folder a reward spec names, or None for an import path: an existing folder, else a spec with a "/" and
+    no ":" (a "file.py:function" has one), which must be a folder or a model of the local Hugging Face cache."""
+    from pathlib import Path
+
+    path = Path(spec).expanduser()
+    if path.is_dir():
+        return str(path)
+    if ":" in spec or "/" not in spec:
+        return None
+    try:
+        from huggingface_hub import snapshot_download
+
+        return snapshot_download(spec, local_files_only=True)  # a Hub id, from the local cache (TRL's model id)
+    except Exception:  # noqa: BLE001 (not a Hub id, or not in the cache)
+        raise InputError(f"reward function {spec!r}: no such folder (a reward model is a local folder of an "
+                         "AutoModelForSequenceClassification checkpoint, or a model in the local Hugging Face "
+                         "cache); an import path is 'module:function' or 'path/to/file.py:function'") from None
+
+
+class RewardModel:
+    """A sequence-classification model as a reward function, as TRL's `reward_funcs="path"`: the reward of a
+    completion is the model's logit[:, 0] on the prompt's text + the completion's (a conversational prompt and
+    completion: the reward tokenizer's chat template over both), tokenized by the model's own tokenizer without
+    special tokens, padded on the right (its pad token, else EOS, is the model's `pad_token_id`, so the last real
+    token is scored). Loaded once (`local_files_only`, the checkpoint's dtype), in eval mode, without gradients,
+    on the device `to` names (the Trainer's: the policy's); logged under the folder's name, as TRL's."""
+
+    def __init__(self, folder: str, spec: str | None = None):
+        import json
+        from pathlib import Path
+
+        self.path, spec = Path(folder), spec or folder
+        try:
+            config = json.loads((self.path / "config.json").read_text())
+        except (OSError, ValueError):
+            config = None
+        archs = config.get("architectures") or [] if isinstance(config, dict) else []
+        if not any(str(a).endswith("ForSequenceClassification") for a in archs):
+            what = f"a {', '.join(map(str, archs))}" if archs else "no model (no readable config.json)"
+            raise InputError(f"reward function {spec!r}: {str(self.path)!r} holds {what}, not a sequence classifier: "
+                             "a reward model is an AutoModelForSequenceClassification checkpoint with one label "
+                             "(num_labels=1)")
+        labels = len(config.get("id2label") or {}) or config.get("num_labels", 1)
+        if labels != 1:
+            raise InputError(f"reward function {spec!r}: {str(self.path)!r} classifies into {labels} labels; a reward "
+                             "model has one (num_labels=1), whose logit is the reward")
+        self.__name__ = self.path.resolve().name
+        self.device, self.model, self.tokenizer = "cpu", None, None
+
+    def to(self, device: Any) -> RewardModel:
+        """Load the model (once) onto `device`."""
+        self.device = device
+        if self.model is None:
+            from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+            from tsallis.llm.loading import _from_pretrained, hf_bars_off
+
+            with hf_bars_off():
+                self.tokenizer = _from_pretrained(AutoTokenizer, self.path, "tokenizer")
+                self.model = _from_pretrained(AutoModelForSequenceClassification, self.path, "model", num_labels=1)
+            if self.tokenizer.pad_token_id is None:
+                self.tokenizer.pad_token = self.tokenizer.eos_token
+            self.model.config.pad_token_id = self.tokenizer.pad_token_id
+            self.model.eval().requires_grad_(False)
+        self.model.to(device)
+        return self
+
+    def __call__(self, prompts: Sequence[Any], completions: Sequence[Any], **kwargs: Any) -> list[float]:
+        import torch
+
+        if self.model is None:
+            self.to(self.device)
+        texts = [p + completion_text(c) if isinstance(p, str) else self._chat(list(p) + list(c))
+                 for p, c in zip(prompts, completions)]
+        inputs = self.tokenizer(text=texts, return_tensors="pt", padding=True, padding_side="right",
+                                add_special_tokens=False).to(self.device)
+        with torch.inference_mode():
+            return self.model(**inputs).logits[:, 0].float().tolist()
+
+    def _chat(self, messages: list[dict[str, Any]]) -> str:
+        try:
+            return self.tokenizer.apply_chat_template(messages, tokenize=False)
+        except ValueError as err:  # no chat template
+            raise InputError(f"reward model {str(self.path)!r}: conversational rows need its tokenizer's chat "
+                             f"template ({err})") from None
 
 
 def _load_module(spec: str, where: str):

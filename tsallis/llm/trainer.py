@@ -29,7 +29,7 @@ from tsallis.llm.guards import UpdateGuard
 from tsallis.llm.loading import load_policy, load_reference, lora_config
 from tsallis.llm.placement import make_accelerator, place
 from tsallis.llm.policy import Policy
-from tsallis.llm.rewards import RewardFunc
+from tsallis.llm.rewards import RewardFunc, RewardModel
 from tsallis.llm.rollout import ScoredBatch, token_logps
 from tsallis.llm.run_data import trainer_data
 from tsallis.llm.rundir import RunFolder
@@ -136,6 +136,9 @@ class Trainer:
         self.reward_funcs = resolve_reward_funcs(reward_funcs, cfg, self.train_examples + self.eval_examples)
         self.lora = peft_config if peft_config is not None else lora_config(cfg)
         self.accelerator = make_accelerator(cfg)
+        for f in self.reward_funcs:  # a reward model: loaded once, onto the policy's device
+            if isinstance(f, RewardModel):
+                f.to(self.accelerator.device)
         set_seed(cfg.seed, device_specific=True)
         self.output_dir = Path(cfg.output_dir)
         self.run = RunFolder(self.output_dir, self.accelerator, rows=data)

@@ -369,7 +369,8 @@ def markdown_table() -> str:
 
 
 REFUSED_KEYWORDS = {
-    "reward_processing_classes": "reward models are not supported: pass reward functions",
+    "reward_processing_classes": "a reward model is read with its own tokenizer: pass its folder in reward_funcs "
+                                 "(reward_funcs=['path/to/reward_model'])",
     "optimizers": "set optimizer, learning_rate, lr_scheduler and warmup_steps in the config",
     "quantization_config": "load the quantized model yourself and pass it as model=",
     "tools": "tool calling is not supported", "rollout_func": "custom rollouts are not supported",
