@@ -193,9 +193,10 @@ class TrainConfig:
         themselves (the sampled answer does not end with a stop token: it hit the length limit), TRL's meaning; a
         forced delimiter alone does not count (`rationale/forced_ratio` logs it). (TRL default False)""")
     reward_funcs: list[str] = param(["exact_answer"], """Reward functions by name (tsallis.llm.rewards.REWARD_FUNCS:
-        exact_answer, exact, em, f1, relaxed, numeric) or import path ('module:function', 'module.function',
-        'path/to/file.py:function', as TRL's CLI takes them); GRPO's reward is their weighted sum, GARL/PAFT
-        only log them. Python callers pass callables with TRL's signature to Trainer(reward_funcs=...).
+        exact_answer, exact, em, f1, relaxed, numeric), import path ('module:function', 'module.function',
+        'path/to/file.py:function', as TRL's CLI takes them) or the folder of a reward model (a sequence
+        classifier with one label: its logit on prompt + completion, as TRL's); GRPO's reward is their weighted
+        sum, GARL/PAFT only log them. Python callers pass callables with TRL's signature to Trainer(reward_funcs=...).
         (paper Sec. 7: exact match)""")
     reward_weights: list[Annotated[float, Range("(-inf, inf)")]] | None = param(None, """One weight per reward
         function; null: all 1.0. (TRL's reward_weights)""")

@@ -107,14 +107,16 @@ class Trainer:
             (plain or conversational) and `answer` (default: from `config.task`); rows given with task "toy" that
             are not the toy's make the run's task "dataset" (`run_data`: its folder keeps the eval rows).
         reward_funcs: reward functions with TRL's signature `f(prompts, completions, completion_ids, **columns) ->
-            list[float | None]` (`tsallis.llm.rewards.RewardFunc`), or names of `rewards.REWARD_FUNCS`; default
+            list[float | None]` (`tsallis.llm.rewards.RewardFunc`), names of `rewards.REWARD_FUNCS`, import paths,
+            or a reward model's folder (`rewards.RewardModel`, loaded onto the policy's device); default
             `config.reward_funcs` (exact match, paper Sec. 7). Weighted by `config.reward_weights`; GRPO trains on
             the weighted sum, GARL/PAFT only log it (their weight is p(y*|x, z)).
         peft_config: a `peft.LoraConfig` (as TRL's); default from `config.lora_config` and the lora_* fields.
         evaluate_fn: called every `eval_every` steps as evaluate_fn(trainer) -> {name: value}; `config.eval_metric`
             selects the best checkpoint (saved to output_dir/best). Default (`evaluate.default_evaluate_fn`): p@1
             (= eval/accuracy), p@k, maj@k on eval_examples by `config.resolved_eval_scorer`, as `tsallis llm eval`.
-        resume_from: a checkpoint directory (or run directory) to continue exactly. cache_dir: the toy model's cache.
+        resume_from: a checkpoint directory (or run directory) to continue exactly (or, as transformers,
+            `train(resume_from_checkpoint=...)`). cache_dir: the toy model's cache.
         **trl: GRPOTrainer's keywords (`trl_compat.trainer_inputs` checks them): `model=` (a path or a loaded
             PreTrainedModel), `args=`, `train_dataset=`, `eval_dataset=`, `processing_class=`, `callbacks=`.
     """

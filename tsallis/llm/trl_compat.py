@@ -7,16 +7,17 @@ tokenizer, and `transformers.TrainerCallback`s.
 
 - `config_from_grpo(args)`: a `trl.GRPOConfig` becomes a TrainConfig (method "grpo"); every field of the table is
   taken with TRL's meaning, and a field outside it that is not at GRPOConfig's default is refused by name.
-- `TrainConfig(**kwargs)` and config files accept the table's names that are not TrainConfig fields as aliases
-  (`save_steps=10` is `save_every=10`), and TRL's values of the shared names (`fsdp="full_shard"`); see
-  `translate_names`.
+- `TrainConfig(**kwargs)`, config files and `tsallis llm train` flags accept the table's names that are not
+  TrainConfig fields as aliases (`save_steps=10` is `save_every=10`; a flag's type is the row's `hint`), and
+  TRL's values of the shared names (`fsdp="full_shard"`); see `translate_names`.
 - `trainer_inputs`: GRPOTrainer's keywords (`model=`, `args=`, `train_dataset=`, `eval_dataset=`,
   `processing_class=`, `callbacks=`), each checked at the door.
 
 `CallbackRunner` runs a `train()` call's callbacks: plain `callback(trainer, metrics)` functions and
 `transformers.TrainerCallback`s (on_train_begin, on_step_end, on_evaluate, on_log, on_save, on_train_end with
-transformers' `TrainerState` and `TrainerControl`; `control.should_training_stop` ends the run). Light module: no
-torch import at module level.
+transformers' `TrainerState` and `TrainerControl`; `control.should_training_stop` ends the run, `should_evaluate`
+and `should_save` are acted on at the step). `resume_target` reads `Trainer.train(resume_from_checkpoint=...)`.
+Light module: no torch import at module level.
 """
 
 from __future__ import annotations
