@@ -102,6 +102,9 @@ def test_a_reward_model_folder_scores_the_models_own_logit(reward_model):
     assert got == pytest.approx([alone(t) for t in texts], abs=1e-5)  # float32 logits, padded vs alone
     assert len(set(got)) == 3 and f.model.training is False
     assert not any(p.requires_grad for p in f.model.parameters())
+    loaded = resolve_reward_func(model)  # a loaded model, as TRL takes it: its tokenizer from its folder
+    assert isinstance(loaded, RewardModel) and loaded.model is model and reward_name(loaded) == "judge"
+    assert loaded(prompts=prompts, completions=completions) == pytest.approx(got, abs=1e-6)
 
 
 def test_a_folder_that_is_not_a_sequence_classifier_is_refused(model_path, tmp_path, reward_model):
@@ -111,6 +114,10 @@ def test_a_folder_that_is_not_a_sequence_classifier_is_refused(model_path, tmp_p
         resolve_reward_func(str(tmp_path))
     with pytest.raises(InputError, match="'nowhere/judge': no such folder"):
         resolve_reward_func("nowhere/judge")
+    from transformers import AutoModelForCausalLM
+
+    with pytest.raises(InputError, match="the model given is a GPT2LMHeadModel, not a sequence classifier"):
+        resolve_reward_func(AutoModelForCausalLM.from_pretrained(model_path))
     assert TrainConfig(reward_funcs=["exact_answer", str(reward_model)]).reward_funcs[1] == str(reward_model)
 
 

@@ -228,6 +228,8 @@ def test_trl_names_override_a_config_file_as_flags_do(tmp_path, monkeypatch):
     cfg = load_config(tmp_path / "c.yaml", flags={"save_steps": "3", "per_device_train_batch_size": "8"})
     assert (cfg.save_every, cfg.prompts_per_step, cfg.num_generations) == (3, 2, 4)
     assert load_config(tmp_path / "c.yaml", flags={"save_every": "5"}).save_every == 5
+    (tmp_path / "d.yaml").write_text("save_strategy: no\neval_strategy: no\n")  # YAML reads a bare no as false
+    assert (load_config(tmp_path / "d.yaml").save_every, load_config(tmp_path / "d.yaml").eval_every) == (0, 0)
 
 
 def test_train_help_names_trls_flags_in_one_line(capsys):

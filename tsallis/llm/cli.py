@@ -86,9 +86,10 @@ def add_trl_flags(p: argparse.ArgumentParser) -> None:
     from tsallis.llm.trl_compat import TRL_FIELDS
 
     names = [name for name in TRL_FIELDS if name not in field_names()]
-    group = p.add_argument_group("TRL's GRPOConfig names", "also accepted, as in TRL (docs/llm.md, \"Coming from "
-                                 "TRL\"; dashes or underscores): " + ", ".join(f"--{n}" for n in names) + "; the names TRL "
-                                 "shares with tsallis (--learning_rate, --num_generations, ...) are the flags above")
+    listed = ", ".join(f"--{n}" for n in names)
+    group = p.add_argument_group("TRL's GRPOConfig names", f"also accepted, as in TRL (docs/llm.md, \"Coming from "
+                                 f"TRL\"; dashes or underscores): {listed}; the names TRL shares with tsallis "
+                                 "(--learning_rate, --num_generations, ...) are the flags above")
     for name in names:
         group.add_argument(*dict.fromkeys([f"--{name}", f"--{name.replace('_', '-')}"]), dest=f"cfg__{name}",
                            default=argparse.SUPPRESS, metavar=_metavar(TRL_FIELDS[name].hint), help=argparse.SUPPRESS)

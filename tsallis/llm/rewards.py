@@ -19,6 +19,7 @@ import inspect
 import math
 import re
 import string
+import sys
 from collections import Counter
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
@@ -390,7 +391,8 @@ def resolve_reward_func(spec: str | RewardFunc) -> RewardFunc:
     `package.module:function`, `package.module.function`, or `path/to/file.py:function` (a file loaded as a
     module). A callable passes through. Raises InputError naming `spec` and what was wrong."""
     if callable(spec):
-        return spec
+        model = getattr(sys.modules.get("transformers"), "PreTrainedModel", None)  # loaded only if one can exist
+        return RewardModel.of_model(spec) if model is not None and isinstance(spec, model) else spec
     if not isinstance(spec, str) or not spec.strip():
         raise InputError(f"reward function {spec!r}: give a name ({', '.join(REWARD_FUNCS)}), an import path "
                          "'module:function', or 'path/to/file.py:function'")
@@ -431,46 +433,65 @@ def _model_folder(spec: str) -> str | None:
 
 
 class RewardModel:
-    """A sequence-classification model as a reward function, as TRL's `reward_funcs="path"`: the reward of a
-    completion is the model's logit[:, 0] on the prompt's text + the completion's (a conversational prompt and
-    completion: the reward tokenizer's chat template over both), tokenized by the model's own tokenizer without
-    special tokens, padded on the right (its pad token, else EOS, is the model's `pad_token_id`, so the last real
-    token is scored). Loaded once (`local_files_only`, the checkpoint's dtype), in eval mode, without gradients,
-    on the device `to` names (the Trainer's: the policy's); logged under the folder's name, as TRL's."""
+    """A sequence-classification model as a reward function, as TRL's `reward_funcs="path"` (or a loaded model):
+    the reward of a completion is the model's logit[:, 0] on the prompt's text + the completion's (a
+    conversational prompt and completion: the reward tokenizer's chat template over both), tokenized by the
+    model's own tokenizer (from its folder) without special tokens, padded on the right (its pad token, else EOS,
+    is the model's `pad_token_id`, so the last real token is scored). Loaded once (`local_files_only`, the
+    checkpoint's dtype), in eval mode, without gradients, on the device `to` names (the Trainer's: the policy's);
+    logged under the folder's name, as TRL's."""
 
-    def __init__(self, folder: str, spec: str | None = None):
+    def __init__(self, folder: str, spec: str | None = None, *, model: Any = None):
         import json
         from pathlib import Path
 
         self.path, spec = Path(folder), spec or folder
-        try:
-            config = json.loads((self.path / "config.json").read_text())
-        except (OSError, ValueError):
-            config = None
-        archs = config.get("architectures") or [] if isinstance(config, dict) else []
+        if model is None:
+            try:
+                config = json.loads((self.path / "config.json").read_text())
+            except (OSError, ValueError):
+                config = None
+            archs = config.get("architectures") or [] if isinstance(config, dict) else []
+            labels = len(config.get("id2label") or {}) or config.get("num_labels", 1) if archs else 1
+            where = f"{str(self.path)!r} holds " + (f"a {', '.join(map(str, archs))}" if archs else
+                                                     "no model (no readable config.json)")
+        else:
+            archs, labels = [type(model).__name__], model.config.num_labels
+            where = f"the model given is a {archs[0]}"
         if not any(str(a).endswith("ForSequenceClassification") for a in archs):
-            what = f"a {', '.join(map(str, archs))}" if archs else "no model (no readable config.json)"
-            raise InputError(f"reward function {spec!r}: {str(self.path)!r} holds {what}, not a sequence classifier: "
-                             "a reward model is an AutoModelForSequenceClassification checkpoint with one label "
-                             "(num_labels=1)")
-        labels = len(config.get("id2label") or {}) or config.get("num_labels", 1)
+            raise InputError(f"reward function {spec!r}: {where}, not a sequence classifier: a reward model is an "
+                             "AutoModelForSequenceClassification checkpoint with one label (num_labels=1)")
         if labels != 1:
             raise InputError(f"reward function {spec!r}: {str(self.path)!r} classifies into {labels} labels; a reward "
                              "model has one (num_labels=1), whose logit is the reward")
         self.__name__ = self.path.resolve().name
-        self.device, self.model, self.tokenizer = "cpu", None, None
+        self.device, self.model, self.tokenizer = "cpu", model, None
+
+    @classmethod
+    def of_model(cls, model: Any) -> RewardModel:
+        """A loaded sequence classifier as a reward function; its tokenizer comes from its folder (`name_or_path`),
+        as TRL loads it."""
+        name = str(getattr(model, "name_or_path", "") or "")
+        folder = _model_folder(name) if name else None
+        if folder is None:
+            raise InputError(f"reward_funcs: the loaded {type(model).__name__} (name_or_path {name!r}) has no folder "
+                             "to load its tokenizer from: save it (model and tokenizer, save_pretrained) and pass the "
+                             "folder")
+        return cls(folder, name, model=model)
 
     def to(self, device: Any) -> RewardModel:
-        """Load the model (once) onto `device`."""
+        """Load the model and its tokenizer (once) onto `device`."""
         self.device = device
-        if self.model is None:
+        if self.tokenizer is None:
             from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
             from tsallis.llm.loading import _from_pretrained, hf_bars_off
 
             with hf_bars_off():
                 self.tokenizer = _from_pretrained(AutoTokenizer, self.path, "tokenizer")
-                self.model = _from_pretrained(AutoModelForSequenceClassification, self.path, "model", num_labels=1)
+                if self.model is None:
+                    self.model = _from_pretrained(AutoModelForSequenceClassification, self.path, "model",
+                                                  num_labels=1)
             if self.tokenizer.pad_token_id is None:
                 self.tokenizer.pad_token = self.tokenizer.eos_token
             self.model.config.pad_token_id = self.tokenizer.pad_token_id
@@ -481,7 +502,7 @@ class RewardModel:
     def __call__(self, prompts: Sequence[Any], completions: Sequence[Any], **kwargs: Any) -> list[float]:
         import torch
 
-        if self.model is None:
+        if self.tokenizer is None:
             self.to(self.device)
         texts = [p + completion_text(c) if isinstance(p, str) else self._chat(list(p) + list(c))
                  for p, c in zip(prompts, completions)]
@@ -502,7 +523,6 @@ def _load_module(spec: str, where: str):
     """The module `where` names: a .py file path, or an importable module name."""
     import importlib
     import importlib.util
-    import sys
     from pathlib import Path
 
     if where.endswith(".py"):

@@ -89,7 +89,7 @@ def _steps(name: str, value: Any) -> int:
 def _strategy(kind: str) -> Convert:
     """`eval_strategy`/`save_strategy` (with `eval_steps`/`save_steps`) -> eval_every/save_every."""
     def convert(strategy: Any, ctx: dict[str, Any]) -> dict[str, Any]:
-        strategy = str(getattr(strategy, "value", strategy))
+        strategy = "no" if strategy is False else str(getattr(strategy, "value", strategy))  # YAML's bare no
         if strategy == "no":
             return {f"{kind}_every": 0}
         if strategy != "steps":
