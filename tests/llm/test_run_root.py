@@ -156,7 +156,7 @@ def test_a_run_in_the_old_layout_resumes_evaluates_and_is_read_by_reproduce(mode
     assert main(["llm", "eval", str(run), "--k", "1", "--max-examples", "1"]) == 0
     assert json.loads(capsys.readouterr().out)["output"].startswith(str(run / "eval"))
     with pytest.raises(InputError, match="already holds a run"):
-        Trainer(tiny_config(model_path, run))  # the old run config still marks the folder as a run's
+        Trainer(tiny_config(model_path, run)).train()  # the old run config still marks the folder as a run's
     assert main(["llm", "train", "--resume", str(run), "--max-steps", "3"]) == 0
     saved = json.loads((run / rundir.RUN_CONFIG_FILE).read_text())
     assert saved["max_steps"] == 3 and saved["method"] == "garl"

@@ -10,6 +10,7 @@ the `trl` extra.
 from __future__ import annotations
 
 import dataclasses
+import json
 from pathlib import Path
 
 import pytest
@@ -159,6 +160,91 @@ def test_the_shared_names_that_meant_something_else(tmp_path):
         config_from_grpo(_grpo_config(tmp_path, fsdp="shard_grad_op"))
 
 
+def _train_argv(model_path, out, **kw) -> list[str]:
+    base = dict(model=model_path, output_dir=str(out), method="grpo", max_steps=1, num_generations=3, toy_n_steps=1,
+                toy_width=3,
+                toy_n_train=8, toy_n_eval=4, max_answer_tokens=4, progress_bar="false")
+    return ["llm", "train"] + [a for k, v in {**base, **kw}.items() for a in (f"--{k}", str(v))]
+
+
+def test_the_train_cli_takes_trls_names_as_load_config_does(model_path, tmp_path, monkeypatch):
+    """`--per_device_train_batch_size 6 --max_completion_length 10 --save_steps 1 ...` (and the dash spelling) go
+    through the table's conversions: the run's config is the one TrainConfig(**the same names) gives."""
+    import json
+
+    from tsallis.cli import main
+
+    monkeypatch.setenv("WORLD_SIZE", "1")
+    trl = dict(per_device_train_batch_size=6, max_completion_length=10, save_steps=1, lr_scheduler_type="cosine",
+               use_bias_correction_kl="true", logging_steps=1, bf16="false")
+    argv = _train_argv(model_path, tmp_path / "run", **trl, learning_rate=0.01)
+    argv[argv.index("--save_steps")] = "--save-steps"  # the dash spelling too
+    assert main(argv) == 0
+    saved = json.loads((tmp_path / "run" / "run_config.json").read_text())
+    assert (saved["prompts_per_step"], saved["max_rationale_tokens"], saved["save_every"]) == (2, 6, 1)
+    assert (saved["lr_scheduler"], saved["kl_ratio_correction"], saved["learning_rate"]) == ("cosine", True, 0.01)
+    python = TrainConfig(model=model_path, output_dir=str(tmp_path / "run"), method="grpo", max_steps=1, num_generations=3,
+                         toy_n_steps=1, toy_width=3, toy_n_train=8, toy_n_eval=4, max_answer_tokens=4,
+                         learning_rate=0.01, progress_bar=False,
+                         **{**trl, "use_bias_correction_kl": True, "bf16": False})
+    assert python.to_dict() == saved  # one table, one conversion
+    assert (tmp_path / "run" / "checkpoints" / "checkpoint-1").is_dir()  # save_steps=1 saved step 1
+
+
+@pytest.mark.parametrize("flags, message", [
+    (dict(save_steps=2, save_every=3), "flags: save_steps (TRL's name) and save_every both set save_every: give one"),
+    (dict(per_device_train_batch_size=6, prompts_per_step=2),
+     "per_device_train_batch_size (TRL's name) and prompts_per_step both set prompts_per_step"),
+    (dict(max_completion_length=10, max_rationale_tokens=6), "max_completion_length (TRL's name) and "
+                                                             "max_rationale_tokens both set max_rationale_tokens"),
+    (dict(lr_scheduler_type="polynomial"), "lr_scheduler_type='polynomial' is not supported"),
+    (dict(max_steps=-1), "max_steps=-1 (TRL: train num_train_epochs=3.0 epochs) is not supported"),
+    (dict(save_strategy="epoch"), "save_strategy='epoch' is not supported"),
+    (dict(per_device_train_batch_size=4), "per_device_train_batch_size=4 counts completions per process"),
+    (dict(per_device_train_batch_size="six"), "--per-device-train-batch-size must be an integer; got 'six'"),
+    (dict(model_init_kwargs="{dtype"), "--model-init-kwargs must be a JSON object"),
+    (dict(model_init_kwargs='{"attn_implementation": "eager"}'), "model_init_kwargs={'attn_implementation': "
+                                                                   "'eager'} is not supported"),
+])
+def test_a_trl_flag_is_refused_as_in_python_and_nothing_is_written(model_path, tmp_path, capsys, flags, message):
+    from tsallis.cli import main
+
+    assert main(_train_argv(model_path, tmp_path / "run", **flags)) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+    assert not (tmp_path / "run").exists()
+    if "--" not in message:  # the same message as the Python door's (where the source is "TrainConfig")
+        with pytest.raises(InputError) as python:
+            TrainConfig(method="grpo", num_generations=3, max_answer_tokens=4,
+                        **{k: (json.loads(v) if k == "model_init_kwargs" else v) for k, v in flags.items()})
+        assert message.removeprefix("flags: ") in str(python.value)
+
+
+def test_trl_names_override_a_config_file_as_flags_do(tmp_path, monkeypatch):
+    """A later source wins also when it names the field TRL's way: a file's save_every and prompts_per_step give
+    way to the flags' save_steps and per_device_train_batch_size (which reads the file's num_generations)."""
+    monkeypatch.setenv("WORLD_SIZE", "1")
+    (tmp_path / "c.yaml").write_text("save_every: 10\nnum_generations: 4\nprompts_per_step: 4\n")
+    cfg = load_config(tmp_path / "c.yaml", flags={"save_steps": "3", "per_device_train_batch_size": "8"})
+    assert (cfg.save_every, cfg.prompts_per_step, cfg.num_generations) == (3, 2, 4)
+    assert load_config(tmp_path / "c.yaml", flags={"save_every": "5"}).save_every == 5
+    (tmp_path / "d.yaml").write_text("save_strategy: no\neval_strategy: no\n")  # YAML reads a bare no as false
+    assert (load_config(tmp_path / "d.yaml").save_every, load_config(tmp_path / "d.yaml").eval_every) == (0, 0)
+
+
+def test_train_help_names_trls_flags_in_one_line(capsys):
+    import re
+
+    from tsallis.cli import main
+
+    assert main(["llm", "train", "--help"]) == 0
+    out = capsys.readouterr().out
+    listed = " ".join(out[out.index("TRL's GRPOConfig names"):].split())
+    aliases = [n for n in TRL_FIELDS if not hasattr(TrainConfig(), n)]
+    assert all(f"--{n}," in listed or f"--{n};" in listed for n in aliases), listed
+    assert not re.search(r"^\s+--per[_-]device", out, re.M)  # not one entry each
+
+
 # ------------------------------------------------------------------------------------------- the constructor
 
 
@@ -236,6 +322,46 @@ def test_a_grpo_config_as_args_trains_grpo(tmp_path):
     assert tr.train().step == 1
 
 
+# ------------------------------------------------------------------------------------------------------ resume
+
+
+def test_train_resume_from_checkpoint_continues_exactly(model_path, tmp_path):
+    """transformers' habit: a new Trainer in the run folder, then train(resume_from_checkpoint=True) (the latest
+    checkpoint) or a checkpoint's path; the run ends as the uninterrupted one, weights and logged metrics."""
+    from .helpers import logged_metrics, tiny_config
+
+    def make(out, **kw):
+        return Trainer(args=tiny_config(model_path, out, **kw))
+
+    full = make(tmp_path / "full")
+    full.train()
+    cut = make(tmp_path / "cut").train(stop=lambda tr, m: tr.state.step == 2)  # interrupted after step 2
+    assert cut.step == 2 and cut.last_checkpoint.endswith("checkpoint-2")
+    resumed = make(tmp_path / "cut")  # a folder that holds a run: refused only if trained afresh
+    assert resumed.train(resume_from_checkpoint=True).step == 4
+    torch.testing.assert_close(flat_params(resumed), flat_params(full), rtol=0, atol=0)
+    assert logged_metrics(tmp_path / "cut") == logged_metrics(tmp_path / "full")
+    again = make(tmp_path / "cut", max_steps=4)  # a path: that checkpoint (step 4 is the latest now)
+    assert again.train(resume_from_checkpoint=str(tmp_path / "cut" / "checkpoints" / "checkpoint-2")).step == 4
+    torch.testing.assert_close(flat_params(again), flat_params(full), rtol=0, atol=0)
+    with pytest.raises(InputError, match="already holds a run .*train\\(resume_from_checkpoint=True\\)"):
+        make(tmp_path / "cut").train()  # afresh into a run's folder: refused when training starts
+
+
+@pytest.mark.parametrize("value, message", [
+    (True, "resume_from_checkpoint=True: output_dir .* holds no checkpoint"),
+    (3, "resume_from_checkpoint must be True .* got 3"),
+    ("nowhere", "resume_from_checkpoint='nowhere': no such folder"),
+])
+def test_a_bad_resume_from_checkpoint_is_refused(model_path, tmp_path, value, message):
+    from .helpers import tiny_config
+
+    tr = Trainer(args=tiny_config(model_path, tmp_path / "run", max_steps=1))
+    with pytest.raises(InputError, match=message):
+        tr.train(resume_from_checkpoint=value)
+    assert tr.train(resume_from_checkpoint=False).step == 1  # False: none, as transformers'
+
+
 # --------------------------------------------------------------------------------------------------- callbacks
 
 
@@ -287,6 +413,53 @@ def test_should_training_stop_ends_the_run(model_path, tmp_path):
                      reward_funcs=[_length]).train(callbacks=[rec])
     assert result.step == 1 and rec.events[-1] == ("end", 1, 1) and result.last_checkpoint is not None
     assert tr.train().step == 3  # without the stop, max_steps
+
+
+class Asks(Recorder):
+    """Sets control.<flag> = True in on_step_end at step `at`; records the flag as on_log and on_train_end see it."""
+
+    def __init__(self, flag, at=2):
+        super().__init__()
+        self.flag, self.at, self.seen = flag, at, []
+
+    def on_step_end(self, args, state, control, **kwargs):
+        super().on_step_end(args, state, control, **kwargs)
+        if state.global_step == self.at:
+            setattr(control, self.flag, True)
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        super().on_log(args, state, control, logs=logs, **kwargs)
+        self.seen.append(getattr(control, self.flag))
+
+
+@pytest.mark.parametrize("flag", ["should_save", "should_evaluate", "should_log"])
+def test_a_callbacks_control_flags_are_acted_on_at_that_step_and_reset(model_path, tmp_path, flag):
+    """transformers' TrainerControl: should_save saves a checkpoint at the step, should_evaluate evaluates at it,
+    should_log logs it (every step is logged); each is reset once acted on. No schedule saves or evaluates here."""
+    asks, evaluated = Asks(flag), []
+    tr = Trainer(args=_cfg(tmp_path, model=model_path, max_steps=3), train_dataset=ROWS, eval_dataset=ROWS[:2],
+                 reward_funcs=[_length], callbacks=[asks],
+                 evaluate_fn=lambda trainer: evaluated.append(trainer.state.step) or {"eval/accuracy": 0.5})
+    history = tr.train().history
+    saves = [e[1] for e in asks.events if e[0] == "save"]
+    assert saves == ([2, 3] if flag == "should_save" else [3])  # step 3: the final checkpoint, always
+    assert sorted(p.name for p in (tmp_path / "checkpoints").glob("checkpoint-*")) == (
+        ["checkpoint-2", "checkpoint-3"] if flag == "should_save" else ["checkpoint-3"])
+    assert evaluated == ([2] if flag == "should_evaluate" else [])
+    assert [("eval/accuracy" in m) for m in history] == [False, flag == "should_evaluate", False]
+    assert [e[1] for e in asks.events if e[0] == "evaluate"] == ([2] if flag == "should_evaluate" else [])
+    assert [m["step"] for m in history] == [1, 2, 3] and len(asks.seen) == 3
+    assert asks.seen[2] is False  # reset after acting: step 3 does not save, evaluate or log again by itself
+    assert asks.seen[1] is (flag != "should_evaluate")  # on_log comes after the evaluation, before the save
+
+
+def test_should_evaluate_without_an_evaluation_is_refused(model_path, tmp_path):
+    tr = Trainer(args=_cfg(tmp_path, model=model_path, max_steps=3), train_dataset=ROWS, reward_funcs=[_length],
+                 callbacks=[Asks("should_evaluate")])
+    with pytest.raises(InputError, match="set control.should_evaluate at step 2, but this run has no evaluation"):
+        tr.train()
+    with pytest.raises(InputError, match="no evaluation: pass eval_dataset="):
+        tr.evaluate()
 
 
 # ------------------------------------------------------------------------------------------ a TRL script, ported

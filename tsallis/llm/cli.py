@@ -57,7 +57,7 @@ def _metavar(hint: Any) -> str:
         return "{" + ",".join(args) + "}"
     if origin is list:
         return _metavar(args[0])
-    return {bool: "BOOL", int: "N", float: "X", str: "TEXT"}.get(hint, "V")
+    return {bool: "BOOL", int: "N", float: "X", str: "TEXT", dict: "JSON"}.get(hint, "V")
 
 
 def add_config_flags(p: argparse.ArgumentParser, names: list[str] | None = None) -> None:
@@ -77,6 +77,23 @@ def add_config_flags(p: argparse.ArgumentParser, names: list[str] | None = None)
                            nargs="+" if get_origin(_strip(hint)) is list else None,
                            help=f"{field_help(name)} [default: {shown}{''.join('; in ' + r for r in ranges)}]"
                            .replace("%", "%%"))
+
+
+def add_trl_flags(p: argparse.ArgumentParser) -> None:
+    """TRL's GRPOConfig names that are not TrainConfig fields (`trl_compat.TRL_FIELDS`: `--per_device_train_batch_size`,
+    `--save_steps`, ..., and in dash spelling), hidden from the listing but named in one line of it; `load_config`
+    reads them as Python and config files do."""
+    from tsallis.llm.config import field_names
+    from tsallis.llm.trl_compat import TRL_FIELDS
+
+    names = [name for name in TRL_FIELDS if name not in field_names()]
+    listed = ", ".join(f"--{n}" for n in names)
+    group = p.add_argument_group("TRL's GRPOConfig names", f"also accepted, as in TRL (docs/llm.md, \"Coming from "
+                                 f"TRL\"; dashes or underscores): {listed}; the names TRL shares with tsallis "
+                                 "(--learning_rate, --num_generations, ...) are the flags above")
+    for name in names:
+        group.add_argument(*dict.fromkeys([f"--{name}", f"--{name.replace('_', '-')}"]), dest=f"cfg__{name}",
+                           default=argparse.SUPPRESS, metavar=_metavar(TRL_FIELDS[name].hint), help=argparse.SUPPRESS)
 
 
 def _annotations(hint: Any) -> list[Any]:
@@ -137,6 +154,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
         print(f"resuming in {cfg.output_dir!r}, the checkpoint's run folder (the run was made in {moved!r}; "
               "--output-dir would say otherwise)", file=sys.stderr)
     check_output_dir(cfg.output_dir, "--output-dir" if "output_dir" in flags else "output_dir")
+    if args.resume is None:  # a folder holding a run, before any model loads (Trainer.train checks it again)
+        from tsallis.llm.rundir import check_run_folder
+
+        check_run_folder(cfg.output_dir, resume_path=None, overwrite=cfg.overwrite_output_dir)
     if cfg.model != "toy":  # a missing model folder, or a delimiter its tokenizer cannot use, before the data
         from tsallis.llm.loading import check_delimiter_of, resolve_model_path
 
@@ -166,6 +187,7 @@ def register_train(sub) -> None:
                                     "checkpoint's run folder unless --output-dir says otherwise")
     p.add_argument("--cache-dir", help="cache of the toy model (default ~/.cache/tsallis/toy)")
     add_config_flags(p)
+    add_trl_flags(p)
     p.set_defaults(func=_cmd_train)
 
 

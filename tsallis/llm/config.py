@@ -193,9 +193,10 @@ class TrainConfig:
         themselves (the sampled answer does not end with a stop token: it hit the length limit), TRL's meaning; a
         forced delimiter alone does not count (`rationale/forced_ratio` logs it). (TRL default False)""")
     reward_funcs: list[str] = param(["exact_answer"], """Reward functions by name (tsallis.llm.rewards.REWARD_FUNCS:
-        exact_answer, exact, em, f1, relaxed, numeric) or import path ('module:function', 'module.function',
-        'path/to/file.py:function', as TRL's CLI takes them); GRPO's reward is their weighted sum, GARL/PAFT
-        only log them. Python callers pass callables with TRL's signature to Trainer(reward_funcs=...).
+        exact_answer, exact, em, f1, relaxed, numeric), import path ('module:function', 'module.function',
+        'path/to/file.py:function', as TRL's CLI takes them) or the folder of a reward model (a sequence
+        classifier with one label: its logit on prompt + completion, as TRL's); GRPO's reward is their weighted
+        sum, GARL/PAFT only log them. Python callers pass callables with TRL's signature to Trainer(reward_funcs=...).
         (paper Sec. 7: exact match)""")
     reward_weights: list[Annotated[float, Range("(-inf, inf)")]] | None = param(None, """One weight per reward
         function; null: all 1.0. (TRL's reward_weights)""")
@@ -399,7 +400,8 @@ def check_value(label: str, value: Any, hint: Any, *, text: bool = False) -> Any
     """`value` held to the type annotation `hint`; returns it converted (an int for a float field becomes a float,
     "yes" a bool). Raises InputError naming `label` and what is expected.
 
-    Supported annotations: bool, int, float, str, Literal[...], list[X], X | None and Annotated[X, Range(...)].
+    Supported annotations: bool, int, float, str, dict (a flag's: JSON), Literal[...], list[X], X | None and
+    Annotated[X, Range(...)].
     Booleans come only from real bools or true/false/yes/no (any case); ints only from ints (not 1.5, not True);
     floats from ints or floats (not the string "0.5"). `text=True`: `value` is a command-line string (a list of
     them for list[X]), parsed by the same rules; "null"/"none" give None where the annotation allows it.
@@ -471,7 +473,19 @@ def _str(label: str, value: Any, text: bool) -> str:
     return value
 
 
-_SCALARS = {bool: _bool, int: _int, float: _float, str: _str}
+def _dict(label: str, value: Any, text: bool) -> dict:
+    if text and isinstance(value, str):  # a flag's JSON object, as transformers' HfArgumentParser takes it
+        try:
+            value = json.loads(value)
+        except ValueError:
+            raise InputError(f"{label} must be a JSON object, e.g. '{{\"dtype\": \"bfloat16\"}}'; got {value!r}"
+                             ) from None
+    if not isinstance(value, dict):
+        raise InputError(f"{label} must be a mapping; got {value!r}")
+    return value
+
+
+_SCALARS = {bool: _bool, int: _int, float: _float, str: _str, dict: _dict}
 
 
 # ------------------------------------------------------------------------------------------ files and flags
@@ -551,18 +565,18 @@ def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None
     if path is not None:
         sources.append((f"config file {str(path)!r}", read_config_file(path), False, True))
     sources += [("the overrides", dict(overrides or {}), False, False), ("flags", dict(flags or {}), True, False)]
-    from tsallis.llm.trl_compat import TRL_FIELDS, shared_value
+    from tsallis.llm.trl_compat import TRL_FIELDS, shared_value, translate_names
 
     origin: dict[str, int] = {}
     for i, (source, values, text, _) in enumerate(sources):
-        check_keys(values, source, () if text else tuple(TRL_FIELDS))  # TRL's names: TrainConfig translates them
+        check_keys(values, source, tuple(TRL_FIELDS))
+        checked = {}
         for key, value in values.items():
-            origin[key] = i
-            if key not in hints:
-                data[key] = value
-                continue
+            hint = hints[key] if key in hints else TRL_FIELDS[key].hint if text else None
             label = f"--{key.replace('_', '-')}" if text else f"{key} (in {source})"
-            data[key] = check_value(label, shared_value(key, value), hints[key], text=text)
+            checked[key] = value if hint is None else check_value(label, shared_value(key, value), hint, text=text)
+        for key, value in translate_names(checked, source, before=data).items():  # TRL's names, read here
+            origin[key], data[key] = i, value
     files = {i for i, source in enumerate(sources) if source[3]}
     _drop_other_methods_options(data, origin, [source[0] for source in sources], files)
     return TrainConfig(**data)

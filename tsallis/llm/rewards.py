@@ -19,6 +19,7 @@ import inspect
 import math
 import re
 import string
+import sys
 from collections import Counter
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
@@ -385,16 +386,21 @@ REWARD_FUNCS: dict[str, RewardFunc] = {"exact_answer": exact_answer, **{n: score
 
 
 def resolve_reward_func(spec: str | RewardFunc) -> RewardFunc:
-    """A reward function from its name or import path, as TRL's CLI takes them: a name of `REWARD_FUNCS`,
+    """A reward function from its name or import path, as TRL's CLI takes them: a name of `REWARD_FUNCS`, a model
+    folder (`RewardModel`: a sequence classifier; a spec naming a folder, or with a "/" and no ":", is one),
     `package.module:function`, `package.module.function`, or `path/to/file.py:function` (a file loaded as a
     module). A callable passes through. Raises InputError naming `spec` and what was wrong."""
     if callable(spec):
-        return spec
+        model = getattr(sys.modules.get("transformers"), "PreTrainedModel", None)  # loaded only if one can exist
+        return RewardModel.of_model(spec) if model is not None and isinstance(spec, model) else spec
     if not isinstance(spec, str) or not spec.strip():
         raise InputError(f"reward function {spec!r}: give a name ({', '.join(REWARD_FUNCS)}), an import path "
                          "'module:function', or 'path/to/file.py:function'")
     if spec in REWARD_FUNCS:
         return REWARD_FUNCS[spec]
+    folder = _model_folder(spec)
+    if folder is not None:
+        return RewardModel(folder, spec)
     where, sep, attr = spec.rpartition(":") if ":" in spec else spec.rpartition(".")
     if not sep or not where or not attr:
         raise InputError(f"unknown reward function {spec!r}: choose among {', '.join(REWARD_FUNCS)}, or give an "
@@ -406,11 +412,117 @@ def resolve_reward_func(spec: str | RewardFunc) -> RewardFunc:
     return func
 
 
+def _model_folder(spec: str) -> str | None:
+    """The folder a reward spec names, or None for an import path: an existing folder, else a spec with a "/" and
+    no ":" (a "file.py:function" has one), which must be a folder or a model of the local Hugging Face cache."""
+    from pathlib import Path
+
+    path = Path(spec).expanduser()
+    if path.is_dir():
+        return str(path)
+    if ":" in spec or "/" not in spec:
+        return None
+    try:
+        from huggingface_hub import snapshot_download
+
+        return snapshot_download(spec, local_files_only=True)  # a Hub id, from the local cache (TRL's model id)
+    except Exception:  # noqa: BLE001 (not a Hub id, or not in the cache)
+        raise InputError(f"reward function {spec!r}: no such folder (a reward model is a local folder of an "
+                         "AutoModelForSequenceClassification checkpoint, or a model in the local Hugging Face "
+                         "cache); an import path is 'module:function' or 'path/to/file.py:function'") from None
+
+
+class RewardModel:
+    """A sequence-classification model as a reward function, as TRL's `reward_funcs="path"` (or a loaded model):
+    the reward of a completion is the model's logit[:, 0] on the prompt's text + the completion's (a
+    conversational prompt and completion: the reward tokenizer's chat template over both), tokenized by the
+    model's own tokenizer (from its folder) without special tokens, padded on the right (its pad token, else EOS,
+    is the model's `pad_token_id`, so the last real token is scored). Loaded once (`local_files_only`, the
+    checkpoint's dtype), in eval mode, without gradients, on the device `to` names (the Trainer's: the policy's);
+    logged under the folder's name, as TRL's."""
+
+    def __init__(self, folder: str, spec: str | None = None, *, model: Any = None):
+        import json
+        from pathlib import Path
+
+        self.path, spec = Path(folder), spec or folder
+        if model is None:
+            try:
+                config = json.loads((self.path / "config.json").read_text())
+            except (OSError, ValueError):
+                config = None
+            archs = config.get("architectures") or [] if isinstance(config, dict) else []
+            labels = len(config.get("id2label") or {}) or config.get("num_labels", 1) if archs else 1
+            where = f"{str(self.path)!r} holds " + (f"a {', '.join(map(str, archs))}" if archs else
+                                                     "no model (no readable config.json)")
+        else:
+            archs, labels = [type(model).__name__], model.config.num_labels
+            where = f"the model given is a {archs[0]}"
+        if not any(str(a).endswith("ForSequenceClassification") for a in archs):
+            raise InputError(f"reward function {spec!r}: {where}, not a sequence classifier: a reward model is an "
+                             "AutoModelForSequenceClassification checkpoint with one label (num_labels=1)")
+        if labels != 1:
+            raise InputError(f"reward function {spec!r}: {str(self.path)!r} classifies into {labels} labels; a reward "
+                             "model has one (num_labels=1), whose logit is the reward")
+        self.__name__ = self.path.resolve().name
+        self.device, self.model, self.tokenizer = "cpu", model, None
+
+    @classmethod
+    def of_model(cls, model: Any) -> RewardModel:
+        """A loaded sequence classifier as a reward function; its tokenizer comes from its folder (`name_or_path`),
+        as TRL loads it."""
+        name = str(getattr(model, "name_or_path", "") or "")
+        folder = _model_folder(name) if name else None
+        if folder is None:
+            raise InputError(f"reward_funcs: the loaded {type(model).__name__} (name_or_path {name!r}) has no folder "
+                             "to load its tokenizer from: save it (model and tokenizer, save_pretrained) and pass the "
+                             "folder")
+        return cls(folder, name, model=model)
+
+    def to(self, device: Any) -> RewardModel:
+        """Load the model and its tokenizer (once) onto `device`."""
+        self.device = device
+        if self.tokenizer is None:
+            from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+            from tsallis.llm.loading import _from_pretrained, hf_bars_off
+
+            with hf_bars_off():
+                self.tokenizer = _from_pretrained(AutoTokenizer, self.path, "tokenizer")
+                if self.model is None:
+                    self.model = _from_pretrained(AutoModelForSequenceClassification, self.path, "model",
+                                                  num_labels=1)
+            if self.tokenizer.pad_token_id is None:
+                self.tokenizer.pad_token = self.tokenizer.eos_token
+            self.model.config.pad_token_id = self.tokenizer.pad_token_id
+            self.model.eval().requires_grad_(False)
+        self.model.to(device)
+        return self
+
+    def __call__(self, prompts: Sequence[Any], completions: Sequence[Any], **kwargs: Any) -> list[float]:
+        import torch
+
+        if self.tokenizer is None:
+            self.to(self.device)
+        texts = [p + completion_text(c) if isinstance(p, str) else self._chat(list(p) + list(c))
+                 for p, c in zip(prompts, completions)]
+        inputs = self.tokenizer(text=texts, return_tensors="pt", padding=True, padding_side="right",
+                                add_special_tokens=False).to(self.device)
+        with torch.inference_mode():
+            return self.model(**inputs).logits[:, 0].float().tolist()
+
+    def _chat(self, messages: list[dict[str, Any]]) -> str:
+        try:
+            return self.tokenizer.apply_chat_template(messages, tokenize=False)
+        except ValueError as err:  # no chat template
+            raise InputError(f"reward model {str(self.path)!r}: conversational rows need its tokenizer's chat "
+                             f"template ({err})") from None
+
+
 def _load_module(spec: str, where: str):
     """The module `where` names: a .py file path, or an importable module name."""
     import importlib
     import importlib.util
-    import sys
     from pathlib import Path
 
     if where.endswith(".py"):

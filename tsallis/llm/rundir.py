@@ -184,8 +184,9 @@ def check_run_folder(output_dir: str | os.PathLike, *, resume_path: Path | None,
     home = run_folder(resume_path) if resume_path is not None else None
     if resume_path is None:
         raise InputError(f"output_dir {str(out)!r} already holds a run ({what}): continue it with --resume "
-                         f"{str(out)!r}, start it over with --overwrite-output-dir true (deletes its metrics and "
-                         "checkpoints), or choose another --output-dir")
+                         f"{str(out)!r} (in Python: Trainer.train(resume_from_checkpoint=True)), start it over with "
+                         "--overwrite-output-dir true (deletes its metrics and checkpoints), or choose another "
+                         "--output-dir")
     own = f"--output-dir {str(home)!r} (the checkpoint's own run folder)" if home is not None else \
         "the checkpoint's own run folder"
     raise InputError(f"output_dir {str(out)!r} holds another run ({what}) than the checkpoint {str(resume_path)!r}: "
@@ -299,7 +300,8 @@ class RunFolder:
         return broadcast_object_list(objects)
 
     def open(self, resume_from, cfg, log) -> tuple[Path | None, dict]:
-        """Before any model loads: take the lock, refuse a folder that holds another run, clean up after a kill;
+        """Before any model loads: take the lock, refuse a folder that holds another run than the one resumed (a
+        fresh run's folder is checked when it starts), clean up after a kill;
         the checkpoint to resume from and the config changes against its saved config (refused where they change
         what defines the run: `TrainConfig.resume_changes`). The lock is held on return."""
         from tsallis.llm import checkpoint as ckpt
@@ -311,7 +313,8 @@ class RunFolder:
                     for note in ckpt.recover(folder):
                         log.warning("%s: %s", folder, note)
                 path = ckpt.resolve_checkpoint(resume_from) if resume_from is not None else None
-                check_run_folder(self.path, resume_path=path, overwrite=cfg.overwrite_output_dir)
+                if path is not None:  # a fresh run is checked by start(): train(resume_from_checkpoint=) may follow
+                    check_run_folder(self.path, resume_path=path, overwrite=cfg.overwrite_output_dir)
                 self._check_rows(path)
             except BaseException:
                 self.lock.release()

@@ -188,8 +188,9 @@ def resolve_reward_funcs(funcs: Any, cfg: Any, examples: Sequence[Example]) -> l
     from tsallis.llm.rewards import required_columns, resolve_reward_func, reward_name
 
     funcs = cfg.reward_funcs if funcs is None else ([funcs] if callable(funcs) or isinstance(funcs, str) else funcs)
-    # a name of REWARD_FUNCS, an import path ('module:fn', 'module.fn', 'file.py:fn') or a callable
-    out = [resolve_reward_func(f) if isinstance(f, str) else f for f in funcs]
+    # a name of REWARD_FUNCS, an import path ('module:fn', 'module.fn', 'file.py:fn'), a reward model's folder, a
+    # callable, or a loaded reward model
+    out = [resolve_reward_func(f) if isinstance(f, str) or callable(f) else f for f in funcs]
     if not out or not all(callable(f) for f in out):
         raise InputError("reward_funcs must be a non-empty list of callables or REWARD_FUNCS names")
     if cfg.reward_weights is not None and len(cfg.reward_weights) != len(out):

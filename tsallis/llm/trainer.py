@@ -21,7 +21,7 @@ from typing import Any
 import torch
 
 from tsallis.core import QSchedule
-from tsallis.errors import DivergedError, NonFiniteError
+from tsallis.errors import DivergedError, InputError, NonFiniteError
 from tsallis.llm import preempt
 from tsallis.llm.config import TrainConfig
 from tsallis.llm.estimators import ESTIMATORS, Scored
@@ -29,7 +29,7 @@ from tsallis.llm.guards import UpdateGuard
 from tsallis.llm.loading import load_policy, load_reference, lora_config
 from tsallis.llm.placement import make_accelerator, place
 from tsallis.llm.policy import Policy
-from tsallis.llm.rewards import RewardFunc
+from tsallis.llm.rewards import RewardFunc, RewardModel
 from tsallis.llm.rollout import ScoredBatch, token_logps
 from tsallis.llm.run_data import trainer_data
 from tsallis.llm.rundir import RunFolder
@@ -44,7 +44,7 @@ from tsallis.llm.step import (
     step_metrics,
 )
 from tsallis.llm.tracking import RunLog
-from tsallis.llm.trl_compat import CallbackRunner, trainer_inputs
+from tsallis.llm.trl_compat import CallbackRunner, resume_target, trainer_inputs
 
 __all__ = ["LoopState", "NonFiniteError", "TrainResult", "Trainer"]
 
@@ -107,14 +107,16 @@ class Trainer:
             (plain or conversational) and `answer` (default: from `config.task`); rows given with task "toy" that
             are not the toy's make the run's task "dataset" (`run_data`: its folder keeps the eval rows).
         reward_funcs: reward functions with TRL's signature `f(prompts, completions, completion_ids, **columns) ->
-            list[float | None]` (`tsallis.llm.rewards.RewardFunc`), or names of `rewards.REWARD_FUNCS`; default
+            list[float | None]` (`tsallis.llm.rewards.RewardFunc`), names of `rewards.REWARD_FUNCS`, import paths,
+            or a reward model's folder (`rewards.RewardModel`, loaded onto the policy's device); default
             `config.reward_funcs` (exact match, paper Sec. 7). Weighted by `config.reward_weights`; GRPO trains on
             the weighted sum, GARL/PAFT only log it (their weight is p(y*|x, z)).
         peft_config: a `peft.LoraConfig` (as TRL's); default from `config.lora_config` and the lora_* fields.
         evaluate_fn: called every `eval_every` steps as evaluate_fn(trainer) -> {name: value}; `config.eval_metric`
             selects the best checkpoint (saved to output_dir/best). Default (`evaluate.default_evaluate_fn`): p@1
             (= eval/accuracy), p@k, maj@k on eval_examples by `config.resolved_eval_scorer`, as `tsallis llm eval`.
-        resume_from: a checkpoint directory (or run directory) to continue exactly. cache_dir: the toy model's cache.
+        resume_from: a checkpoint directory (or run directory) to continue exactly (or, as transformers,
+            `train(resume_from_checkpoint=...)`). cache_dir: the toy model's cache.
         **trl: GRPOTrainer's keywords (`trl_compat.trainer_inputs` checks them): `model=` (a path or a loaded
             PreTrainedModel), `args=`, `train_dataset=`, `eval_dataset=`, `processing_class=`, `callbacks=`.
     """
@@ -136,9 +138,13 @@ class Trainer:
         self.reward_funcs = resolve_reward_funcs(reward_funcs, cfg, self.train_examples + self.eval_examples)
         self.lora = peft_config if peft_config is not None else lora_config(cfg)
         self.accelerator = make_accelerator(cfg)
+        for f in self.reward_funcs:  # a reward model: loaded once, onto the policy's device
+            if isinstance(f, RewardModel):
+                f.to(self.accelerator.device)
         set_seed(cfg.seed, device_specific=True)
         self.output_dir = Path(cfg.output_dir)
         self.run = RunFolder(self.output_dir, self.accelerator, rows=data)
+        self.cache_dir = cache_dir
         self.resume_path, self.resume_changes = self.run.open(resume_from, cfg, log)
         try:
             self._build(cache_dir)
@@ -179,10 +185,27 @@ class Trainer:
         if self.resume_path is not None:
             self.state = LoopState.from_dict(self.run.restore(self, self.resume_path, self.resume_changes))
 
+    def _resume(self, target: str | os.PathLike) -> None:
+        """Continue from checkpoint `target` as `Trainer(resume_from=target)` would: the same checks of the folder
+        and the config, then the parts built again from the checkpoint (a model given to the constructor is
+        replaced by the checkpoint's weights, or with LoRA by its base directory plus the checkpoint's adapter)."""
+        path, changes = self.run.open(target, self.cfg, log)
+        try:
+            self.model = self.optimizer = self.ref_model = self.policy = None  # freed before the checkpoint loads
+            self.given = replace(self.given, model=None)
+            self.resume_path, self.resume_changes, self.history = path, changes, []
+            self._build(self.cache_dir)
+        finally:
+            self.run.release()
+
     # ---------------------------------------------------------------------------------------------- loop
 
-    def train(self, *, callbacks: Sequence[Callback] = (), stop: Stop | None = None) -> TrainResult:
+    def train(self, *, callbacks: Sequence[Callback] = (), stop: Stop | None = None,
+              resume_from_checkpoint: bool | str | os.PathLike | None = None) -> TrainResult:
         """Run steps until `max_steps`, or until `stop(trainer, metrics)` returns True; returns the history.
+
+        `resume_from_checkpoint` (transformers'): True continues from the latest checkpoint in output_dir, a path
+        from that checkpoint, exactly as `resume_from=` (`--resume`) does (`_resume`).
 
         After each step: the evaluation hook (every `eval_every` steps), then the constructor's and these callbacks
         (`trl_compat.CallbackRunner`: `callback(trainer, metrics)` may add keys to `metrics`, which are logged; a
@@ -192,6 +215,9 @@ class Trainer:
         """
         from tqdm.auto import tqdm
 
+        target = resume_target(resume_from_checkpoint, self.output_dir)
+        if target is not None:
+            self._resume(target)
         cfg = self.cfg
         try:  # another run may have started in the folder since __init__
             self.run.start(resume_path=self.resume_path, overwrite=cfg.overwrite_output_dir,
@@ -209,14 +235,15 @@ class Trainer:
                 while self.state.step < cfg.max_steps:
                     m = self._guarded_step(run_log)
                     if cfg.eval_every and self.evaluate_fn and self.state.step % cfg.eval_every == 0:
-                        m.update(self._evaluate())
+                        m.update(self.evaluate())
                     events(self, m)
                     run_log.write(m)
                     self.history.append(m)
                     bar.set_postfix({k: f"{m[k]:.3g}" for k in ("reward", "log_p_hat/mean", "weights/ess", "q",
                                                                "grad_norm", "eval/accuracy") if k in m}, refresh=False)
                     bar.update(1)
-                    if cfg.save_every and self.state.step % cfg.save_every == 0 and self.state.step < cfg.max_steps:
+                    scheduled = cfg.save_every and self.state.step % cfg.save_every == 0
+                    if (scheduled or events.should_save()) and self.state.step < cfg.max_steps:
                         self.save()
                     if stop is not None and stop(self, m):
                         break
@@ -316,7 +343,10 @@ class Trainer:
 
     # ------------------------------------------------------------------------ evaluation, checkpoints
 
-    def _evaluate(self) -> dict[str, float]:
+    def evaluate(self) -> dict[str, float]:
+        """The evaluation hook's metrics now (TRL's name); a new best `eval_metric` saves output_dir/best."""
+        if self.evaluate_fn is None:
+            raise InputError("Trainer.evaluate(): this run has no evaluation: pass eval_dataset= (or evaluate_fn=)")
         res = self.evaluate_fn(self)
         val = res.get(self.cfg.eval_metric)
         res, val = self.run.share([res, val])  # every rank evaluates; all follow the main process's value

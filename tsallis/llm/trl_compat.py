@@ -7,16 +7,17 @@ tokenizer, and `transformers.TrainerCallback`s.
 
 - `config_from_grpo(args)`: a `trl.GRPOConfig` becomes a TrainConfig (method "grpo"); every field of the table is
   taken with TRL's meaning, and a field outside it that is not at GRPOConfig's default is refused by name.
-- `TrainConfig(**kwargs)` and config files accept the table's names that are not TrainConfig fields as aliases
-  (`save_steps=10` is `save_every=10`), and TRL's values of the shared names (`fsdp="full_shard"`); see
-  `translate_names`.
+- `TrainConfig(**kwargs)`, config files and `tsallis llm train` flags accept the table's names that are not
+  TrainConfig fields as aliases (`save_steps=10` is `save_every=10`; a flag's type is the row's `hint`), and
+  TRL's values of the shared names (`fsdp="full_shard"`); see `translate_names`.
 - `trainer_inputs`: GRPOTrainer's keywords (`model=`, `args=`, `train_dataset=`, `eval_dataset=`,
   `processing_class=`, `callbacks=`), each checked at the door.
 
 `CallbackRunner` runs a `train()` call's callbacks: plain `callback(trainer, metrics)` functions and
 `transformers.TrainerCallback`s (on_train_begin, on_step_end, on_evaluate, on_log, on_save, on_train_end with
-transformers' `TrainerState` and `TrainerControl`; `control.should_training_stop` ends the run). Light module: no
-torch import at module level.
+transformers' `TrainerState` and `TrainerControl`; `control.should_training_stop` ends the run, `should_evaluate`
+and `should_save` are acted on at the step). `resume_target` reads `Trainer.train(resume_from_checkpoint=...)`.
+Light module: no torch import at module level.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ class TrlField:
     ours: str | None  # the field it sets; None: checked, sets nothing
     rule: str
     convert: Convert | None = None  # None: the same value
+    hint: Any = None  # a name that is not a TrainConfig field: its value's type as a flag (`config.check_value`)
 
 
 def _world_size() -> int:
@@ -58,9 +60,6 @@ def _positive_int(name: str, value: Any) -> int:
 
 def _batch(value: Any, ctx: dict[str, Any]) -> dict[str, Any]:
     size, group = _positive_int("per_device_train_batch_size", value), ctx.get("num_generations", 8)
-    if "prompts_per_step" in ctx:
-        raise InputError("per_device_train_batch_size (TRL's name, completions per process) and prompts_per_step "
-                         "(ours, prompts per step) set the same thing: give one")
     if size % group:
         raise InputError(f"per_device_train_batch_size={size} counts completions per process and micro-batch (TRL); "
                          f"tsallis keeps a prompt's num_generations={group} completions on one process, so it must be "
@@ -71,9 +70,6 @@ def _batch(value: Any, ctx: dict[str, Any]) -> dict[str, Any]:
 
 def _completion_length(value: Any, ctx: dict[str, Any]) -> dict[str, Any]:
     length = _positive_int("max_completion_length", value)
-    if "max_rationale_tokens" in ctx:
-        raise InputError("max_completion_length (TRL's name) and max_rationale_tokens both set the rationale budget: "
-                         "give one")
     answer = ctx["max_answer_tokens"] if "max_answer_tokens" in ctx else min(16, length // 2)
     if length <= answer or answer < 1:
         raise InputError(f"max_completion_length={length} must exceed max_answer_tokens={answer} (and be at least 2):"
@@ -93,7 +89,7 @@ def _steps(name: str, value: Any) -> int:
 def _strategy(kind: str) -> Convert:
     """`eval_strategy`/`save_strategy` (with `eval_steps`/`save_steps`) -> eval_every/save_every."""
     def convert(strategy: Any, ctx: dict[str, Any]) -> dict[str, Any]:
-        strategy = str(getattr(strategy, "value", strategy))
+        strategy = "no" if strategy is False else str(getattr(strategy, "value", strategy))  # YAML's bare no
         if strategy == "no":
             return {f"{kind}_every": 0}
         if strategy != "steps":
@@ -225,67 +221,72 @@ TRL_FIELDS: dict[str, TrlField] = {
                                        lambda v, ctx: {} if ctx.get("activation_checkpointing") is not None
                                        else {"gradient_checkpointing": v}),
     "activation_checkpointing": TrlField("gradient_checkpointing", "transformers 5's name of gradient_checkpointing",
-                                         lambda v, ctx: {} if v is None else {"gradient_checkpointing": bool(v)}),
+                                         lambda v, ctx: {} if v is None else {"gradient_checkpointing": bool(v)},
+                                         bool | None),
     "scale_rewards": TrlField("scale_rewards", "same; TRL's True/False are 'group'/'none'",
                               lambda v, ctx: {"scale_rewards": {True: "group", False: "none"}.get(v, v)}),
     "max_steps": TrlField("max_steps", "same; TRL's -1 (train num_train_epochs) is refused: set max_steps", _max_steps),
-    "num_train_epochs": TrlField(None, "read by TRL only when max_steps=-1, which is refused"),
+    "num_train_epochs": TrlField(None, "read by TRL only when max_steps=-1, which is refused", hint=float),
     "save_total_limit": TrlField("save_total_limit", "same (the best checkpoint is kept apart); None (keep all) is 0",
                                  lambda v, ctx: {"save_total_limit": 0 if v is None else v}),
     "report_to": TrlField("report_to", "same; 'all' is refused (name the trackers)", _report_to),
     "fsdp": TrlField("fsdp", "same (transformers 5: True is FSDP2, full shard); the legacy 'full_shard auto_wrap' is "
                      "True, other sharding strategies are refused", fsdp_value),
     "fsdp_config": TrlField(None, "only entries that describe our FSDP2 (full shard, decoder layers wrapped)",
-                            _fsdp_config),
+                            _fsdp_config, dict | None),
     "data_seed": TrlField(None, "TRL's data_seed seeds the sampler; here `seed` orders the data, and our `data_seed` "
                           "carves the paper datasets' splits: a GRPOConfig's data_seed is refused",
                           _refuse_set("data_seed", "TRL's data_seed seeds the sampler; tsallis orders the data by "
                                       "`seed` (its `data_seed` carves the paper datasets' splits): leave it None")),
     # ---- renamed
-    "use_bias_correction_kl": TrlField("kl_ratio_correction", "renamed (TRL default True, ours False)"),
-    "save_steps": TrlField("save_every", "renamed (with save_strategy 'steps', TRL's default)", _steps_of("save")),
+    "use_bias_correction_kl": TrlField("kl_ratio_correction", "renamed (TRL default True, ours False)", hint=bool),
+    "save_steps": TrlField("save_every", "renamed (with save_strategy 'steps', TRL's default)", _steps_of("save"),
+                           float),
     "save_strategy": TrlField("save_every", "'steps': save_every = save_steps; 'no': 0 (tsallis still saves the final "
-                              "checkpoint); 'epoch'/'best' refused", _strategy("save")),
+                              "checkpoint); 'epoch'/'best' refused", _strategy("save"), str),
     "eval_steps": TrlField("eval_every", "renamed (with eval_strategy 'steps'); None: logging_steps, as TRL",
-                           _steps_of("eval")),
+                           _steps_of("eval"), float | None),
     "eval_strategy": TrlField("eval_every", "'steps': eval_every = eval_steps; 'no' (TRL's default): 0; 'epoch' "
-                              "refused", _strategy("eval")),
+                              "refused", _strategy("eval"), str),
     "num_generations_eval": TrlField("eval_samples", "samples per evaluation prompt; None: ours (1)",
-                                     lambda v, ctx: {} if v is None else {"eval_samples": v}),
+                                     lambda v, ctx: {} if v is None else {"eval_samples": v}, int | None),
     "lr_scheduler_type": TrlField("lr_scheduler", "renamed; 'constant_with_warmup' is our 'constant' (with "
                                   "warmup_steps); others refused",
                                   _choice("lr_scheduler_type", {"constant": "constant", "constant_with_warmup":
-                                                                "constant", "linear": "linear", "cosine": "cosine"})),
+                                                                "constant", "linear": "linear", "cosine": "cosine"}),
+                                  str),
     "optim": TrlField("optimizer", "'adamw_torch'/'adamw_torch_fused' are 'adamw' (torch AdamW), 'sgd' is 'sgd'; "
                       "others refused", _choice("optim", {"adamw_torch": "adamw", "adamw_torch_fused": "adamw",
-                                                          "sgd": "sgd"})),
+                                                          "sgd": "sgd"}), str),
     "disable_tqdm": TrlField("progress_bar", "progress_bar = not disable_tqdm",
-                             lambda v, ctx: {} if v is None else {"progress_bar": not v}),
-    "bf16": TrlField("mixed_precision", "bf16/fp16 -> mixed_precision 'bf16'/'fp16' (else 'no')", _precision),
-    "fp16": TrlField("mixed_precision", "see bf16", _precision),
-    "model_init_kwargs": TrlField("dtype", "only {'dtype': ...} (sets dtype); other keys refused", _dtype),
+                             lambda v, ctx: {} if v is None else {"progress_bar": not v}, bool | None),
+    "bf16": TrlField("mixed_precision", "bf16/fp16 -> mixed_precision 'bf16'/'fp16' (else 'no')", _precision,
+                     bool | None),
+    "fp16": TrlField("mixed_precision", "see bf16", _precision, bool),
+    "model_init_kwargs": TrlField("dtype", "only {'dtype': ...} (sets dtype); other keys refused", _dtype,
+                                  dict | None),
     # ---- translated: TRL counts something else
     "per_device_train_batch_size": TrlField(
         "prompts_per_step", "completions per process and micro-batch (TRL): prompts_per_step = "
         "per_device_train_batch_size / num_generations x processes x gradient_accumulation_steps; a multiple of "
-        "num_generations", _batch),
+        "num_generations", _batch, int),
     "max_completion_length": TrlField(
         "max_rationale_tokens", "max_rationale_tokens = max_completion_length - max_answer_tokens, with "
         "max_answer_tokens (if not given) min(16, max_completion_length // 2); the delimiter's tokens come on top",
-        _completion_length),
+        _completion_length, int),
     "generation_batch_size": TrlField(None, "only TRL's derived value (one generation per optimizer step)", _derived(
         "generation_batch_size", lambda c: c.get("per_device_train_batch_size", 8) * _world_size()
-        * c.get("gradient_accumulation_steps", 1))),
+        * c.get("gradient_accumulation_steps", 1)), int | None),
     "steps_per_generation": TrlField(None, "only TRL's derived value (gradient_accumulation_steps)", _derived(
-        "steps_per_generation", lambda c: c.get("gradient_accumulation_steps", 1))),
+        "steps_per_generation", lambda c: c.get("gradient_accumulation_steps", 1)), int | None),
     # ---- accepted without effect, and why
-    **{name: TrlField(None, "no effect: transformers' flags for scripts, which its Trainer does not read")
+    **{name: TrlField(None, "no effect: transformers' flags for scripts, which its Trainer does not read", hint=bool)
        for name in ("do_train", "do_eval", "do_predict")},
-    "logging_steps": TrlField(None, "no effect: every step is logged (metrics.jsonl and the trackers)"),
-    "logging_strategy": TrlField(None, "no effect: every step is logged"),
-    "use_cpu": TrlField(None, "accepted where there is no GPU (then it changes nothing)", _use_cpu),
+    "logging_steps": TrlField(None, "no effect: every step is logged (metrics.jsonl and the trackers)", hint=float),
+    "logging_strategy": TrlField(None, "no effect: every step is logged", hint=str),
+    "use_cpu": TrlField(None, "accepted where there is no GPU (then it changes nothing)", _use_cpu, bool),
     "per_device_eval_batch_size": TrlField(None, "no effect on results: evaluation draws row-keyed samples, so it does "
-                                           "not depend on its batch size (eval_batch_size sets it)"),
+                                           "not depend on its batch size (eval_batch_size sets it)", hint=int),
 }
 """GRPOConfig field -> what it becomes in TrainConfig (TRL 1.16.0, transformers 5). Fields not listed are refused
 when they differ from GRPOConfig's default."""
@@ -294,25 +295,29 @@ when they differ from GRPOConfig's default."""
 # ------------------------------------------------------------------------------------- names and values
 
 
-def translate_names(values: dict[str, Any], source: str = "TrainConfig") -> dict[str, Any]:
+def translate_names(values: dict[str, Any], source: str = "TrainConfig",
+                    before: dict[str, Any] | None = None) -> dict[str, Any]:
     """TrainConfig arguments with TRL's names: each `TRL_FIELDS` name that is not a TrainConfig field becomes the
-    field it sets (an InputError names a name and its field given together); `fsdp` takes transformers' values;
-    our `data_seed`, which carves the paper datasets' splits, is refused where it would do nothing."""
+    field it sets; a TRL name and our name of the field it sets given together are refused naming both; `fsdp`
+    takes transformers' values; our `data_seed`, which carves the paper datasets' splits, is refused where it
+    would do nothing. `before`: the values of earlier sources (our names; `load_config`), which a translation reads
+    (`per_device_train_batch_size` reads `num_generations`) and this source's values override."""
     from tsallis.llm.config import DATASETS, field_default, field_names
 
     ours = set(field_names())
     out = {k: shared_value(k, v) for k, v in values.items() if k in ours or k not in TRL_FIELDS}
-    if out.get("data_seed", 0) != 0 and out.get("task", field_default("task")) not in DATASETS:
+    ctx = {**(before or {}), **out}
+    if out.get("data_seed", 0) != 0 and ctx.get("task", field_default("task")) not in DATASETS:
         raise InputError(f"data_seed={out['data_seed']!r} carves the splits of the paper datasets "
-                         f"({', '.join(DATASETS)}) and does nothing on task {out.get('task', 'toy')!r}; TRL's "
+                         f"({', '.join(DATASETS)}) and does nothing on task {ctx.get('task', 'toy')!r}; TRL's "
                          "data_seed (the sampler's seed) is `seed` here")
     aliases = {k: v for k, v in values.items() if k not in ours and k in TRL_FIELDS}
-    ctx = {**out, **aliases}
+    ctx.update(aliases)
     for name, value in aliases.items():
         row = TRL_FIELDS[name]
         changes = row.convert(value, ctx) if row.convert else ({row.ours: value} if row.ours else {})
         for key, new in changes.items():
-            if key in out and key in values and out[key] != new:
+            if key in values and (key == row.ours or out[key] != new):  # ours given beside it, in this source
                 raise InputError(f"{source}: {name} (TRL's name) and {key} both set {key}: give one")
             out[key] = new
     return out
@@ -320,8 +325,8 @@ def translate_names(values: dict[str, Any], source: str = "TrainConfig") -> dict
 
 def shared_value(name: str, value: Any) -> Any:
     """A TrainConfig field's value, with TRL's spelling of it translated (`fsdp`: "full_shard auto_wrap" is True)."""
-    if name == "max_steps" and value == -1:
-        _max_steps(value, {})
+    if name == "max_steps" and str(value).strip() == "-1":  # a flag's "-1" too
+        _max_steps(-1, {})
     if name == "fsdp" and isinstance(value, (str, list)) and str(value).strip().lower() not in (
             "true", "false", "yes", "no"):
         return fsdp_value(value)["fsdp"]
@@ -365,7 +370,8 @@ def markdown_table() -> str:
 
 
 REFUSED_KEYWORDS = {
-    "reward_processing_classes": "reward models are not supported: pass reward functions",
+    "reward_processing_classes": "a reward model is read with its own tokenizer: pass its folder in reward_funcs "
+                                 "(reward_funcs=['path/to/reward_model'])",
     "optimizers": "set optimizer, learning_rate, lr_scheduler and warmup_steps in the config",
     "quantization_config": "load the quantized model yourself and pass it as model=",
     "tools": "tool calling is not supported", "rollout_func": "custom rollouts are not supported",
@@ -496,6 +502,26 @@ def is_trainer_callback(cb: Any) -> bool:
     return cls is not None and (isinstance(cb, cls) or (isinstance(cb, type) and issubclass(cb, cls)))
 
 
+def resume_target(value: Any, output_dir: str | os.PathLike) -> str | os.PathLike | None:
+    """`Trainer.train(resume_from_checkpoint=...)` as transformers' Trainer takes it: True is the latest checkpoint
+    in `output_dir` (its run folder), a path is that checkpoint (or run folder), None or False is none; anything
+    else is refused. What to resume from is then resolved as `--resume` is (`checkpoint.resolve_checkpoint`)."""
+    if value is None or value is False:
+        return None
+    if value is True:
+        if not (Path(output_dir) / "checkpoints").is_dir():
+            raise InputError(f"resume_from_checkpoint=True: output_dir {str(output_dir)!r} holds no checkpoint to "
+                             "resume from; train without it, or pass a checkpoint folder")
+        return output_dir
+    if not isinstance(value, (str, os.PathLike)) or not str(value).strip():
+        raise InputError(f"resume_from_checkpoint must be True (the latest checkpoint in output_dir), a checkpoint "
+                         f"folder or run folder, or None; got {value!r}")
+    if not Path(value).expanduser().is_dir():
+        raise InputError(f"resume_from_checkpoint={str(value)!r}: no such folder; pass a checkpoint-<step> folder "
+                         "or a run folder (or True: the latest checkpoint in output_dir)")
+    return Path(value).expanduser()
+
+
 # ------------------------------------------------------------------------------------------------ callbacks
 
 
@@ -508,7 +534,10 @@ class CallbackRunner:
     `optimizer`, `lr_scheduler`: on_train_begin; after each step on_step_end, on_evaluate (when the step evaluated:
     `metrics` are its eval* entries) and on_log (`logs`: the step's metrics); on_save after each checkpoint; and
     on_train_end. `control.should_training_stop` ends the run after the step (with its final checkpoint), like
-    `stop(trainer, metrics)`; the loop decides logging (every step), evaluation and saving itself.
+    `stop(trainer, metrics)`; `control.should_evaluate` (set by on_step_end) evaluates at that step,
+    `control.should_save` saves a checkpoint at it (`should_save()`, read by the loop); each is reset once acted
+    on, as transformers does. Every step is logged, so `control.should_log` asks for nothing more (it is reset
+    after on_log). Besides, the loop evaluates and saves on its own schedule (eval_every, save_every).
     """
 
     def __init__(self, trainer: Any, callbacks: Sequence[Any], stop: Callable[[Any, dict], bool] | None):
@@ -552,16 +581,29 @@ class CallbackRunner:
             self._sync()
             self._event("on_step_end")
             evals = {k: v for k, v in metrics.items() if k.startswith("eval")}
+            if self.control.should_evaluate and not evals:  # a callback asks for an evaluation at this step
+                if trainer.evaluate_fn is None:
+                    raise InputError(f"a TrainerCallback set control.should_evaluate at step {trainer.state.step}, "
+                                     "but this run has no evaluation: pass eval_dataset= (or evaluate_fn=)")
+                evals = trainer.evaluate()
+                metrics.update(evals)
             if evals:
                 self._event("on_evaluate", metrics=evals)
+            self.control.should_evaluate = False  # acted on (transformers resets it on on_evaluate)
             self.state.log_history.append(dict(metrics))
-            self._event("on_log", logs=metrics)
+            self._event("on_log", logs=metrics)  # every step is logged: should_log asks for what happens anyway
+            self.control.should_log = False
+
+    def should_save(self) -> bool:
+        """Whether a TrainerCallback set `control.should_save` (reset once the checkpoint is saved)."""
+        return bool(self.hf) and bool(self.control.should_save)
 
     def _saves(self) -> None:
         if self.hf and self.trainer.state.last_checkpoint != self.saved:
             self.saved = self.trainer.state.last_checkpoint
             self._sync()
             self._event("on_save")
+            self.control.should_save = False  # acted on (transformers resets it on on_save)
 
     def stop(self, trainer: Any, metrics: dict[str, Any]) -> bool:
         """True once a TrainerCallback set `control.should_training_stop` or `stop(trainer, metrics)` says so."""
