@@ -158,8 +158,8 @@ class Trainer:
         self.fsdp = cfg.fsdp
         self.policy = Policy.build(
             model, self.tokenizer, delimiter=cfg.resolved_delimiter, max_rationale_tokens=cfg.max_rationale_tokens,
-            max_answer_tokens=cfg.max_answer_tokens, temperature=cfg.temperature, top_p=cfg.top_p,
-            answer_eos=cfg.answer_eos, chat_template=cfg.chat_template, inference_mode=not self.fsdp,
+            max_answer_tokens=cfg.max_answer_tokens, free_form=cfg.free_form, temperature=cfg.temperature,
+            top_p=cfg.top_p, answer_eos=cfg.answer_eos, chat_template=cfg.chat_template, inference_mode=not self.fsdp,
             synced_gpus=self.fsdp and acc.num_processes > 1, autocast=acc.autocast)
         self.method = ESTIMATORS[cfg.method].from_config(cfg, delimiter_len=len(self.policy.delimiter_ids),
                                                          process_index=acc.process_index)
@@ -318,7 +318,7 @@ class Trainer:
 
     def _evaluate(self) -> dict[str, float]:
         res = self.evaluate_fn(self)
-        val = res.get(self.cfg.eval_metric)
+        val = res.get(self.cfg.resolved_eval_metric)
         res, val = self.run.share([res, val])  # every rank evaluates; all follow the main process's value
         if val is not None and (self.state.best_metric is None or val > self.state.best_metric):
             self.state = replace(self.state, best_metric=float(val), best_checkpoint=str(self.output_dir / "best"))
