@@ -96,15 +96,21 @@ def test_grpo_trains_on_free_completions_of_a_prompt_only_dataset_as_trl(model_p
         seen.extend(zip(completions, completion_ids))
         return [float(len(c)) for c in completions]
 
-    tr = Trainer(model=model_path, args=TrainConfig(**TINY, output_dir=str(tmp_path)),
-                 train_dataset=datasets.Dataset.from_dict({"prompt": PROMPTS}), reward_funcs=length)
+    tr = Trainer(model=model_path, args=TrainConfig(**TINY, eval_every=2, output_dir=str(tmp_path)),
+                 train_dataset=datasets.Dataset.from_dict({"prompt": PROMPTS}), reward_funcs=length,
+                 eval_dataset=[{"prompt": p} for p in PROMPTS[:2]])
     assert tr.cfg.completion_format == "free" and tr.policy.free_form
     before = flat_params(tr).clone()
-    history = tr.train().history
+    result = tr.train()
+    history = result.history
     assert not torch.equal(before, flat_params(tr))
+    # the evaluation hook scores free completions with the run's reward functions; eval/reward picks the best
+    assert "eval/reward" in history[1] and "eval/p@1" not in history[1]
+    assert result.best_checkpoint is not None and tr.state.best_metric == history[1]["eval/reward"]
+    seen.clear()
     assert json.loads((tmp_path / "run_config.json").read_text())["completion_format"] == "free"
-    first = history[0]
-    assert first["rewards/length/mean"] == pytest.approx(sum(len(c) for c, _ in seen[:6]) / 6)
+    first = tr.step()  # one more step, its completions recorded alone
+    assert first["rewards/length/mean"] == pytest.approx(sum(len(c) for c, _ in seen) / 6)
     assert 0.0 <= first["completions/clipped_ratio"] <= 1.0 and "accuracy" not in first
     assert "rationale/forced_ratio" not in first
     # the reward functions see the decoded completion, and its ids are the completion's tokens only
@@ -128,12 +134,14 @@ def test_the_split_format_and_the_methods_that_need_it_refuse_rows_without_an_an
                    train_dataset=with_answers).cfg.completion_format is None
 
 
-def test_number_answers_become_text_and_other_types_are_refused_by_column_and_row():
-    exs = examples_from_rows([{"prompt": "a", "answer": 42}, {"prompt": "b", "answer": 0.5}])
+def test_integer_answers_become_text_and_other_types_are_refused_by_column_and_row():
+    exs = examples_from_rows([{"prompt": "a", "answer": 42}, {"prompt": "b", "answer": "0.5"}])
     assert [ex.answer for ex in exs] == ["42", "0.5"]
-    for bad in ([1, 2], True, float("nan"), " "):
+    for bad in ([1, 2], True, 3.0, " "):
         with pytest.raises(InputError, match=r"rows, row 1: field 'answer' should be a non-blank string"):
             examples_from_rows([{"prompt": "a", "answer": "1"}, {"prompt": "b", "answer": bad}])
+    with pytest.raises(InputError, match=r"3.0 or 3: write the answer as a string"):
+        examples_from_rows([{"prompt": "a", "answer": 3.0}])
     free = examples_from_rows([{"prompt": "a"}, {"prompt": "b", "answer": None}], answers=False)
     assert [ex.answer for ex in free] == [None, None]
 

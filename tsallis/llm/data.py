@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import warnings
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -572,8 +571,8 @@ ANSWER_FIX = ("give every row an 'answer' (the gold answer, which the split comp
 
 def example_from_row(row: Any, where: str, *, index: int, answers: bool = True) -> Example:
     """One row (a dict with a `prompt` column, plain or conversational, and `answer`) -> Example; every field is
-    checked (`FIELDS`), and the message names `where` (file and line) and the field. A number answer (int, float)
-    becomes its text. `answers=False` (free completions): the answer may be missing or null (Example.answer None)."""
+    checked (`FIELDS`), and the message names `where` (file and line) and the field. An integer answer becomes its
+    text. `answers=False` (free completions): the answer may be missing or null (Example.answer None)."""
     if not isinstance(row, Mapping):
         raise DataFormatError(f"{where}: expected an object with 'prompt' and 'answer'; got {type(row).__name__}")
     if "prompt" not in row:
@@ -609,12 +608,15 @@ def example_from_row(row: Any, where: str, *, index: int, answers: bool = True) 
 
 
 def _answer_text(answer: Any, where: str) -> str | None:
-    """A row's answer as a non-blank string: a string, or a finite int/float as its text (datasets often type a
-    numeric column so); None stays None (allowed only where the caller said so)."""
-    if isinstance(answer, (int, float)) and not isinstance(answer, bool) and math.isfinite(answer):
+    """A row's answer as a non-blank string: a string, or an integer as its text (datasets type a numeric column
+    so); None stays None (allowed only where the caller said so). A float is refused: its text is ambiguous (3.0
+    or 3, 0.1 or 0.10), and the gold answer is compared as text."""
+    if isinstance(answer, int) and not isinstance(answer, bool):
         return str(answer)
     if answer is not None and (not isinstance(answer, str) or not answer.strip()):
-        raise _row_error(where, "answer", answer)
+        hint = " (a float's text is ambiguous, 3.0 or 3: write the answer as a string)" if isinstance(
+            answer, float) else ""
+        raise DataFormatError(f"{_row_error(where, 'answer', answer)}{hint}")
     return answer
 
 
