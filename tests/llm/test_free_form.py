@@ -61,6 +61,9 @@ def test_free_completions_run_to_a_stop_token_or_the_limit_with_nothing_forced(m
     # the split policy forces its delimiter where the free one runs on: some split text holds a forced '>'
     split_ro = split.sample(PROMPTS, 4, seeds)
     assert any(split_ro.forced) and all(">" in t for t, f in zip(split_ro.texts, split_ro.forced) if f)
+    with pytest.raises(ValueError, match="sample_answers must be True"):  # no rationale to stop after
+        free.sample(PROMPTS, 1, seeds, sample_answers=False)
+    assert split.sample(PROMPTS, 1, seeds, sample_answers=False).answer_ids is None
     # the one engine: the decode loop and generate draw the same free tokens
     ids = [free.encode_prompt(p) for p in PROMPTS]
     kw = dict(num_samples=4, prompt_seeds=seeds, delimiter_ids=[], stop_ids=free.stop_ids, pad_id=free.pad_id,

@@ -428,10 +428,12 @@ EXTRA_SCORERS = {"finqa": ("numeric",), "hotpotqa": ("em", "f1"), "musique": ("e
 """Scorers reported beside the main one (`eval_scorer`): our FinQA numeric rule, the official EM / token F1."""
 
 
+FREE_EVAL_FIELDS = ("completion_format", "reward_funcs", "reward_weights")
+"""The eval fields only free completions read (a split evaluation's output name does not hash them)."""
 EVAL_FIELDS = ("model", "dtype", "chat_template", "delimiter", "task", "eval_task", "data_dir", "prompt_style",
                "prompt_template", "data_seed", "toy_n_steps", "toy_width", "toy_style", "toy_n_eval",
                "max_rationale_tokens", "max_answer_tokens", "temperature", "top_p", "seed", "eval_ties",
-               "eval_batch_size", "progress_bar", "completion_format", "reward_funcs", "reward_weights")
+               "eval_batch_size", "progress_bar", *FREE_EVAL_FIELDS)
 """The config fields `tsallis llm eval` reads (its --k, --scorer and --split stand for eval_samples, eval_scorer
 and eval_split): what selects the examples, formats the prompts and samples; `model` is the base of a LoRA
 checkpoint; free completions (completion_format "free") are scored by reward_funcs (weighted by reward_weights)."""
@@ -548,7 +550,8 @@ def _eval_output(args: argparse.Namespace, target, run_dir: Path | None, cfg, k:
     import hashlib
 
     folder = check_output_dir(run_dir / "eval" if run_dir is not None else Path("."), "the evaluation folder")
-    settings = {name: getattr(cfg, name) for name in EVAL_FIELDS if name != "progress_bar"}
+    settings = {name: getattr(cfg, name) for name in EVAL_FIELDS
+                if name != "progress_bar" and (cfg.free_form or name not in FREE_EVAL_FIELDS)}
     settings.update(target=str(Path(str(target)).resolve()) if target != "toy" else "toy", split=split, k=k,
                     **({"n": n} if n != k else {}), scorer=scorer, max_examples=args.max_examples, data=data)
     digest = hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:10]
@@ -624,8 +627,8 @@ def register_eval(sub) -> None:
                     "CHECKPOINT is a run directory (its best/ checkpoint), a checkpoint directory, a Hugging Face "
                     "model directory or 'toy'. Task, data and sampling settings come from the run's run_config.json "
                     "(or --config), then from the flags. A run of free completions (completion_format free) is "
-                    "scored by its reward functions (--reward-funcs): mean reward, clipped ratio. Example: tsallis llm eval runs/paper/finqa_cold "
-                    "--split test --k 16")
+                    "scored by its reward functions (--reward-funcs): mean reward, clipped ratio. Example: "
+                    "tsallis llm eval runs/paper/finqa_cold --split test --k 16")
     p.add_argument("checkpoint", metavar="CHECKPOINT")
     p.add_argument("--config", help="YAML or JSON config (default: the run's run_config.json)")
     p.add_argument("--split", default="test", choices=["train", "validation", "test"],

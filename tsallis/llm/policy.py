@@ -125,6 +125,9 @@ class Policy:
         """n completions per example (an Example, or a prompt) in one batched decode (`decode.decode_rollout`: our
         KV-cache loop, token for token what `rollout.generate_rollout`'s single `generate` call draws), keyed by one
         seed per example (`rollout.prompt_seeds`), decoded once. `temperature` None: the Policy's."""
+        if self.free_form and not sample_answers:
+            raise ValueError("a free completion is sampled whole (no rationale ends at a delimiter): sample_answers "
+                             "must be True")
         with self.autocast():  # dropout is off inside decode_rollout (no train/eval switch: no kernel rebuild)
             ro = decode_rollout(
                 self.model, [self.encode_prompt(_prompt(ex)) for ex in examples], num_samples=n, prompt_seeds=seeds,

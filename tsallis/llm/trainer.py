@@ -105,7 +105,8 @@ class Trainer:
         config: the run configuration (or `args=`: a TrainConfig, a `trl.GRPOConfig`, or a dict of fields).
         train_examples, eval_examples: Examples, a `datasets.Dataset` or a list of row dicts with a `prompt` column
             (plain or conversational) and `answer` (default: from `config.task`); rows given with task "toy" that
-            are not the toy's make the run's task "dataset" (`run_data`: its folder keeps the eval rows).
+            are not the toy's make the run's task "dataset" (`run_data`: its folder keeps the eval rows). GRPO on
+            rows without `answer` samples free completions, as TRL (`config.completion_format`).
         reward_funcs: reward functions with TRL's signature `f(prompts, completions, completion_ids, **columns) ->
             list[float | None]` (`tsallis.llm.rewards.RewardFunc`), or names of `rewards.REWARD_FUNCS`; default
             `config.reward_funcs` (exact match, paper Sec. 7). Weighted by `config.reward_weights`; GRPO trains on
