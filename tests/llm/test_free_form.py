@@ -29,7 +29,8 @@ from tsallis.llm.trainer import Trainer  # noqa: E402
 
 from .helpers import flat_params  # noqa: E402
 
-pytestmark = pytest.mark.usefixtures("one_thread")
+pytestmark = [pytest.mark.usefixtures("one_thread"),  # GRPOConfig's own default (gradient_checkpointing=True) warns:
+              pytest.mark.filterwarnings("ignore:`gradient_checkpointing` is deprecated:FutureWarning")]
 
 PROMPTS = [f"R{i}{i};a{i}:" for i in range(4)]
 TINY = dict(method="grpo", max_steps=2, num_generations=3, prompts_per_step=2, max_rationale_tokens=5,
@@ -120,6 +121,42 @@ def test_grpo_trains_on_free_completions_of_a_prompt_only_dataset_as_trl(model_p
     stops = set(tr.policy.stop_ids)
     assert all(c == tr.tokenizer.decode([t for t in ids if t not in stops]) for c, ids in seen)
     assert first["completions/max_length"] <= 8
+
+
+def test_a_grpo_config_on_conversational_prompt_only_rows_trains_free_and_resumes(model_path, tmp_path):
+    """TRL's own objects: a GRPOConfig's max_completion_length is the free completion's budget; a conversational
+    prompt's completion reaches the reward as [{"role": "assistant", "content": text}], as TRL passes it; the run
+    resumes with the same (free) format."""
+    trl = pytest.importorskip("trl")
+    seen = []
+
+    def brief(completions, **kwargs):
+        seen.extend(completions)
+        return [-float(len(c[0]["content"])) for c in completions]
+
+    args = dict(output_dir=str(tmp_path), use_cpu=True, bf16=False, max_steps=1, num_generations=3,
+                per_device_train_batch_size=3, max_completion_length=6, learning_rate=1e-2, report_to="none",
+                disable_tqdm=True, save_strategy="no", gradient_checkpointing=False)
+    rows = [{"prompt": [{"role": "user", "content": p}]} for p in PROMPTS]
+    tok = _chat_tokenizer(model_path)
+    tr = Trainer(model=model_path, args=trl.GRPOConfig(**args), train_dataset=rows, reward_funcs=brief,
+                 processing_class=tok)
+    assert tr.cfg.completion_format == "free" and tr.policy.max_answer_tokens == 6
+    tr.train()
+    assert seen and all(isinstance(c, list) and c[0]["role"] == "assistant" for c in seen)
+    again = Trainer(model=model_path, args=trl.GRPOConfig(**{**args, "max_steps": 2}), train_dataset=rows,
+                    reward_funcs=brief, processing_class=tok, resume_from=tmp_path)
+    assert again.state.step == 1 and again.train().step == 2
+
+
+def _chat_tokenizer(model_path):
+    """The tiny model's tokenizer with a minimal chat template (conversational prompts need one)."""
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(model_path, local_files_only=True)
+    tok.chat_template = ("{% for m in messages %}{{ m['content'] }}{% endfor %}"
+                         "{% if add_generation_prompt %}:{% endif %}")
+    return tok
 
 
 def test_the_split_format_and_the_methods_that_need_it_refuse_rows_without_an_answer(model_path, tmp_path):
