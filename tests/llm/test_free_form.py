@@ -123,6 +123,22 @@ def test_grpo_trains_on_free_completions_of_a_prompt_only_dataset_as_trl(model_p
     assert first["completions/max_length"] <= 8
 
 
+def test_free_grpo_learns_what_the_reward_asks_brevity(model_path, tmp_path):
+    """The reward alone shapes free completions: rewarded for brevity, the model learns to end them early (stop
+    token), and the clipped ratio falls. Deterministic on CPU (row-keyed sampling, seed 0): -10.3 -> -0.3."""
+    def brevity(completions, **kwargs):
+        return [-float(len(c)) for c in completions]
+
+    cfg = TrainConfig(**{**TINY, "max_steps": 12, "num_generations": 4, "max_rationale_tokens": 6,
+                         "max_answer_tokens": 4, "learning_rate": 1e-1}, model=model_path, output_dir=str(tmp_path))
+    rows = [{"prompt": f"R{i}{i};a{i}:"} for i in range(8)]
+    history = Trainer(cfg, rows, reward_funcs=brevity).train().history
+    first, last = history[:3], history[-3:]
+    mean = lambda rows, key: sum(m[key] for m in rows) / len(rows)  # noqa: E731
+    assert mean(last, "reward") > mean(first, "reward") + 5
+    assert mean(last, "completions/clipped_ratio") < mean(first, "completions/clipped_ratio")
+
+
 def test_a_grpo_config_on_conversational_prompt_only_rows_trains_free_and_resumes(model_path, tmp_path):
     """TRL's own objects: a GRPOConfig's max_completion_length is the free completion's budget; a conversational
     prompt's completion reaches the reward as [{"role": "assistant", "content": text}], as TRL passes it; the run
