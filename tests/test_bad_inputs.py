@@ -393,8 +393,8 @@ CASES["llm train"] = [
        "{role, content} messages; got 5", {"d.jsonl": GOOD_ROW + '\n{"prompt": 5, "answer": "4"}\n'}),
     _t("--task jsonl:{tmp}/d.jsonl", "{tmp}/d.jsonl, line 1: field 'answer' should be a non-blank string; got '  '",
        {"d.jsonl": '{"prompt": "2+2=", "answer": "  "}\n'}),
-    _t("--task jsonl:{tmp}/d.jsonl", "{tmp}/d.jsonl, line 1: field 'answer' should be a non-blank string; got 4",
-       {"d.jsonl": '{"prompt": "2+2=", "answer": 4}\n'}),
+    _t("--task jsonl:{tmp}/d.jsonl", "{tmp}/d.jsonl, line 1: field 'answer' should be a non-blank string; got 4.0",
+       {"d.jsonl": '{"prompt": "2+2=", "answer": 4.0}\n'}),  # an integer becomes its text; a float is ambiguous
     _t("--task jsonl:{tmp}/d.jsonl", "{tmp}/d.jsonl, line 3: invalid JSON",
        {"d.jsonl": GOOD_ROW + "\n\n{oops\n"}),
     _t("--task jsonl:{tmp}/d.jsonl", "{tmp}/d.jsonl, line 2: invalid UTF-8",

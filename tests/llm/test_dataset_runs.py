@@ -175,7 +175,7 @@ def test_evaluate_takes_a_dataset_or_rows_and_refuses_other_types(qwen):
     with pytest.raises(InputError, match="got a DatasetDict: pass one split"):
         evaluate(model, tok, datasets.DatasetDict({"test": datasets.Dataset.from_list(CHAT)}), **kw)
     with pytest.raises(InputError, match="field 'answer'"):
-        evaluate(model, tok, [{"prompt": "1+1?", "answer": 2}], **kw)
+        evaluate(model, tok, [{"prompt": "1+1?", "answer": 2.0}], **kw)  # an int becomes "2"; a float is ambiguous
     with pytest.raises(InputError, match="got a str"):
         evaluate(model, tok, "1+1?", **kw)
 

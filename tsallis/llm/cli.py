@@ -161,7 +161,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
     if cfg.model != "toy":  # a missing model folder, or a delimiter its tokenizer cannot use, before the data
         from tsallis.llm.loading import check_delimiter_of, resolve_model_path
 
-        check_delimiter_of(resolve_model_path(cfg.model), cfg.resolved_delimiter)
+        path = resolve_model_path(cfg.model)
+        if not cfg.free_form:  # free completions tokenize no delimiter
+            check_delimiter_of(path, cfg.resolved_delimiter)
     from tsallis.llm.trainer import Trainer
 
     trainer = Trainer(cfg, resume_from=args.resume, cache_dir=args.cache_dir)
@@ -448,13 +450,15 @@ EXTRA_SCORERS = {"finqa": ("numeric",), "hotpotqa": ("em", "f1"), "musique": ("e
 """Scorers reported beside the main one (`eval_scorer`): our FinQA numeric rule, the official EM / token F1."""
 
 
+FREE_EVAL_FIELDS = ("completion_format", "reward_funcs", "reward_weights")
+"""The eval fields only free completions read (a split evaluation's output name does not hash them)."""
 EVAL_FIELDS = ("model", "dtype", "chat_template", "delimiter", "task", "eval_task", "data_dir", "prompt_style",
                "prompt_template", "data_seed", "toy_n_steps", "toy_width", "toy_style", "toy_n_eval",
                "max_rationale_tokens", "max_answer_tokens", "temperature", "top_p", "seed", "eval_ties",
-               "eval_batch_size", "progress_bar")
+               "eval_batch_size", "progress_bar", *FREE_EVAL_FIELDS)
 """The config fields `tsallis llm eval` reads (its --k, --scorer and --split stand for eval_samples, eval_scorer
 and eval_split): what selects the examples, formats the prompts and samples; `model` is the base of a LoRA
-checkpoint."""
+checkpoint; free completions (completion_format "free") are scored by reward_funcs (weighted by reward_weights)."""
 
 
 def _load_eval_model(target, cfg, cache_dir):
@@ -511,7 +515,7 @@ def _eval_examples(cfg, data: str, split: str):
                           style=cfg.prompt_style, template=cfg.prompt_template, delimiter=cfg.resolved_delimiter)
     from tsallis.llm.data import read_rows
 
-    return read_rows(data)
+    return read_rows(data, answers=not cfg.free_form)
 
 
 def _eval_config(args: argparse.Namespace):
@@ -530,6 +534,10 @@ def _eval_config(args: argparse.Namespace):
     if cfg.task in ("finqa", "hotpotqa", "musique") and not Path(cfg.data_dir).expanduser().is_dir():
         raise InputError(f"data_dir {cfg.data_dir!r} is not a directory: pass --data-dir PATH (the folder of the "
                          f"official {cfg.task} files, docs/datasets.md)")
+    if args.scorer is not None and cfg.free_form:
+        raise InputError("--scorer checks an answer split off after the delimiter; this run's completions are free "
+                         "(completion_format 'free'), scored by its reward functions: drop --scorer, or pass "
+                         "--reward-funcs")
     if args.scorer is not None:
         from tsallis.llm.config import ScorerId
 
@@ -546,8 +554,8 @@ def _eval_prompts(examples, tok, cfg, context: int | None):
     check_chat_prompts(examples, tok, chat_template=cfg.chat_template)
     out = [dataclasses.replace(ex, prompt=render_prompt(ex.prompt, tok, chat_template=cfg.chat_template))
            for ex in examples]
-    budget = cfg.max_rationale_tokens + len(tok.encode(cfg.resolved_delimiter, add_special_tokens=False)) + \
-        cfg.max_answer_tokens
+    delimiter = 0 if cfg.free_form else len(tok.encode(cfg.resolved_delimiter, add_special_tokens=False))
+    budget = cfg.max_rationale_tokens + delimiter + cfg.max_answer_tokens
     over = [ex for ex in out
             if check_prompt_length(ex, len(tok(ex.prompt, add_special_tokens=False)["input_ids"]), budget, context)]
     warn_overflow(over, budget, context)
@@ -564,7 +572,8 @@ def _eval_output(args: argparse.Namespace, target, run_dir: Path | None, cfg, k:
     import hashlib
 
     folder = check_output_dir(run_dir / "eval" if run_dir is not None else Path("."), "the evaluation folder")
-    settings = {name: getattr(cfg, name) for name in EVAL_FIELDS if name != "progress_bar"}
+    settings = {name: getattr(cfg, name) for name in EVAL_FIELDS
+                if name != "progress_bar" and (cfg.free_form or name not in FREE_EVAL_FIELDS)}
     settings.update(target=str(Path(str(target)).resolve()) if target != "toy" else "toy", split=split, k=k,
                     **({"n": n} if n != k else {}), scorer=scorer, max_examples=args.max_examples, data=data)
     digest = hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:10]
@@ -587,7 +596,8 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     if n < k:
         raise InputError(f"--n {n} < --k {k}: p@k needs at least k samples per example; pass --n >= {k} (or drop it: "
                          "n = k)")
-    scorer = args.scorer or cfg.resolved_eval_scorer  # the trainer's evaluation hook scores with it too
+    # the trainer's evaluation hook scores with it too; free completions: the reward functions
+    scorer = "reward" if cfg.free_form else args.scorer or cfg.resolved_eval_scorer
     data, split = _eval_source(cfg, args.split, run_dir)
     out = _eval_output(args, target, run_dir, cfg, k, n, scorer, data, split)
     from tsallis.llm.evaluate import Completion, evaluate, score_completions
@@ -598,15 +608,23 @@ def _cmd_eval(args: argparse.Namespace) -> int:
               "'train'); pass --eval-task jsonl:FILE to score held-out rows", file=sys.stderr)
     if args.max_examples:
         examples = examples[:args.max_examples]
+    funcs = None
+    if cfg.free_form:  # the functions exist and every column they need is there, before the model loads
+        from tsallis.llm.step import resolve_reward_funcs
+
+        funcs = resolve_reward_funcs(None, cfg, examples)
     model, tok = _load_eval_model(target, cfg, args.cache_dir)
     examples = _eval_prompts(examples, tok, cfg, getattr(model.config, "max_position_embeddings", None))
     delim = cfg.resolved_delimiter
     result = evaluate(model, tok, examples, k=k, n=n, max_rationale_tokens=cfg.max_rationale_tokens,
                       max_answer_tokens=cfg.max_answer_tokens, temperature=cfg.temperature, top_p=cfg.top_p,
                       delimiter=delim, scorer=scorer, ties=cfg.eval_ties, batch_size=cfg.eval_batch_size,
-                      seed=cfg.seed, progress=cfg.progress_bar)
-    completions = [[Completion(t, f) for t, f in zip(r.completions, r.forced)] for r in result.records]
-    for extra in EXTRA_SCORERS.get(cfg.task, ()):
+                      seed=cfg.seed, progress=cfg.progress_bar, free_form=cfg.free_form, reward_funcs=funcs,
+                      reward_weights=cfg.reward_weights)
+    extras = () if cfg.free_form else EXTRA_SCORERS.get(cfg.task, ())
+    completions = [[Completion(t, f) for t, f in zip(r.completions, r.forced)] for r in result.records] if extras \
+        else []
+    for extra in extras:
         if extra != result.scorer:
             other = score_completions(examples, completions, scorer=extra, delimiter=delim, ties=cfg.eval_ties, k=k)
             result.metrics.update({f"{extra}/{m}": v for m, v in other.metrics.items()
@@ -630,8 +648,9 @@ def register_eval(sub) -> None:
                     "relaxed match; EM/F1 for HotpotQA/MuSiQue and the numeric rule for FinQA are added). "
                     "CHECKPOINT is a run directory (its best/ checkpoint), a checkpoint directory, a Hugging Face "
                     "model directory or 'toy'. Task, data and sampling settings come from the run's run_config.json "
-                    "(or --config), then from the flags. Example: tsallis llm eval runs/paper/finqa_cold "
-                    "--split test --k 16")
+                    "(or --config), then from the flags. A run of free completions (completion_format free) is "
+                    "scored by its reward functions (--reward-funcs): mean reward, clipped ratio. Example: "
+                    "tsallis llm eval runs/paper/finqa_cold --split test --k 16")
     p.add_argument("checkpoint", metavar="CHECKPOINT")
     p.add_argument("--config", help="YAML or JSON config (default: the run's run_config.json)")
     p.add_argument("--split", default="test", choices=["train", "validation", "test"],

@@ -202,6 +202,14 @@ class TrainConfig:
         function; null: all 1.0. (TRL's reward_weights)""")
 
     # ---- rollout
+    completion_format: Literal["split", "free"] | None = param(None, """The shape of a sampled completion. "split":
+        rationale, the delimiter (sampled, or forced by budget forcing) and an answer of at most max_answer_tokens
+        (paper Sec. 7; every method). "free": one completion of up to max_rationale_tokens + max_answer_tokens
+        tokens (TRL's max_completion_length sets them to sum to it) ending at a stop token (EOS) or that limit,
+        nothing forced or split off, as TRL's GRPO samples; GRPO only (GARL/PAFT/SFT teacher-force the gold answer
+        after the delimiter), rewarded by the reward functions alone, rows need no `answer`. null: "split", except
+        "free" for GRPO on rows passed from Python (Trainer(train_dataset=...), as TRL's GRPOTrainer is called)
+        where some row has no `answer`. (ours)""")
     num_generations: PosInt = param(8, "M rationales sampled per prompt (TRL default 8; paper M = 32).")
     prompts_per_step: PosInt = param(8, "Prompts per optimizer step across all processes and micro-batches. (ours)")
     max_rationale_tokens: PosInt = param(96, """Rationale budget; the delimiter is forced when it runs out (paper
@@ -248,7 +256,7 @@ class TrainConfig:
         0 keeps all. (ours)""")
     eval_every: NonNegInt = param(0, "Call the evaluation hook every this many steps (0: never). (ours)")
     eval_metric: str = param("eval/accuracy", """Metric returned by the evaluation hook that selects the best
-        checkpoint (paper: validation maj@16).""")
+        checkpoint (paper: validation maj@16); with completion_format "free", the default means "eval/reward".""")
     eval_samples: PosInt = param(1, """Samples k per evaluation prompt (toy: mean accuracy of k samples; datasets:
         p@1, p@k, maj@k from k samples; paper: 16). (ours default 1)""")
     eval_split: Literal["train", "validation", "test"] = param("validation", """Dataset split of the evaluation hook
@@ -319,6 +327,17 @@ class TrainConfig:
         if self.delimiter is not None:
             return self.delimiter
         return ">" if self.task == "toy" else "</think>"
+
+    @property
+    def free_form(self) -> bool:
+        """Whether completions are free (`completion_format` "free"; null is resolved by the trainer's data)."""
+        return self.completion_format == "free"
+
+    @property
+    def resolved_eval_metric(self) -> str:
+        """`eval_metric`, with the default "eval/accuracy" read as "eval/reward" for free completions (they have
+        no answer to be accurate about; their evaluation reports the reward functions' mean reward)."""
+        return "eval/reward" if self.free_form and self.eval_metric == "eval/accuracy" else self.eval_metric
 
     @property
     def resolved_eval_scorer(self) -> str:

@@ -563,22 +563,30 @@ def check_messages(messages: Any, where: str) -> list[dict[str, str]]:
     return [{"role": m["role"], "content": m["content"]} for m in messages]
 
 
-def example_from_row(row: Any, where: str, *, index: int) -> Example:
+ANSWER_FIX = ("give every row an 'answer' (the gold answer, which the split completion format teacher-forces and "
+              "scores after the delimiter), or, for GRPO with your own reward functions on free completions (as "
+              "TRL's GRPOTrainer), set completion_format='free' (--completion-format free)")
+"""What to do about a row without an answer where the split completion format needs one."""
+
+
+def example_from_row(row: Any, where: str, *, index: int, answers: bool = True) -> Example:
     """One row (a dict with a `prompt` column, plain or conversational, and `answer`) -> Example; every field is
-    checked (`FIELDS`), and the message names `where` (file and line) and the field."""
+    checked (`FIELDS`), and the message names `where` (file and line) and the field. An integer answer becomes its
+    text. `answers=False` (free completions): the answer may be missing or null (Example.answer None)."""
     if not isinstance(row, Mapping):
         raise DataFormatError(f"{where}: expected an object with 'prompt' and 'answer'; got {type(row).__name__}")
-    for name in ("prompt", "answer"):
-        if name not in row:
-            raise DataFormatError(f"{where}: missing field {name!r}; every row needs 'prompt' and 'answer'")
-    prompt, answer = row["prompt"], row["answer"]
+    if "prompt" not in row:
+        raise DataFormatError(f"{where}: missing field 'prompt'; every row needs 'prompt'" + (
+            " and 'answer'" if answers else ""))
+    if answers and row.get("answer") is None:
+        raise DataFormatError(f"{where}: missing field 'answer' (or null): {ANSWER_FIX}")
+    prompt, answer = row["prompt"], row.get("answer")
     if isinstance(prompt, str):
         if not prompt.strip():
             raise _row_error(where, "prompt", prompt)
     else:
         prompt = check_messages(prompt, where)
-    if not isinstance(answer, str) or not answer.strip():
-        raise _row_error(where, "answer", answer)
+    answer = _answer_text(answer, where)
     rid, aliases, rationale = row.get("id", index), row.get("aliases", []), row.get("rationale")
     if isinstance(rid, bool) or not isinstance(rid, (str, int)):
         raise _row_error(where, "id", rid)
@@ -599,17 +607,31 @@ def example_from_row(row: Any, where: str, *, index: int) -> Example:
                    task=row.get("task", "rows"), meta=meta, source=where)
 
 
-def examples_from_rows(rows: Any, source: str = "rows") -> list[Example]:
-    """Examples from an iterable of row dicts (a `datasets.Dataset`, a list of dicts); "source, row i" in errors."""
-    out = [example_from_row(row, f"{source}, row {i}", index=i) for i, row in enumerate(rows)]
+def _answer_text(answer: Any, where: str) -> str | None:
+    """A row's answer as a non-blank string: a string, or an integer as its text (datasets type a numeric column
+    so); None stays None (allowed only where the caller said so). A float is refused: its text is ambiguous (3.0
+    or 3, 0.1 or 0.10), and the gold answer is compared as text."""
+    if isinstance(answer, int) and not isinstance(answer, bool):
+        return str(answer)
+    if answer is not None and (not isinstance(answer, str) or not answer.strip()):
+        hint = " (a float's text is ambiguous, 3.0 or 3: write the answer as a string)" if isinstance(
+            answer, float) else ""
+        raise DataFormatError(f"{_row_error(where, 'answer', answer)}{hint}")
+    return answer
+
+
+def examples_from_rows(rows: Any, source: str = "rows", *, answers: bool = True) -> list[Example]:
+    """Examples from an iterable of row dicts (a `datasets.Dataset`, a list of dicts); "source, row i" in errors.
+    `answers=False`: rows may lack an answer (free completions)."""
+    out = [example_from_row(row, f"{source}, row {i}", index=i, answers=answers) for i, row in enumerate(rows)]
     if not out:
         raise DataFormatError(f"{source}: no rows")
     return out
 
 
-def as_examples(data: Any, source: str) -> list[Example] | None:
+def as_examples(data: Any, source: str, *, answers: bool = True) -> list[Example] | None:
     """Examples from what a Python caller passes as a dataset: a list of Examples, a `datasets.Dataset` or a
-    list of row dicts; None stays None."""
+    list of row dicts; None stays None. `answers=False`: rows may lack an answer (free completions)."""
     if data is None:
         return None
     if isinstance(data, (str, bytes, Mapping)) or not hasattr(data, "__iter__"):  # a DatasetDict is a Mapping
@@ -619,19 +641,19 @@ def as_examples(data: Any, source: str) -> list[Example] | None:
     data = list(data)
     if all(isinstance(ex, Example) for ex in data):  # also [], no examples
         return data
-    return examples_from_rows(data, source)
+    return examples_from_rows(data, source, answers=answers)
 
 
-def read_rows(task: str) -> list[Example]:
+def read_rows(task: str, *, answers: bool = True) -> list[Example]:
     """The Examples of a "jsonl:PATH" (one JSON object a line) or "parquet:PATH" task; every line is checked, and
-    an error names the file, the line (or row) and the field."""
+    an error names the file, the line (or row) and the field. `answers=False`: rows may lack an answer."""
     kind, _, name = task.partition(":")
     path = Path(name).expanduser()
     if not path.is_file():
         raise DataFormatError(f"{kind} file {str(path)!r} " + ("does not exist" if not path.exists() else
                                                                "is not a file"))
     if kind == "parquet":
-        return examples_from_rows(_parquet_rows(path), str(path))
+        return examples_from_rows(_parquet_rows(path), str(path), answers=answers)
     out = []
     for lineno, line in enumerate(read_utf8(path).splitlines(), 1):
         if not line.strip():
@@ -642,7 +664,7 @@ def read_rows(task: str) -> list[Example]:
         except json.JSONDecodeError as err:
             raise DataFormatError(f"{where}: invalid JSON ({err.msg}, column {err.colno}); each line must be one "
                                   "JSON object with 'prompt' and 'answer'") from None
-        out.append(example_from_row(row, where, index=lineno))
+        out.append(example_from_row(row, where, index=lineno, answers=answers))
     if not out:
         raise DataFormatError(f"{path}: no rows (the file is empty)")
     return out
@@ -698,7 +720,9 @@ def load_examples(cfg: Any) -> tuple[list[Example], list[Example]]:
         task = toy_task(cfg)
         return make_examples(task, "train"), make_examples(task, "eval")
     if cfg.task.startswith(("jsonl:", "parquet:")):
-        return read_rows(cfg.task), (read_rows(cfg.eval_task) if cfg.eval_task else [])
+        free = cfg.free_form
+        return read_rows(cfg.task, answers=not free), (read_rows(cfg.eval_task, answers=not free) if cfg.eval_task
+                                                       else [])
     if cfg.task == "dataset":
         raise InputError("task 'dataset' is a run trained on rows passed to Trainer from Python, and the run folder "
                          "keeps only its evaluation rows: pass the same rows again, Trainer(cfg, dataset, "

@@ -176,8 +176,9 @@ class VectorisedForcing:
         moves = np.zeros((D + 1, U + 2), dtype=np.int64)
         moves[:D, :U] = [[table[k][u] for u in uniq] for k in range(D)]
         self.cls, self.moves = self._array(cls), self._array(moves.reshape(-1))
-        self.delim = self._array(np.array(delimiter_ids + [delimiter_ids[-1]]))  # (D + 1,) index D: dummy
-        self.phase = self._array(np.full(n, RATIONALE, dtype=np.int64))
+        self.delim = self._array(np.array(delimiter_ids + (delimiter_ids or [0])[-1:]))  # (D + 1,) index D: dummy
+        # no delimiter (a free completion): every row starts in the answer phase, the whole completion
+        self.phase = self._array(np.full(n, RATIONALE if D else ANSWER, dtype=np.int64))
         self.match, self.z_len, self.a_len = (self._array(np.zeros(n, dtype=np.int64)) for _ in range(3))
         self.forced = self._array(np.zeros(n, dtype=bool))
 

@@ -252,6 +252,11 @@ class _Base:
         without a word)."""
         if cls.needs_group(cfg) and cfg.num_generations < 2:
             raise InputError(f"method={cls.name!r} needs num_generations >= 2 (group baseline)")
+        if getattr(cfg, "completion_format", None) == "free" and cls.answers == "gold":  # free: no gold after a split
+            raise InputError(f"completion_format='free' (--completion-format free) samples completions with no "
+                             f"rationale/answer split, which method={cls.name!r} needs: it teacher-forces the gold "
+                             "answer after the delimiter (GARL/PAFT weigh rationales by p(y*|x, z), SFT trains on "
+                             "the gold rationale and answer); use method='grpo', or completion_format='split'")
         ignored = ignored_options(cls, cfg)
         if ignored:
             readers = {k: [n for n, e in ESTIMATORS.items() if k in e.reads] for k in ignored}

@@ -10,6 +10,12 @@ the paper, Muennighoff et al. 2025, then an answer of at most `max_answer_tokens
   llm eval` and the studies measure. `evaluate(model, tokenizer, ...)` / `generate_completions` build the Policy.
 - `score_completions(examples, completions, ...)`: extract (text after the last delimiter), score with a
   `rewards.Scorer`, aggregate with `metrics`. Pure Python/NumPy, no model.
+
+Free completions (a Policy built with `free_form=True`, `TrainConfig.completion_format` "free") have no answer to
+extract: `evaluate_policy` scores them with the run's reward functions, as training rewards them
+(`step.score_rewards`: the weighted sum), and reports the mean reward ("reward", the free run's default
+`eval_metric` "eval/reward"), its standard deviation, each function's mean and the completion lengths, with one
+`FreeRecord` per example.
 torch is imported inside functions only.
 """
 
@@ -58,6 +64,17 @@ class EvalRecord:
 
 
 @dataclass(frozen=True)
+class FreeRecord:
+    """The free completions of one example and their rewards (the reward functions' weighted sum; NaN where no
+    function scored it); `ended`: the completion ended itself (a stop token), else it hit the length limit."""
+
+    id: str
+    completions: tuple[str, ...]
+    rewards: tuple[float, ...]
+    ended: tuple[bool, ...]
+
+
+@dataclass(frozen=True)
 class EvalResult:
     """Per-example records and the aggregate metrics.
 
@@ -66,7 +83,7 @@ class EvalResult:
     "forced_rate" (share of samples whose delimiter was forced), "n_examples".
     """
 
-    records: tuple[EvalRecord, ...]
+    records: tuple[EvalRecord, ...] | tuple[FreeRecord, ...]
     metrics: dict[str, float]
     k: int
     scorer: str
@@ -192,25 +209,61 @@ def estimate_log_p(policy: Any, examples: Sequence[Example], *, num_samples: int
 
 def evaluate_policy(policy: Any, examples: Any, *, k: int = 16, n: int | None = None,
                     scorer: str | Scorer = "relaxed", ties: Ties = "first", delimiter: str = DEFAULT_DELIMITER,
-                    seed: int = 0, batch_size: int = 1, progress: bool = False) -> EvalResult:
+                    seed: int = 0, batch_size: int = 1, progress: bool = False,
+                    reward_funcs: Sequence[Any] | None = None,
+                    reward_weights: Sequence[float] | None = None) -> EvalResult:
     """Sample `n` (default `k`) completions per example with the policy and score them: p@k unbiased from n >= k
     samples (paper Sec. 7: k = 16, "relaxed"). `examples`: Examples, a `datasets.Dataset` or a list of row dicts
-    (`data.as_examples`, the trainer's parser)."""
+    (`data.as_examples`, the trainer's parser). A free-form policy's completions are scored by `reward_funcs`
+    (callables, weighted by `reward_weights`) instead of `scorer` (`score_free`)."""
     n = k if n is None else n
     if not (isinstance(k, int) and isinstance(n, int) and 1 <= k <= n):
         raise InputError(f"evaluate: need integers 1 <= k <= n (n samples per example); got k={k!r}, n={n!r}")
-    examples = _examples(examples)
-    comps = completions(policy, examples, n, seed=seed, batch_size=batch_size, progress=progress)
+    examples = _examples(examples, answers=not policy.free_form)
     settings = {"k": k, "n": n, "max_rationale_tokens": policy.max_rationale_tokens,
                 "max_answer_tokens": policy.max_answer_tokens, "temperature": policy.temperature,
                 "top_p": policy.top_p, "top_k": policy.top_k, "delimiter": delimiter, "seed": seed}
+    if policy.free_form:
+        if not reward_funcs:
+            raise InputError("free completions have no answer to score: pass reward_funcs (the run's reward "
+                             "functions, --reward-funcs)")
+        ro = sample(policy, examples, n, seed=seed, batch_size=batch_size, progress=progress)
+        return score_free(examples, ro, reward_funcs, reward_weights, stop_ids=policy.stop_ids, delimiter=delimiter,
+                          settings=settings)
+    comps = completions(policy, examples, n, seed=seed, batch_size=batch_size, progress=progress)
     return score_completions(examples, comps, scorer=scorer, delimiter=delimiter, ties=ties, settings=settings, k=k)
 
 
-def _examples(examples: Any) -> list[Example]:
+def score_free(examples: Sequence[Example], ro: Rollout, reward_funcs: Sequence[Any],
+               reward_weights: Sequence[float] | None, *, stop_ids: Sequence[int], delimiter: str = DEFAULT_DELIMITER,
+               settings: dict[str, Any] | None = None) -> EvalResult:
+    """The free completions `ro` (n per example) scored by the reward functions as training scores them
+    (`step.score_rewards`, TRL's keywords): "reward" (mean weighted reward, NaN-free), "reward_std",
+    "rewards/<name>/mean", "clipped_ratio" (share that hit the length limit), "mean_length" (tokens),
+    "n_examples"."""
+    from tsallis.llm.rollout import ended_itself
+    from tsallis.llm.step import score_rewards
+
+    n = len(ro.texts) // len(examples)
+    total, per = score_rewards(reward_funcs, reward_weights, examples, ro, [], delimiter=delimiter,
+                               trainer_state=None, required=False)
+    ended = ended_itself(ro.answer_ids, ro.forced, stop_ids)
+    r = total.double().numpy()  # (N, n)
+    records = tuple(FreeRecord(ex.id, tuple(ro.texts[i * n:(i + 1) * n]), tuple(map(float, r[i])),
+                               tuple(ended[i * n:(i + 1) * n])) for i, ex in enumerate(examples))
+    valid = r[~np.isnan(r)]
+    metrics = {"reward": float(valid.mean()) if valid.size else float("nan"),
+               "reward_std": float(valid.std(ddof=1)) if valid.size > 1 else 0.0,
+               **{f"rewards/{name}/mean": float(np.nanmean(v.numpy())) for name, v in per.items()},
+               "clipped_ratio": float(np.mean([not e for e in ended])),
+               "mean_length": float(np.mean([len(a) for a in ro.answer_ids])), "n_examples": float(len(examples))}
+    return EvalResult(records, metrics, n, "+".join(per), "first", dict(settings or {}))
+
+
+def _examples(examples: Any, *, answers: bool = True) -> list[Example]:
     from tsallis.llm.data import as_examples
 
-    out = as_examples(examples, "examples")
+    out = as_examples(examples, "examples", answers=answers)
     if not out:
         raise InputError("examples: none given; pass Examples, a datasets.Dataset or a list of row dicts with "
                          "'prompt' and 'answer'")
@@ -231,7 +284,9 @@ def make_evaluate_fn(examples: Any, *, prefix: str = "eval/", **kwargs: Any) -> 
 
     def evaluate_fn(trainer: Any) -> dict[str, Any]:
         policy = trainer.policy.with_settings(**settings) if settings else trainer.policy
-        result = evaluate_policy(policy, examples, **kwargs)
+        rewards = ({"reward_funcs": trainer.reward_funcs, "reward_weights": trainer.cfg.reward_weights}
+                   if policy.free_form and "reward_funcs" not in kwargs else {})  # as training rewards them
+        result = evaluate_policy(policy, examples, **kwargs, **rewards)
         return {**{prefix + name: value for name, value in result.metrics.items()}, prefix + "scorer": result.scorer}
 
     return evaluate_fn
@@ -241,14 +296,14 @@ def default_evaluate_fn(cfg: Any, examples: Sequence[Example]) -> Callable[[Any]
     """The trainer's default hook: `make_evaluate_fn` with the run's settings, which are `tsallis llm eval`'s (the
     scorer `cfg.resolved_eval_scorer`, `eval_samples` samples per prompt, the evaluation stream of `cfg.seed`:
     common random numbers across checkpoints) -> eval/p@1, eval/p@k, eval/maj@k, ..., eval/scorer (its name), and
-    eval/accuracy (= eval/p@1, the default `eval_metric`)."""
+    eval/accuracy (= eval/p@1, the default `eval_metric`). Free completions: eval/reward, ... (`score_free`)."""
     hook = make_evaluate_fn(examples, k=cfg.eval_samples, scorer=cfg.resolved_eval_scorer, ties=cfg.eval_ties,
                             delimiter=cfg.resolved_delimiter, batch_size=cfg.eval_batch_size, seed=cfg.seed,
                             progress=cfg.progress_bar)
 
     def evaluate_fn(trainer: Any) -> dict[str, Any]:
         res = hook(trainer)
-        return {"eval/accuracy": res["eval/p@1"], **res}
+        return {"eval/accuracy": res["eval/p@1"], **res} if "eval/p@1" in res else res
 
     return evaluate_fn
 
@@ -257,22 +312,25 @@ def default_evaluate_fn(cfg: Any, examples: Sequence[Example]) -> Callable[[Any]
 
 
 def _policy(model: Any, tokenizer: Any, *, max_rationale_tokens: int, max_answer_tokens: int, temperature: float,
-            top_p: float, top_k: int, delimiter: str, synced_gpus: bool) -> Any:
+            top_p: float, top_k: int, delimiter: str, synced_gpus: bool, free_form: bool = False) -> Any:
     from tsallis.llm.policy import Policy
 
     if max_rationale_tokens < 1 or max_answer_tokens < 1:
         raise ValueError("max_rationale_tokens and max_answer_tokens must be >= 1")
     return Policy.build(model, tokenizer, delimiter=delimiter, max_rationale_tokens=max_rationale_tokens,
-                        max_answer_tokens=max_answer_tokens, temperature=temperature, top_p=top_p, top_k=top_k,
-                        synced_gpus=synced_gpus, inference_mode=not synced_gpus)
+                        max_answer_tokens=max_answer_tokens, free_form=free_form, temperature=temperature, top_p=top_p,
+                        top_k=top_k, synced_gpus=synced_gpus, inference_mode=not synced_gpus)
 
 
 def evaluate(model: Any, tokenizer: Any, examples: Any, *, k: int = 16, n: int | None = None,
              max_rationale_tokens: int = 4096 - 128, max_answer_tokens: int = 128, temperature: float = 1.0,
              top_p: float = 1.0, top_k: int = 0, delimiter: str = DEFAULT_DELIMITER, scorer: str | Scorer = "relaxed",
              ties: Ties = "first", batch_size: int = 1, seed: int = 0, synced_gpus: bool = False,
-             progress: bool = False) -> EvalResult:
+             progress: bool = False, free_form: bool = False, reward_funcs: Sequence[Any] | None = None,
+             reward_weights: Sequence[float] | None = None) -> EvalResult:
     """`evaluate_policy` with a Policy built from `model` and `tokenizer` (paper Sec. 7: k = 16, "relaxed").
+    `free_form`: free completions of up to max_rationale_tokens + max_answer_tokens tokens, scored by
+    `reward_funcs` (names of `rewards.REWARD_FUNCS`, import paths or callables; weighted by `reward_weights`).
 
     Args:
         k, n: p@k and maj@k from n >= k samples per example (n = None: n = k); p@k is unbiased (Chen et al.).
@@ -284,10 +342,14 @@ def evaluate(model: Any, tokenizer: Any, examples: Any, *, k: int = 16, n: int |
         does not change the samples). seed: the evaluation seed (row-keyed; the global torch RNG is untouched).
         synced_gpus: keep every rank generating until all are done (FSDP). progress: a tqdm bar.
     """
+    from tsallis.llm.rewards import resolve_reward_func
+
     policy = _policy(model, tokenizer, max_rationale_tokens=max_rationale_tokens, max_answer_tokens=max_answer_tokens,
-                     temperature=temperature, top_p=top_p, top_k=top_k, delimiter=delimiter, synced_gpus=synced_gpus)
+                     temperature=temperature, top_p=top_p, top_k=top_k, delimiter=delimiter, synced_gpus=synced_gpus,
+                     free_form=free_form)
+    funcs = None if reward_funcs is None else [resolve_reward_func(f) for f in reward_funcs]
     return evaluate_policy(policy, examples, k=k, n=n, scorer=scorer, ties=ties, delimiter=delimiter, seed=seed,
-                           batch_size=batch_size, progress=progress)
+                           batch_size=batch_size, progress=progress, reward_funcs=funcs, reward_weights=reward_weights)
 
 
 def generate_completions(model: Any, tokenizer: Any, prompts: Sequence[Any], *, k: int, max_rationale_tokens: int,

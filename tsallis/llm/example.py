@@ -23,7 +23,8 @@ class Example:
         prompt: the model input x*: a string, fully formatted (cold-start linearization, the toy task), or a
             conversational list of messages (warm start, chat data) that the tokenizer's chat template renders;
             the rationale z is sampled right after it.
-        answer: the gold output y*, the string teacher-forced after the rationale delimiter.
+        answer: the gold output y*, the string teacher-forced after the rationale delimiter; None for a row of free
+            completions without one (`TrainConfig.completion_format` "free": the reward functions judge them).
         aliases: other accepted gold strings (MuSiQue `answer_aliases`); evaluation takes the max over them.
         rationale: a gold rationale, when the task has one (used by `method="sft"`), else None.
         task: the task family name ("toy", "finqa", "hotpotqa", "musique").
@@ -34,7 +35,7 @@ class Example:
 
     id: str
     prompt: Prompt
-    answer: str
+    answer: str | None
     aliases: tuple[str, ...] = ()
     rationale: str | None = None
     task: str = "toy"

@@ -13,7 +13,9 @@ and has two verbs:
   needs gradients (`rollout.token_logps` on the possibly wrapped model).
 
 `Policy.build(model, tokenizer, delimiter=..., ...)` derives the ids from the tokenizer (and the model's
-generation config: `rollout.stop_ids`).
+generation config: `rollout.stop_ids`). `free_form=True` builds a Policy of free completions (TRL's GRPO): no
+delimiter, no rationale budget, one completion of up to max_rationale_tokens + max_answer_tokens tokens ending at a
+stop token or that limit (`rollout.py`'s docstring); `texts` are then the completions, nothing split off.
 """
 
 from __future__ import annotations
@@ -67,15 +69,24 @@ class Policy:
 
     @classmethod
     def build(cls, model: Any, tokenizer: Any, *, delimiter: str, max_rationale_tokens: int,
-              max_answer_tokens: int, **settings: Any) -> Policy:
-        """A Policy for `model` and `tokenizer`: the ids from the tokenizer (stop ids: `rollout.stop_ids`)."""
+              max_answer_tokens: int, free_form: bool = False, **settings: Any) -> Policy:
+        """A Policy for `model` and `tokenizer`: the ids from the tokenizer (stop ids: `rollout.stop_ids`).
+        `free_form`: free completions of up to max_rationale_tokens + max_answer_tokens tokens, no delimiter."""
         from tsallis.llm.rollout import stop_ids
 
         stops = stop_ids(tokenizer, model)
-        delim = check_delimiter(tokenizer, delimiter, stops)
+        check_stops(stops)
+        delim = [] if free_form else check_delimiter(tokenizer, delimiter, stops)
+        if free_form:  # the whole completion is sampled as the answer phase (rollout.py)
+            max_rationale_tokens, max_answer_tokens = 0, max_rationale_tokens + max_answer_tokens
         pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else stops[0]
         eos = tokenizer.eos_token_id if tokenizer.eos_token_id is not None else stops[0]
         return cls(model, tokenizer, delim, stops, pad, eos, max_rationale_tokens, max_answer_tokens, **settings)
+
+    @property
+    def free_form(self) -> bool:
+        """Whether completions are free (no delimiter, nothing forced, no answer split off)."""
+        return not self.delimiter_ids
 
     # ---------------------------------------------------------------------------------------------- text
 
@@ -114,6 +125,9 @@ class Policy:
         """n completions per example (an Example, or a prompt) in one batched decode (`decode.decode_rollout`: our
         KV-cache loop, token for token what `rollout.generate_rollout`'s single `generate` call draws), keyed by one
         seed per example (`rollout.prompt_seeds`), decoded once. `temperature` None: the Policy's."""
+        if self.free_form and not sample_answers:
+            raise ValueError("a free completion is sampled whole (no rationale ends at a delimiter): sample_answers "
+                             "must be True")
         with self.autocast():  # dropout is off inside decode_rollout (no train/eval switch: no kernel rebuild)
             ro = decode_rollout(
                 self.model, [self.encode_prompt(_prompt(ex)) for ex in examples], num_samples=n, prompt_seeds=seeds,
@@ -201,13 +215,18 @@ def _rows(ro: Rollout, start: int, stop: int, M: int) -> Rollout:
                    None if ro.answer_ids is None else ro.answer_ids[a:b])
 
 
+def check_stops(stops: list[int]) -> None:
+    """Raises InputError when there is no stop token (`rollout.stop_ids`): a sampled completion could never end."""
+    if not stops:
+        raise InputError("the tokenizer has no EOS token: a sampled answer could never end; set eos_token")
+
+
 def check_delimiter(tokenizer: Any, delimiter: str, stops: list[int]) -> list[int]:
     """The delimiter's token ids, once it can close a rationale with an answer after it: it encodes to tokens,
     none of them the tokenizer's unknown token (text it cannot encode, which no sample would ever match), and none
     a stop or pad token (`stops`: `rollout.stop_ids`; the completion would end, or be masked, at the delimiter).
     Raises InputError naming the delimiter, the token and the fix (also when `stops` is empty: no EOS token)."""
-    if not stops:
-        raise InputError("the tokenizer has no EOS token: a sampled answer could never end; set eos_token")
+    check_stops(stops)
     ids = tokenizer(delimiter, add_special_tokens=False)["input_ids"]
     if not ids:
         raise InputError(f"the delimiter {delimiter!r} tokenizes to nothing: choose another (--delimiter)")

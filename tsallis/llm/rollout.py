@@ -15,6 +15,11 @@ the logits processor that also does the sampling, emits the delimiter itself whe
 rationale budget or samples a stop token (EOS) before the delimiter; a delimiter that a row had begun to sample
 is completed. Such a row is `forced`; its answer is then sampled after the forced delimiter in the same call.
 
+A free completion (`TrainConfig.completion_format` "free", TRL's GRPO) has no delimiter: given no delimiter ids,
+every row starts in the answer phase, so the completion is sampled until a stop token or `max_answer_tokens`,
+nothing forced. Its Rollout holds empty rationales and the completions as `answer_ids`; scoring then puts the
+whole completion in `answer_mask` and `ended_itself` is TRL's "ended with EOS". A split rollout is unchanged.
+
 Randomness is row-keyed everywhere: the draw of row r (prompt b, sample m) at generated position t is a hash of
 (seed of prompt b, m, t), so a row's completion does not depend on the other rows of the batch, the batch size,
 the process that runs it or the global torch RNG. Prompt seeds come from `prompt_seeds(seed, stream, ...)`:
@@ -47,7 +52,8 @@ LOG_P_STREAM = 2**40 + 1
 
 @dataclass
 class Rollout:
-    """Sampled rationales and answers for B prompts x M samples (row n = b*M + m)."""
+    """Sampled rationales and answers for B prompts x M samples (row n = b*M + m); free completions have empty
+    rationales, and each completion is its `answer_ids` (module docstring)."""
 
     prompt_ids: list[list[int]]  # (B) token lists
     rationale_ids: list[list[int]]  # (N) without the delimiter
@@ -205,7 +211,9 @@ class BudgetForcing(RowSeededSampler):
         self.R, self.A, self.sample_answers = max_rationale_tokens, max_answer_tokens, sample_answers
         self.delim, self.stops, self.table = list(delimiter_ids), set(stop_ids), delimiter_automaton(delimiter_ids)
         self.stop0 = int(stop_ids[0])
-        self.phase, self.match, self.z_len, self.a_len = [RATIONALE] * n, [0] * n, [0] * n, [0] * n
+        # no delimiter (a free completion): every row starts in the answer phase, the whole completion
+        self.phase = [RATIONALE if self.delim else ANSWER] * n
+        self.match, self.z_len, self.a_len = [0] * n, [0] * n, [0] * n
         self.forced = [False] * n
 
     def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
@@ -309,9 +317,10 @@ def generate_rollout(model, prompt_ids: list[list[int]], *, num_samples: int, pr
 
 def check_rollout_args(engine: str, prompt_ids: Sequence, prompt_seeds: Sequence[int], delimiter_ids: list[int],
                        stop_ids: list[int]) -> None:
-    """The arguments every rollout engine needs: stop and delimiter ids, disjoint, and one seed per prompt."""
-    if not stop_ids or not delimiter_ids or len(prompt_seeds) != len(prompt_ids):
-        raise ValueError(f"{engine} needs stop ids, delimiter ids and one seed per prompt")
+    """The arguments every rollout engine needs: stop ids, delimiter ids disjoint from them, and one seed per prompt.
+    No delimiter ids: free completions (each row is an answer alone, up to `max_answer_tokens` or a stop token)."""
+    if not stop_ids or len(prompt_seeds) != len(prompt_ids):
+        raise ValueError(f"{engine} needs stop ids and one seed per prompt")
     if set(stop_ids) & set(delimiter_ids):
         raise ValueError(f"the delimiter tokens {delimiter_ids} include a stop token ({stop_ids}): choose another "
                          "delimiter")

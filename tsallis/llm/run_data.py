@@ -23,7 +23,7 @@ from typing import Any
 from tsallis.errors import InputError
 from tsallis.files import atomic_write_text
 from tsallis.llm.config import DATASET_TASK, TrainConfig
-from tsallis.llm.data import as_examples, load_examples, read_rows, to_rows
+from tsallis.llm.data import ANSWER_FIX, as_examples, load_examples, read_rows, to_rows
 from tsallis.llm.example import Example
 
 RECORD = "dataset_rows.json"
@@ -113,7 +113,9 @@ def trainer_data(cfg: TrainConfig, train_examples: Any = None, eval_examples: An
     else `cfg.task`'s. Rows given with task "toy" (the default) that are not the toy's make a "dataset" run: its
     config says so (and so takes a jsonl: task's delimiter default), its evaluation rows are `eval_examples`, else
     `cfg.eval_task`'s, and it gets a `RowsRecord`."""
-    train, evals = as_examples(train_examples, "train_examples"), as_examples(eval_examples, "eval_examples")
+    optional = cfg.completion_format != "split"  # "free", or null: resolved from the rows (`completion_format`)
+    train = as_examples(train_examples, "train_examples", answers=not optional)
+    evals = as_examples(eval_examples, "eval_examples", answers=not optional)
     if train is None:
         train, default_eval = load_examples(cfg)
         evals = default_eval if evals is None else evals
@@ -121,12 +123,29 @@ def trainer_data(cfg: TrainConfig, train_examples: Any = None, eval_examples: An
         cfg = dataclasses.replace(cfg, task=DATASET_TASK)
     if not train:
         raise InputError("no training examples: pass a non-empty list or a task with a training split")
+    cfg = completion_format(cfg, list(train) + list(evals or []))
     if train_examples is None or cfg.task != DATASET_TASK:
         return TrainerData(cfg, list(train), list(evals or []))
     if evals is None and cfg.eval_task:
-        evals = read_rows(cfg.eval_task)
+        evals = read_rows(cfg.eval_task, answers=not cfg.free_form)
     train, evals = list(train), list(evals or [])
     return TrainerData(cfg, train, evals, *RowsRecord.of(train, evals))
+
+
+def completion_format(cfg: TrainConfig, examples: list[Example]) -> TrainConfig:
+    """The config with `completion_format` null resolved from the rows: "free" for GRPO when some row has no answer
+    (TRL's GRPOTrainer on a dataset without an `answer` column), else left null ("split"). A row without an
+    answer under another method is refused, naming the row and the fix."""
+    missing = next((ex for ex in examples if ex.answer is None), None)
+    if cfg.completion_format is not None or missing is None:
+        return cfg
+    from tsallis.llm.estimators import ESTIMATORS
+
+    if ESTIMATORS[cfg.method].answers == "sampled":  # GRPO: it scores what it sampled, no gold answer needed
+        return dataclasses.replace(cfg, completion_format="free")
+    raise InputError(f"{missing.source or 'example ' + repr(missing.id)}: no 'answer' (missing or null), which "
+                     f"method={cfg.method!r} teacher-forces after the delimiter (completion_format 'split'): "
+                     f"{ANSWER_FIX}, with method='grpo'")
 
 
 def eval_rows_task(run_dir: Path | None, split: str) -> str:

@@ -126,7 +126,8 @@ def step_metrics(batch: StepBatch, *, losses: Sequence[float], stats: Sequence[d
     """(The step's metrics (docs/llm.md, "Metrics"), the scored tokens of all processes) from its batch and the
     losses' outputs; loss, reward, accuracy and the completion statistics are global-batch values (`gather`
     concatenates a tensor over processes). `sampled`: the method sampled its rationales (the completion lengths
-    are logged); `stop_ids` end a sampled answer."""
+    are logged); `stop_ids` end a sampled answer. `delimiter_len` 0: free completions (no accuracy: no answer is
+    split off; no rationale statistics)."""
     scored = sum(int(mb.scored.attention_mask.sum()) for mb in batch.micro)
     m: dict[str, Any] = {k: float(np.mean([s[k] for s in stats])) for k in stats[0]}
     for k, reduce in EXTREMES.items():
@@ -142,6 +143,7 @@ def step_metrics(batch: StepBatch, *, losses: Sequence[float], stats: Sequence[d
         for name in batch.micro[0].rewards_by_func:
             r = gather(torch.cat([mb.rewards_by_func[name] for mb in batch.micro]))
             m[f"rewards/{name}/mean"], m[f"rewards/{name}/std"] = float(r.nanmean()), _nanstd(r)
+    if batch.micro[0].rewards is not None and delimiter_len:
         acc = [v for mb in batch.micro for v in exact_answer(
             None, mb.rollout.texts, None, delimiter=delimiter,
             answer=[ex.answer for ex in mb.examples for _ in range(len(mb.rollout.texts) // len(mb.examples))])]
@@ -162,7 +164,8 @@ def completion_metrics(batch: StepBatch, *, gather: Callable[[torch.Tensor], tor
     `completions/clipped_ratio` is the fraction that did not (they hit the length limit: TRL's truncated
     completions); the `*_terminated_length` statistics are over the terminated ones (0 when there are none, as
     TRL). `rationale/forced_ratio`: the fraction whose delimiter was forced (the rationale budget, or a stop token
-    sampled before the delimiter; paper Sec. 7's budget forcing)."""
+    sampled before the delimiter; paper Sec. 7's budget forcing). Free completions (`delimiter_len` 0) have no
+    rationale statistics."""
     rows = [(z, f, a) for mb in batch.micro for z, f, a in zip(
         mb.rollout.rationale_ids, mb.rollout.forced, mb.rollout.answer_ids or [None] * len(mb.rollout.forced))]
     length = gather(torch.tensor([len(z) + delimiter_len + len(a or []) for z, _, a in rows], dtype=torch.float64))
@@ -176,7 +179,8 @@ def completion_metrics(batch: StepBatch, *, gather: Callable[[torch.Tensor], tor
             "completions/mean_terminated_length": float(done.mean()),
             "completions/min_terminated_length": float(done.min()),
             "completions/max_terminated_length": float(done.max()),
-            "rationale/mean_length": float(rationale.mean()), "rationale/forced_ratio": float(forced.mean())}
+            **({"rationale/mean_length": float(rationale.mean()), "rationale/forced_ratio": float(forced.mean())}
+               if delimiter_len else {})}
 
 
 # ------------------------------------------------------------------------------------- checks at the door
@@ -197,12 +201,14 @@ def resolve_reward_funcs(funcs: Any, cfg: Any, examples: Sequence[Example]) -> l
         raise InputError(f"reward_weights has {len(cfg.reward_weights)} weight(s) for {len(out)} reward "
                          f"function(s): give one weight per function")
     for f in out:
-        need = required_columns(f) - {"answer", "aliases", "id", "task", "rationale"}
+        need = required_columns(f) - {"aliases", "id", "task", "rationale"}
         for ex in examples if need else []:
-            missing = need - set(ex.meta)
+            missing = need - set(ex.meta) - ({"answer"} if ex.answer is not None else set())
             if missing:
                 raise InputError(f"reward function {reward_name(f)!r} needs the column(s) {sorted(missing)}, "
-                                 f"which {ex.source or 'example ' + repr(ex.id)} lacks")
+                                 f"which {ex.source or 'example ' + repr(ex.id)} lacks" + (
+                                     " (free completions: pass reward functions that judge the completion "
+                                     "without a gold answer, reward_funcs=...)" if "answer" in missing else ""))
     return out
 
 

@@ -105,7 +105,8 @@ class Trainer:
         config: the run configuration (or `args=`: a TrainConfig, a `trl.GRPOConfig`, or a dict of fields).
         train_examples, eval_examples: Examples, a `datasets.Dataset` or a list of row dicts with a `prompt` column
             (plain or conversational) and `answer` (default: from `config.task`); rows given with task "toy" that
-            are not the toy's make the run's task "dataset" (`run_data`: its folder keeps the eval rows).
+            are not the toy's make the run's task "dataset" (`run_data`: its folder keeps the eval rows). GRPO on
+            rows without `answer` samples free completions, as TRL (`config.completion_format`).
         reward_funcs: reward functions with TRL's signature `f(prompts, completions, completion_ids, **columns) ->
             list[float | None]` (`tsallis.llm.rewards.RewardFunc`), names of `rewards.REWARD_FUNCS`, import paths,
             or a reward model's folder (`rewards.RewardModel`, loaded onto the policy's device); default
@@ -164,8 +165,8 @@ class Trainer:
         self.fsdp = cfg.fsdp
         self.policy = Policy.build(
             model, self.tokenizer, delimiter=cfg.resolved_delimiter, max_rationale_tokens=cfg.max_rationale_tokens,
-            max_answer_tokens=cfg.max_answer_tokens, temperature=cfg.temperature, top_p=cfg.top_p,
-            answer_eos=cfg.answer_eos, chat_template=cfg.chat_template, inference_mode=not self.fsdp,
+            max_answer_tokens=cfg.max_answer_tokens, free_form=cfg.free_form, temperature=cfg.temperature,
+            top_p=cfg.top_p, answer_eos=cfg.answer_eos, chat_template=cfg.chat_template, inference_mode=not self.fsdp,
             synced_gpus=self.fsdp and acc.num_processes > 1, autocast=acc.autocast)
         self.method = ESTIMATORS[cfg.method].from_config(cfg, delimiter_len=len(self.policy.delimiter_ids),
                                                          process_index=acc.process_index)
@@ -348,7 +349,7 @@ class Trainer:
         if self.evaluate_fn is None:
             raise InputError("Trainer.evaluate(): this run has no evaluation: pass eval_dataset= (or evaluate_fn=)")
         res = self.evaluate_fn(self)
-        val = res.get(self.cfg.eval_metric)
+        val = res.get(self.cfg.resolved_eval_metric)
         res, val = self.run.share([res, val])  # every rank evaluates; all follow the main process's value
         if val is not None and (self.state.best_metric is None or val > self.state.best_metric):
             self.state = replace(self.state, best_metric=float(val), best_checkpoint=str(self.output_dir / "best"))

@@ -272,7 +272,8 @@ TRL_FIELDS: dict[str, TrlField] = {
         "num_generations", _batch, int),
     "max_completion_length": TrlField(
         "max_rationale_tokens", "max_rationale_tokens = max_completion_length - max_answer_tokens, with "
-        "max_answer_tokens (if not given) min(16, max_completion_length // 2); the delimiter's tokens come on top",
+        "max_answer_tokens (if not given) min(16, max_completion_length // 2); the delimiter's tokens come on top "
+        "(completion_format 'free': a completion of max_completion_length tokens, their sum, as TRL)",
         _completion_length, int),
     "generation_batch_size": TrlField(None, "only TRL's derived value (one generation per optimizer step)", _derived(
         "generation_batch_size", lambda c: c.get("per_device_train_batch_size", 8) * _world_size()
