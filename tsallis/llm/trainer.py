@@ -27,7 +27,7 @@ from tsallis.llm.config import TrainConfig
 from tsallis.llm.estimators import ESTIMATORS, Scored
 from tsallis.llm.guards import UpdateGuard
 from tsallis.llm.loading import load_policy, load_reference, lora_config
-from tsallis.llm.placement import make_accelerator, place
+from tsallis.llm.placement import check_precision, make_accelerator, place
 from tsallis.llm.policy import Policy
 from tsallis.llm.rewards import RewardFunc
 from tsallis.llm.rollout import ScoredBatch, token_logps
@@ -231,6 +231,7 @@ class Trainer:
     def step(self) -> dict[str, Any]:
         """One optimizer step; advances `state` and returns the step's metrics (docs/llm.md, "Metrics")."""
         cfg, acc, method, policy, st = self.cfg, self.accelerator, self.method, self.policy, self.state
+        check_precision(acc, cfg)
         t0 = time.perf_counter()
         n = st.step + 1  # this step's number as logged (steps count from 1; the schedule's convention too)
         switched = st.switched or (self.schedule.kind == "step" and self.schedule.should_switch(n, st.running_success))
