@@ -9,6 +9,7 @@ from typing import Any
 import torch
 
 from tsallis.errors import InputError
+from tsallis.llm.launch import check_joined
 from tsallis.llm.loading import build_optimizer, lr_lambda, shard_model
 from tsallis.llm.tracking import check_trackers
 
@@ -23,6 +24,7 @@ def make_accelerator(cfg: Any):
     acc = Accelerator(mixed_precision=cfg.mixed_precision, log_with=cfg.trackers or None,
                       project_config=ProjectConfiguration(project_dir=cfg.output_dir,
                                                           logging_dir=str(Path(cfg.output_dir) / "logs")))
+    check_joined(acc.num_processes)
     if cfg.prompts_per_step % (acc.num_processes * cfg.gradient_accumulation_steps):
         raise InputError(f"prompts_per_step={cfg.prompts_per_step} must be divisible by the number of processes "
                          f"({acc.num_processes}) x gradient_accumulation_steps ({cfg.gradient_accumulation_steps}): "
