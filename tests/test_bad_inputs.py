@@ -336,7 +336,7 @@ CASES["llm train"] = [
     _t("--eval-task jsonl:{tmp}/e.jsonl", "eval_task is for a jsonl:/parquet: task"),
     _t("--toy-n-steps 100", "--toy-n-steps must lie in [1, 99]; got 100"),
     _t("--toy-n-steps 0", "--toy-n-steps must lie in [1, 99]; got 0"),
-    _t("--fsdp true --lora-r 8", "fsdp=True with LoRA"),
+    _t("--fsdp true --lora-r 8", "fsdp=True needs a distributed launch"),
     _t("--delimiter EMPTY", "--delimiter must be a non-empty string"),
     _t("--model {tmp}/nomodel", "model path '{tmp}/nomodel' does not exist"),
     # model files (checked before any model loads)

@@ -1,10 +1,12 @@
 """Worker of tests/llm/test_scale.py's multi-process tests (not a test module).
 
-Run as `torchrun --nproc_per_node N tests/llm/dp_worker.py MODEL OUT [ddp|fsdp]` (or plain python for one
+Run as `torchrun --nproc_per_node N tests/llm/dp_worker.py MODEL OUT [ddp|fsdp|lora]` (or plain python for one
 process): trains GARL for 2 steps on 4 toy prompts per step and saves, per rank, the rollouts it generated and,
 on rank 0, the (all-reduced, full) gradient at each optimizer step, the logged metrics and the final parameters.
 With `fsdp` the model is sharded (FSDP2) and checkpointed at step 1 (sharded); a second Trainer then resumes from
-that checkpoint and trains step 2 again, and its final parameters are saved too.
+that checkpoint and trains step 2 again, and its final parameters are saved too. `lora` trains a LoRA adapter,
+sharded as `fsdp` when accelerate's launcher asks for FSDP (ACCELERATE_USE_FSDP=true in the environment), and
+saves the parameters before training too.
 With `paft`: PAFT (q = 0.75) for 4 steps uninterrupted in OUT/full; the same run in OUT/part crashes during step
 3 after its checkpoint of step 2, and a new Trainer resumes it from that checkpoint to step 4; both runs'
 parameters and histories are saved.
@@ -20,11 +22,12 @@ from tsallis.llm.config import TrainConfig
 from tsallis.llm.trainer import Trainer
 
 
-def _config(model: str, out: str, fsdp: bool) -> TrainConfig:
+def _config(model: str, out: str, fsdp: bool, lora: bool = False) -> TrainConfig:
     return TrainConfig(model=model, output_dir=out, method="garl", q=0.5, max_steps=2, num_generations=3,
                        prompts_per_step=4, toy_n_steps=1, toy_width=3, toy_n_train=8, toy_n_eval=4,
                        max_rationale_tokens=6, max_answer_tokens=3, learning_rate=1e-3, max_grad_norm=1e9,
-                       progress_bar=False, save_every=1 if fsdp else 0, fsdp=fsdp)
+                       progress_bar=False, save_every=1 if fsdp or lora else 0, fsdp=fsdp,
+                       lora_r=4 if lora else 0, lora_target_modules="c_attn" if lora else None)
 
 
 def _full(t: torch.Tensor) -> torch.Tensor:
@@ -71,8 +74,9 @@ def main(model: str, out: str, mode: str = "ddp") -> None:
     torch.set_num_threads(1)
     if mode == "paft":
         return paft_kill_and_resume(model, out)
-    fsdp = mode == "fsdp"
-    tr = Trainer(_config(model, out, fsdp))
+    fsdp, lora = mode == "fsdp", mode == "lora"
+    tr = Trainer(_config(model, out, fsdp, lora))
+    initial = _params(tr) if lora else None
     rollouts, grads = [], []
     real_rollout, real_step = tr.policy.sample, tr.optimizer.step
 
@@ -82,16 +86,18 @@ def main(model: str, out: str, mode: str = "ddp") -> None:
         return ro
 
     def step(*a, **k):
-        grads.append(torch.cat([_full(p.grad).detach().reshape(-1).clone() for p in tr.model.parameters()]))
+        grads.append(torch.cat([_full(p.grad).detach().reshape(-1).clone() for p in tr.model.parameters()
+                               if p.requires_grad]))
         return real_step(*a, **k)
 
     tr.policy.sample, tr.optimizer.step = rollout, step
     res = tr.train()
     acc = tr.accelerator
     record = {"rollouts": rollouts, "grads": grads, "params": _params(tr), "history": res.history,
-              "num_processes": acc.num_processes, "param_type": type(next(tr.model.parameters())).__name__}
-    if fsdp:  # resume the sharded checkpoint of step 1 and redo step 2
-        resumed = Trainer(_config(model, out, fsdp), resume_from=f"{out}/checkpoints/checkpoint-1")
+              "num_processes": acc.num_processes, "param_type": type(next(tr.model.parameters())).__name__,
+              "initial_params": initial}
+    if tr.fsdp:  # resume the sharded checkpoint of step 1 and redo step 2
+        resumed = Trainer(_config(model, out, fsdp, lora), resume_from=f"{out}/checkpoints/checkpoint-1")
         record["resumed_history"] = resumed.train().history
         record["resumed_params"] = _params(resumed)
     torch.save(record, f"{out}/rank{acc.process_index}.pt")

@@ -90,10 +90,10 @@ def _load(path):
     return torch.load(path, weights_only=False)
 
 
-def _torchrun(toy_model, out, mode):
+def _torchrun(toy_model, out, mode, env=ENV):
     r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr",
                         "127.0.0.1", "--master_port", str(_free_port()), WORKER, toy_model, str(out), mode],
-                       env=ENV, capture_output=True, text=True, timeout=180)
+                       env=env, capture_output=True, text=True, timeout=180)
     assert r.returncode == 0, r.stderr[-3000:]
     return _load(out / "rank0.pt"), _load(out / "rank1.pt")
 
@@ -108,9 +108,14 @@ def one_process(toy_model, tmp_path_factory):
     return _load(out / "rank0.pt")
 
 
+PER_PROCESS = ("step_tokens", "tokens_per_s", "step_time", "time/rollout", "time/update")
+"""The logged metrics that are this process's own (docs/llm.md, "Metrics"); every other one is over all."""
+
+
 def _same_steps(a, b, c, *, grad_tol):
     """Rank 0 and 1 of a 2-process run (b, c) took the 1-process run's (a) steps: identical rollouts, gradients
-    within grad_tol of the largest entry, the same all-reduced gradient on both ranks, global logged metrics."""
+    within grad_tol of the largest entry, the same all-reduced gradient on both ranks, global logged metrics:
+    the same on both ranks, and the method's means and maxima over prompts those of the 1-process run."""
     assert (a["num_processes"], b["num_processes"]) == (1, 2)
     for step in range(2):
         ra, rb, rc = a["rollouts"][step], b["rollouts"][step], c["rollouts"][step]
@@ -120,10 +125,14 @@ def _same_steps(a, b, c, *, grad_tol):
         g = a["grads"][step]
         torch.testing.assert_close(b["grads"][step], g, rtol=0, atol=grad_tol * float(g.abs().max()))
         assert torch.equal(b["grads"][step], c["grads"][step])  # all-reduced: the same on both ranks
-    for ma, mb in zip(a["history"], b["history"]):  # logged loss/reward are global-batch values
+    for ma, mb, mc in zip(a["history"], b["history"], c["history"]):  # logged loss/reward: global-batch values
         assert ma["reward"] == mb["reward"] and ma["accuracy"] == mb["accuracy"]
         assert ma["num_tokens"] == mb["num_tokens"]
         assert ma["loss"] == pytest.approx(mb["loss"], rel=1e-4, abs=1e-7)
+        assert {k: v for k, v in mb.items() if k not in PER_PROCESS} == {
+            k: v for k, v in mc.items() if k not in PER_PROCESS}  # the stats too (each rank had its own before)
+        for k in ("log_p_hat/mean", "p_hat/mean", "weights/ess", "log_w/max", "weights/monitor_max"):
+            assert mb[k] == pytest.approx(ma[k], rel=1e-4), k  # over the same 4 prompts (2 per rank)
 
 
 def test_two_process_data_parallel_matches_one_process(toy_model, one_process, tmp_path):
@@ -161,6 +170,40 @@ def test_two_process_fsdp_matches_one_process_and_resumes_sharded(toy_model, one
     volatile = ("step_time", "tokens_per_s", "time/rollout", "time/update")
     strip = lambda m: {k: v for k, v in m.items() if k not in volatile}  # noqa: E731
     assert [strip(m) for m in b["resumed_history"]] == [strip(b["history"][1])]
+
+
+ACCELERATE_FSDP = {"ACCELERATE_USE_FSDP": "true", "FSDP_VERSION": "2", "FSDP_RESHARD_AFTER_FORWARD": "true",
+                   "FSDP_SHARDING_STRATEGY": "FULL_SHARD", "FSDP_OFFLOAD_PARAMS": "false",
+                   "FSDP_MIN_NUM_PARAMS": "100000000", "FSDP_CPU_RAM_EFFICIENT_LOADING": "true",
+                   "FSDP_SYNC_MODULE_STATES": "true", "FSDP_USE_ORIG_PARAMS": "true", "FSDP_FORWARD_PREFETCH": "false",
+                   "FSDP_ACTIVATION_CHECKPOINTING": "false", "FSDP_ACTIVATION_CHECKPOINTING_OFFLOAD": "false"}
+"""What `ACCELERATE_USE_CPU=true accelerate launch --use_fsdp --fsdp_version 2 --num_processes 2` sets besides
+torchrun's variables (accelerate 1.16, read off its environment on this machine)."""
+
+
+def test_accelerate_fsdp_request_with_lora_matches_one_process_and_resumes_sharded(toy_model, tmp_path):
+    """accelerate's FSDP request (its launcher's environment, `fsdp` not set) with a LoRA adapter: the 2-process
+    run is our FSDP2 (DTensor parameters; accelerate's own plugin would have been a no-op on CPU, and
+    FSDP_CPU_RAM_EFFICIENT_LOADING would have left rank 1 without weights), trains the adapters only, and takes the
+    1-process LoRA run's steps: the same rollouts, gradients within 1e-5 of the largest entry, parameters within
+    1e-6, the same metrics on both ranks. Its sharded step-1 checkpoint resumes step 2 bit for bit."""
+    from tests.llm import dp_worker
+
+    threads = torch.get_num_threads()
+    try:
+        dp_worker.main(toy_model, str(tmp_path / "one"), "lora")  # 1 process, no FSDP
+    finally:
+        torch.set_num_threads(threads)
+    a = _load(tmp_path / "one" / "rank0.pt")
+    b, c = _torchrun(toy_model, tmp_path / "two", "lora", env={**ENV, **ACCELERATE_FSDP})
+    assert (a["param_type"], b["param_type"]) == ("Parameter", "DTensor")
+    _same_steps(a, b, c, grad_tol=1e-5)
+    trained = {n for n, p in b["params"].items() if not torch.equal(p, b["initial_params"][n])}
+    assert trained and all(".lora_" in n for n in trained)
+    for name, p in a["params"].items():
+        torch.testing.assert_close(b["params"][name], p, rtol=0, atol=1e-6)
+    for name, p in b["params"].items():
+        assert torch.equal(b["resumed_params"][name], p)
 
 
 def test_two_process_paft_crashed_and_resumed_equals_the_uninterrupted_run(toy_model, tmp_path):

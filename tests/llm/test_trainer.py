@@ -341,3 +341,21 @@ def test_training_and_dataset_evaluation_share_one_engine(model_path, tmp_path):
                                  max_answer_tokens=4, delimiter=">", seed=3, batch_size=3)
     assert [c.text for row in comps for c in row] == ours
     assert [c.forced for row in comps for c in row] == ro.forced
+
+
+def test_a_second_trainer_in_the_process_takes_its_own_mixed_precision(model_path, tmp_path):
+    """accelerate holds one AcceleratorState per process and refused a second Accelerator with another
+    mixed_precision (ValueError "AcceleratorState has already been initialized"). A second Trainer (bf16 after
+    "no") now trains under bf16 autocast; the first, whose precision it replaced, is refused by name."""
+    from accelerate.state import AcceleratorState
+
+    try:
+        first = Trainer(_cfg(model_path, tmp_path / "no", mixed_precision="no", max_steps=1, save_every=0))
+        second = Trainer(_cfg(model_path, tmp_path / "bf16", mixed_precision="bf16", max_steps=1, save_every=0))
+        assert len(second.train().history) == 1
+        with second.accelerator.autocast():
+            assert (torch.ones(2, 2) @ torch.ones(2, 2)).dtype == torch.bfloat16
+        with pytest.raises(InputError, match="mixed_precision='no', but a later Trainer .* 'bf16'"):
+            first.step()
+    finally:  # the next test's Trainer would reset it too; leave the process as a fresh one
+        AcceleratorState._reset_state()

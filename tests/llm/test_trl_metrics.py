@@ -80,6 +80,29 @@ def test_step_metrics_reduce_the_extremes_by_min_and_max_over_micro_batches():
     assert (m["clip_ratio/low_min"], m["clip_ratio/high_max"], m["kl"]) == (0.1, 0.3, 2.0)
 
 
+def test_step_metrics_are_over_the_micro_batches_of_all_processes_as_trl():
+    """This process's two micro-batches and another process's two (a gather that appends the other's rows, in
+    the order of the stats, then the entropy): the means (clip_ratio/*_mean, kl, entropy) are over all four, as
+    TRL's mean of the gathered values, and the extremes the min / max over all four; the other process's numbers
+    are chosen so that a per-process value differs from the global one in every stat."""
+    b = _batch([[1]], [False], None)
+    b = StepBatch(1.0, b.micro * 2)
+    stats = [{"clip_ratio/low_mean": 0.1, "clip_ratio/low_min": 0.2, "clip_ratio/high_max": 0.1, "kl": 1.0},
+             {"clip_ratio/low_mean": 0.3, "clip_ratio/low_min": 0.1, "clip_ratio/high_max": 0.3, "kl": 3.0}]
+    other = torch.tensor([[0.5, 0.05, 0.4, 5.0, 2.0], [0.7, 0.3, 0.2, 7.0, 4.0]], dtype=torch.float64)
+    gathered = []
+
+    def gather(t):  # two processes: this one's tensor, then the other's
+        gathered.append(t)
+        return torch.cat([t, other]) if t.ndim == 2 else torch.cat([t, t])
+
+    m, _ = step_metrics(b, losses=[0.0, 0.0], stats=stats, entropy=[1.0, 3.0], gather=gather, delimiter=">",
+                        stop_ids=[STOP], delimiter_len=1, sampled=False)
+    assert (m["clip_ratio/low_mean"], m["kl"], m["entropy"]) == pytest.approx((0.4, 4.0, 2.5), abs=1e-12)
+    assert (m["clip_ratio/low_min"], m["clip_ratio/high_max"]) == (0.05, 0.4)
+    assert gathered[0].shape == (2, 5)  # one gather for all the stats
+
+
 TRL_NAMES = ("reward", "reward_std", "frac_reward_zero_std", "entropy", "loss", "grad_norm", "learning_rate",
              "num_tokens", "epoch", "completions/mean_length", "completions/min_length", "completions/max_length",
              "completions/clipped_ratio", "completions/mean_terminated_length", "completions/min_terminated_length",

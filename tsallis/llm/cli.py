@@ -135,7 +135,7 @@ def typed(hint: Any):
 
 def _cmd_train(args: argparse.Namespace) -> int:
     from tsallis.llm.config import load_config
-    from tsallis.llm.launch import check_launcher
+    from tsallis.llm.launch import check_fsdp_flag, check_launcher
 
     check_launcher()  # before anything: a launcher that started 1 process of N trains nothing it was asked to
 
@@ -150,6 +150,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
             saved["output_dir"], moved = str(run), made_in  # a copied or moved run folder continues where it is
     cfg = load_config(args.config, flags=flags, base=saved,
                       base_name=f"the config saved in {args.resume!r}")
+    if "fsdp" in flags:
+        check_fsdp_flag(cfg.fsdp)  # --fsdp false under accelerate launch --use_fsdp
     if moved is not None and cfg.output_dir == saved["output_dir"]:
         print(f"resuming in {cfg.output_dir!r}, the checkpoint's run folder (the run was made in {moved!r}; "
               "--output-dir would say otherwise)", file=sys.stderr)

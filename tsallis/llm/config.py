@@ -273,8 +273,9 @@ class TrainConfig:
         "mlflow" (each needs its package installed); they write under output_dir/logs. (TRL's report_to)""")
     fsdp: bool = param(False, """Shard parameters, gradients and optimizer state over the processes with FSDP2
         (torch `fully_shard` of each decoder layer and the root; CPU/gloo or GPU/NCCL), instead of replicating them
-        (DDP). Not with LoRA. transformers' fsdp=True and its legacy "full_shard auto_wrap" mean the same and are
-        accepted; other sharding strategies are refused. (ours)""")
+        (DDP); with LoRA the adapters are the trained shards. Also on when accelerate's launcher asks for FSDP
+        (`accelerate launch --use_fsdp --fsdp_version 2`). transformers' fsdp=True and its legacy "full_shard
+        auto_wrap" mean the same and are accepted; other sharding strategies are refused. (ours)""")
     progress_bar: bool = param(True, "Show a tqdm bar with the main diagnostics (and one per evaluation). (ours)")
 
     def __post_init__(self):
@@ -286,9 +287,6 @@ class TrainConfig:
         """The rules that tie fields together (each field alone was checked against its annotation)."""
         for name in self.trackers:
             _one_of("report_to", name, TRACKERS)
-        if self.fsdp and self.use_lora:
-            raise InputError("fsdp=True with LoRA (lora_r > 0 or lora_config) is not supported: shard the full "
-                             "model, or train the LoRA adapter without fsdp")
         if not _valid_task(self.task):
             raise InputError(f"task must be 'toy', one of {', '.join(DATASETS)}, 'jsonl:PATH' or 'parquet:PATH' "
                              f"(or 'dataset', rows passed to Trainer from Python); got {self.task!r}")

@@ -306,7 +306,13 @@ def shard_model(model) -> torch.nn.Module:
     layers = [m for m in model.modules() if type(m).__name__ in layer_names]
     if not layers:
         raise ValueError(f"fsdp: {type(model).__name__} names no decoder-layer class (_no_split_modules)")
+    lora = hasattr(model, "get_base_model")  # a peft model
+    if lora:  # each rank drew its adapters' random init from its own seed (set_seed is device-specific): rank 0's
+        for p in model.parameters():
+            if p.requires_grad:
+                torch.distributed.broadcast(p.data, src=0)
     for layer in layers:
         fully_shard(layer)
-    fully_shard(model)
+    # with LoRA the root is the causal LM inside peft's wrapper: peft's generate calls it, not the wrapper's forward
+    fully_shard(model.get_base_model() if lora else model)
     return model

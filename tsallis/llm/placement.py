@@ -9,6 +9,7 @@ from typing import Any
 import torch
 
 from tsallis.errors import InputError
+from tsallis.llm.launch import check_joined
 from tsallis.llm.loading import build_optimizer, lr_lambda, shard_model
 from tsallis.llm.tracking import check_trackers
 
@@ -19,9 +20,11 @@ def make_accelerator(cfg: Any):
     from accelerate.utils import ProjectConfiguration
 
     check_trackers(cfg.trackers)
+    _replace_precision(cfg.mixed_precision)
     acc = Accelerator(mixed_precision=cfg.mixed_precision, log_with=cfg.trackers or None,
                       project_config=ProjectConfiguration(project_dir=cfg.output_dir,
                                                           logging_dir=str(Path(cfg.output_dir) / "logs")))
+    check_joined(acc.num_processes)
     if cfg.prompts_per_step % (acc.num_processes * cfg.gradient_accumulation_steps):
         raise InputError(f"prompts_per_step={cfg.prompts_per_step} must be divisible by the number of processes "
                          f"({acc.num_processes}) x gradient_accumulation_steps ({cfg.gradient_accumulation_steps}): "
@@ -31,6 +34,25 @@ def make_accelerator(cfg: Any):
         raise InputError("fsdp=True needs a distributed launch: torchrun --nproc_per_node N (CPU: with "
                          "ACCELERATE_USE_CPU=true) or accelerate launch")
     return acc
+
+
+def _replace_precision(mixed_precision: str) -> None:
+    """Let a new Trainer in this process set its own mixed precision. accelerate keeps one AcceleratorState per
+    process and refuses a second Accelerator with another mixed_precision; we reset it (as transformers'
+    TrainingArguments does for every run), keeping the PartialState: the device and any process group."""
+    from accelerate.state import AcceleratorState
+
+    if AcceleratorState._shared_state.get("_mixed_precision", mixed_precision) != mixed_precision:
+        AcceleratorState._reset_state(reset_partial_state=False)
+
+
+def check_precision(accelerator: Any, cfg: Any) -> None:
+    """Raise InputError if a later Trainer in this process replaced this one's mixed precision (accelerate holds
+    one per process, and its autocast reads that one)."""
+    if accelerator.state.mixed_precision != cfg.mixed_precision:
+        raise InputError(f"this Trainer was built with mixed_precision={cfg.mixed_precision!r}, but a later Trainer "
+                         f"in this process set accelerate's process-wide mixed precision to "
+                         f"{accelerator.state.mixed_precision!r}: build this Trainer again to train it")
 
 
 def place(model: Any, cfg: Any, accelerator: Any):

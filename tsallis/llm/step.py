@@ -115,9 +115,11 @@ def _nanstd(x: torch.Tensor) -> float:
     return float(x.std()) if x.numel() > 1 else 0.0
 
 
-EXTREMES = {"clip_ratio/low_min": torch.min, "clip_ratio/high_max": torch.max}
-"""Method stats that are an extreme over sequences (TRL's names): reduced by min / max over the micro-batches and
-processes; every other stat is a mean over the micro-batches."""
+EXTREMES = {"clip_ratio/low_min": torch.min, "clip_ratio/high_max": torch.max, "weights/monitor_max": torch.max,
+            "log_w/max": torch.max}
+"""Method stats that are an extreme (over sequences or prompts): reduced by min / max over the micro-batches and
+processes (TRL's min / max of the gathered values); every other stat, and the entropy, is a mean over the
+micro-batches of all processes (TRL's mean of the gathered per-process values)."""
 
 
 def step_metrics(batch: StepBatch, *, losses: Sequence[float], stats: Sequence[dict[str, float]],
@@ -129,11 +131,10 @@ def step_metrics(batch: StepBatch, *, losses: Sequence[float], stats: Sequence[d
     are logged); `stop_ids` end a sampled answer. `delimiter_len` 0: free completions (no accuracy: no answer is
     split off; no rationale statistics)."""
     scored = sum(int(mb.scored.attention_mask.sum()) for mb in batch.micro)
-    m: dict[str, Any] = {k: float(np.mean([s[k] for s in stats])) for k in stats[0]}
-    for k, reduce in EXTREMES.items():
-        if k in m:
-            m[k] = float(reduce(gather(torch.tensor([s[k] for s in stats], dtype=torch.float64))))
-    m["entropy"] = float(np.mean(entropy))
+    keys = [*stats[0], "entropy"]  # the same on every process
+    table = gather(torch.tensor([[*(s[k] for k in keys[:-1]), e] for s, e in zip(stats, entropy)],
+                                dtype=torch.float64))  # (processes x micro-batches, stats)
+    m: dict[str, Any] = {k: float(EXTREMES.get(k, torch.mean)(table[:, i])) for i, k in enumerate(keys)}
     totals = gather(torch.tensor([sum(losses), scored], dtype=torch.float64)).view(-1, 2)
     m["loss"] = float(totals[:, 0].mean())
     if batch.micro[0].rewards is not None:

@@ -26,8 +26,9 @@ from tsallis.llm import preempt
 from tsallis.llm.config import TrainConfig
 from tsallis.llm.estimators import ESTIMATORS, Scored
 from tsallis.llm.guards import UpdateGuard
+from tsallis.llm.launch import accelerate_fsdp_hidden, with_launcher_fsdp
 from tsallis.llm.loading import load_policy, load_reference, lora_config
-from tsallis.llm.placement import make_accelerator, place
+from tsallis.llm.placement import check_precision, make_accelerator, place
 from tsallis.llm.policy import Policy
 from tsallis.llm.rewards import RewardFunc, RewardModel
 from tsallis.llm.rollout import ScoredBatch, token_logps
@@ -131,6 +132,7 @@ class Trainer:
         from tsallis.llm.evaluate import default_evaluate_fn
 
         given = trainer_inputs(config, train_examples, eval_examples, trl)
+        given = given.with_config(with_launcher_fsdp(given.config))  # accelerate launch --use_fsdp: our FSDP2
         data = trainer_data(given.config, given.train, given.eval)  # rows from Python: task "dataset"
         self.given = given.with_config(data.config)
         self.cfg = cfg = data.config
@@ -138,19 +140,20 @@ class Trainer:
         ESTIMATORS[cfg.method].check_examples(self.train_examples)
         self.reward_funcs = resolve_reward_funcs(reward_funcs, cfg, self.train_examples + self.eval_examples)
         self.lora = peft_config if peft_config is not None else lora_config(cfg)
-        self.accelerator = make_accelerator(cfg)
-        for f in self.reward_funcs:  # a reward model: loaded once, onto the policy's device
-            if isinstance(f, RewardModel):
-                f.to(self.accelerator.device)
-        set_seed(cfg.seed, device_specific=True)
-        self.output_dir = Path(cfg.output_dir)
-        self.run = RunFolder(self.output_dir, self.accelerator, rows=data)
-        self.cache_dir = cache_dir
-        self.resume_path, self.resume_changes = self.run.open(resume_from, cfg, log)
-        try:
-            self._build(cache_dir)
-        finally:  # taken again (and the folder checked again) by train()
-            self.run.release()
+        with accelerate_fsdp_hidden():  # FSDP is ours (cfg.fsdp): accelerate's plugin and rank-0 loading stay out
+            self.accelerator = make_accelerator(cfg)
+            for f in self.reward_funcs:  # a reward model: loaded once, onto the policy's device
+                if isinstance(f, RewardModel):
+                    f.to(self.accelerator.device)
+            set_seed(cfg.seed, device_specific=True)
+            self.output_dir = Path(cfg.output_dir)
+            self.run = RunFolder(self.output_dir, self.accelerator, rows=data)
+            self.cache_dir = cache_dir
+            self.resume_path, self.resume_changes = self.run.open(resume_from, cfg, log)
+            try:
+                self._build(cache_dir)
+            finally:  # taken again (and the folder checked again) by train()
+                self.run.release()
         if evaluate_fn is None and self.eval_examples:
             evaluate_fn = default_evaluate_fn(cfg, self.eval_examples)
         self.evaluate_fn = evaluate_fn
@@ -259,6 +262,7 @@ class Trainer:
     def step(self) -> dict[str, Any]:
         """One optimizer step; advances `state` and returns the step's metrics (docs/llm.md, "Metrics")."""
         cfg, acc, method, policy, st = self.cfg, self.accelerator, self.method, self.policy, self.state
+        check_precision(acc, cfg)
         t0 = time.perf_counter()
         n = st.step + 1  # this step's number as logged (steps count from 1; the schedule's convention too)
         switched = st.switched or (self.schedule.kind == "step" and self.schedule.should_switch(n, st.running_success))
