@@ -1,6 +1,6 @@
 """`tsallis.llm`: GRPO, GARL, PAFT and SFT on local Hugging Face causal LMs (docs/llm.md).
 
-The public names: `TrainConfig` (config.py), `Trainer`, `LoopState`, `TrainResult` (trainer.py), `Policy`
+The public names: `TrainConfig` (config.py), `Trainer` (trainer.py), `LoopState`, `TrainResult` (step.py), `Policy`
 (policy.py: the one sampler and scorer), `evaluate_policy`, `EvalResult` (the module `tsallis.llm.evaluate` holds
 `evaluate(model, tokenizer, ...)`; a package attribute of that name would be shadowed by the module), the estimator
 objects `GRPO`, `GARL`, `PAFT`, `SFT`, their registry `ESTIMATORS` and protocol `Estimator` (estimators.py), and
@@ -12,7 +12,7 @@ from __future__ import annotations
 import importlib
 
 _EXPORTS = {
-    "TrainConfig": "config", "Trainer": "trainer", "LoopState": "trainer", "TrainResult": "trainer",
+    "TrainConfig": "config", "Trainer": "trainer", "LoopState": "step", "TrainResult": "step",
     "Policy": "policy", "evaluate_policy": "evaluate", "EvalResult": "evaluate",
     "GRPO": "estimators", "GARL": "estimators", "PAFT": "estimators", "SFT": "estimators",
     "ESTIMATORS": "estimators", "Estimator": "estimators", "Example": "example",

@@ -1,5 +1,6 @@
 """The parts of one training step that are not the model update: which prompts a step trains on, the rewards of
-its completions, the typed `StepBatch` it carries, and its metrics as a function of that batch.
+its completions, the typed `StepBatch` it carries, its metrics as a function of that batch, and the `LoopState`
+carried from one step to the next (and the `TrainResult` the loop returns).
 
 Nothing here changes state: `next_prompts` returns the new (epoch, pos) for `LoopState.after_step`, and
 `step_metrics` returns the metrics; the trainer assigns both in its loop.
@@ -8,7 +9,7 @@ Nothing here changes state: `next_prompts` returns the new (epoch, pos) for `Loo
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
 import numpy as np
@@ -20,8 +21,51 @@ from tsallis.llm.example import Example
 from tsallis.llm.rewards import RewardFunc, exact_answer, score_reward_funcs
 from tsallis.llm.rollout import Rollout, ScoredBatch, ended_itself, prompt_seeds
 
-__all__ = ["MicroBatch", "StepBatch", "completion_metrics", "next_prompts", "reward_columns", "score_rewards",
-           "step_metrics"]
+__all__ = ["LoopState", "MicroBatch", "StepBatch", "TrainResult", "completion_metrics", "next_prompts",
+           "reward_columns", "score_rewards", "step_metrics"]
+
+
+@dataclass(frozen=True)
+class LoopState:
+    """Everything the loop carries from one step to the next; saved in every checkpoint (JSON-serialisable)."""
+
+    step: int = 0  # optimizer steps done
+    epoch: int = 0  # data epoch (its permutation is seeded by (seed, epoch))
+    pos: int = 0  # position in the epoch's permutation
+    switched: bool = False  # a "step" q schedule has switched
+    running_success: float = 0.0  # EMA of the method's success metric (drives step/adaptive q schedules)
+    best_metric: float | None = None  # best `eval_metric` so far
+    last_checkpoint: str | None = None
+    best_checkpoint: str | None = None
+    num_tokens: int = 0  # tokens of the scored batches so far, all processes (TRL's num_tokens)
+
+    def after_step(self, *, epoch: int, pos: int, switched: bool, success: float, ema: float,
+                   tokens: int) -> LoopState:
+        """The state after one more step: its data position, the schedule's switch, the success EMA, the tokens."""
+        return replace(self, step=self.step + 1, epoch=epoch, pos=pos, switched=switched, num_tokens=self.num_tokens
+                       + tokens, running_success=ema * self.running_success + (1 - ema) * success)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The fields as a JSON-serialisable dict."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, state: dict[str, Any]) -> LoopState:
+        """From `to_dict` output (fields missing from older checkpoints take their defaults)."""
+        unknown = set(state) - {f.name for f in fields(cls)}
+        if unknown:
+            raise ValueError(f"loop state has unknown fields {sorted(unknown)}")
+        return cls(**state)
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """What `Trainer.train` returns: the per-step metric dicts, the final step and checkpoint paths."""
+
+    history: list[dict[str, Any]]
+    step: int
+    last_checkpoint: str | None
+    best_checkpoint: str | None
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ import logging
 import os
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -35,8 +35,10 @@ from tsallis.llm.rollout import ScoredBatch, token_logps
 from tsallis.llm.run_data import trainer_data
 from tsallis.llm.rundir import RunFolder
 from tsallis.llm.step import (
+    LoopState,
     MicroBatch,
     StepBatch,
+    TrainResult,
     check_prompts,
     next_prompts,
     resolve_reward_funcs,
@@ -54,49 +56,6 @@ log = logging.getLogger("tsallis.llm")
 EvaluateFn = Callable[["Trainer"], dict[str, float]]
 Callback = Callable[["Trainer", dict[str, Any]], None]
 Stop = Callable[["Trainer", dict[str, Any]], bool]
-
-
-@dataclass(frozen=True)
-class LoopState:
-    """Everything the loop carries from one step to the next; saved in every checkpoint (JSON-serialisable)."""
-
-    step: int = 0  # optimizer steps done
-    epoch: int = 0  # data epoch (its permutation is seeded by (seed, epoch))
-    pos: int = 0  # position in the epoch's permutation
-    switched: bool = False  # a "step" q schedule has switched
-    running_success: float = 0.0  # EMA of the method's success metric (drives step/adaptive q schedules)
-    best_metric: float | None = None  # best `eval_metric` so far
-    last_checkpoint: str | None = None
-    best_checkpoint: str | None = None
-    num_tokens: int = 0  # tokens of the scored batches so far, all processes (TRL's num_tokens)
-
-    def after_step(self, *, epoch: int, pos: int, switched: bool, success: float, ema: float,
-                   tokens: int) -> LoopState:
-        """The state after one more step: its data position, the schedule's switch, the success EMA, the tokens."""
-        return replace(self, step=self.step + 1, epoch=epoch, pos=pos, switched=switched, num_tokens=self.num_tokens
-                       + tokens, running_success=ema * self.running_success + (1 - ema) * success)
-
-    def to_dict(self) -> dict[str, Any]:
-        """The fields as a JSON-serialisable dict."""
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, state: dict[str, Any]) -> LoopState:
-        """From `to_dict` output (fields missing from older checkpoints take their defaults)."""
-        unknown = set(state) - {f.name for f in fields(cls)}
-        if unknown:
-            raise ValueError(f"loop state has unknown fields {sorted(unknown)}")
-        return cls(**state)
-
-
-@dataclass(frozen=True)
-class TrainResult:
-    """What `Trainer.train` returns: the per-step metric dicts, the final step and checkpoint paths."""
-
-    history: list[dict[str, Any]]
-    step: int
-    last_checkpoint: str | None
-    best_checkpoint: str | None
 
 
 class Trainer:
