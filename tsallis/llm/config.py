@@ -322,9 +322,7 @@ class TrainConfig:
     @property
     def resolved_delimiter(self) -> str:
         """The delimiter, with the task's default (">" for the toy, "</think>" otherwise) for null."""
-        if self.delimiter is not None:
-            return self.delimiter
-        return ">" if self.task == "toy" else "</think>"
+        return self._by_task(self.delimiter, toy=">", other="</think>")
 
     @property
     def free_form(self) -> bool:
@@ -340,9 +338,13 @@ class TrainConfig:
     @property
     def resolved_eval_scorer(self) -> str:
         """The evaluation scorer, with the task's default ("exact" for the toy, "relaxed" otherwise) for null."""
-        if self.eval_scorer is not None:
-            return self.eval_scorer
-        return "exact" if self.task == "toy" else "relaxed"
+        return self._by_task(self.eval_scorer, toy="exact", other="relaxed")
+
+    def _by_task(self, value: str | None, *, toy: str, other: str) -> str:
+        """`value`, or for null the toy task's default `toy` and every other task's `other`."""
+        if value is not None:
+            return value
+        return toy if self.task == "toy" else other
 
     @property
     def trackers(self) -> list[str]:
