@@ -6,7 +6,9 @@ position), and every step pays `generate`'s own bookkeeping. `decode_rollout` sa
 row-keyed uniforms, same budget rule, see rollout.py's docstring) with:
 
 - one prefill, then one model call per generated position, with a preallocated KV cache (`_BufferLayer`: keys and
-  values are written in place into (n, H, P + budget, d) buffers; attention sees the filled prefix);
+  values are written in place into (n, H, P + budget, d) buffers; attention sees the filled prefix); the call is
+  `lean.lean_step`'s forward (transformers' kernels without its per-call bookkeeping, bitwise the same logits) for
+  the models it supports, `model(...)` otherwise;
 - the sampler of `rollout.RowSeededSampler` (its counter-based uniforms and warpers, reused, not copied);
 - `BudgetForcing`'s per-row rule vectorised over rows (`VectorisedForcing`): phase, delimiter-automaton state,
   rationale and answer lengths and the forced flag are (n,) arrays (torch tensors on an accelerator, with no host
