@@ -171,3 +171,17 @@ def test_training_mode_and_decode_fallback(monkeypatch):
     ref, ours, _ = _rollouts(model, monkeypatch, prompt_ids=[[4, 5]], num_samples=4, prompt_seeds=[3],
                              delimiter_ids=[2], stop_ids=[1], pad_id=0, max_rationale_tokens=6, max_answer_tokens=3)
     assert ours.rationale_ids == ref.rationale_ids and ours.answer_ids == ref.answer_ids
+
+
+@pytest.mark.parametrize("arch,targets", [("gpt2", ["c_attn"]), ("llama", ["q_proj", "v_proj"])])
+def test_lora_models_fall_back(arch, targets):
+    """A PEFT-wrapped model, and its base model with LoRA layers in place, take `model(...)`; the tokens match."""
+    peft = pytest.importorskip("peft")
+    model = _model(arch)
+    wrapped = peft.get_peft_model(copy.deepcopy(model), peft.LoraConfig(r=2, target_modules=targets))
+    assert _none(wrapped) and _none(wrapped.get_base_model())
+    assert not _none(model)
+    kw = dict(num_samples=4, prompt_seeds=[3, 4], delimiter_ids=[2], stop_ids=[1], pad_id=0, max_rationale_tokens=6,
+              max_answer_tokens=3)
+    ref, ours = decode_rollout(model, [[4, 5], [6]], **kw), decode_rollout(wrapped, [[4, 5], [6]], **kw)
+    assert ours.rationale_ids == ref.rationale_ids  # LoRA's B starts at zero: the same function as the base
