@@ -142,7 +142,16 @@ def test_unusual_models_fall_back(arch):
     assert _none(hooked)
     handle.remove()
     assert not _none(hooked)
+    handle = torch.nn.modules.module.register_module_forward_pre_hook(lambda *a: None)  # a global hook
+    try:
+        assert _none(model)
+    finally:
+        handle.remove()
     assert _none(_model(arch, attn_implementation="eager"))
+    quantized = copy.deepcopy(model)  # an integer parameter (as a quantized layer stores its weights)
+    quantized.lm_head.register_parameter("qweight", torch.nn.Parameter(torch.zeros(2, dtype=torch.int8),
+                                                                       requires_grad=False))
+    assert _none(quantized)
     cls = {"gpt2": GPT2LMHeadModel, "llama": LlamaForCausalLM, "qwen3": Qwen3ForCausalLM}[arch]
     sub = copy.deepcopy(model)
     sub.__class__ = type("Sub", (cls,), {})  # a subclass may override forward
