@@ -20,8 +20,9 @@ over the timed steps after one warm-up step of wall-clock and of CPU (process) t
 ratios ours/TRL with its interquartile range (the noise), and per step the completion tokens kept (the sum of the
 completions' lengths: TRL's up to and with its EOS, ours rationale + delimiter + answer) and the tokens computed
 in generation (rows x positions whose logits the model produced: a forward pre-hook counts the rows of every
-model call made without gradients; `generate` keeps finished rows until the last one ends, our decode loop drops
-them), with tokens/s of the computed tokens. With one torch thread, CPU time is the step's compute and is far less
+model call made without gradients, and for our decode loop the rows of its prefill and of every lean per-token
+step, `tsallis.llm.lean`; `generate` keeps finished rows until the last one ends, our decode loop drops them),
+with tokens/s of the computed tokens. With one torch thread, CPU time is the step's compute and is far less
 disturbed than wall time when other jobs share the machine. One line per config, `summary CONFIG
 grpo_cpu_x_trl=R garl_x_grpo=R paft_x_grpo=R ...` (CPU-time medians of paired ratios), gives the verdict's inputs.
 
@@ -98,6 +99,40 @@ class GenerationCounter:
         return n
 
 
+class DecodeCounter:
+    """`GenerationCounter` for our decode loop, whose per-token forward is `tsallis.llm.lean`'s lean step where it
+    applies (a forward hook would switch it off): counts the prefill's rows and the rows of every lean step, by
+    wrapping `lean.lean_step` (once; our steps run one at a time, so one shared count)."""
+
+    count = 0
+
+    def __init__(self):
+        from tsallis.llm import lean
+
+        real = lean.lean_step
+        if getattr(real, "counted", False):
+            return
+
+        def counted(model, cache):
+            step = real(model, cache)
+            if step is None:
+                raise RuntimeError("bench_trl: the lean decode step does not apply to this model")
+            DecodeCounter.count += cache.layers[0].keys.shape[0]  # the prefill's rows
+
+            def counting_step(tok, *args):
+                DecodeCounter.count += tok.shape[0]
+                return step(tok, *args)
+
+            return counting_step
+
+        counted.counted = True
+        lean.lean_step = counted
+
+    def take(self) -> int:
+        n, DecodeCounter.count = DecodeCounter.count, 0
+        return n
+
+
 def torch_grad_enabled() -> bool:
     import torch
 
@@ -129,7 +164,8 @@ def run_config(name: str, spec: dict, steps: int, tmp: str, eng: str) -> dict[st
     if eng == "both":  # our GRPO on the generate engine too, in the same rounds
         ours["grpo-gen"] = Trainer(dataclasses.replace(ours["grpo"].cfg, output_dir=f"{tmp}/{name}-grpo-gen"))
         engines["grpo-gen"] = "generate"
-    counters = {m: GenerationCounter(tr.unwrapped) for m, tr in ours.items()}
+    counters = {m: DecodeCounter() if engines[m] == "decode" else GenerationCounter(tr.unwrapped)
+                for m, tr in ours.items()}
     examples = ours["grpo"].train_examples
     data = Dataset.from_dict({"prompt": [ex.prompt for ex in examples], "answer": [ex.answer for ex in examples]})
 

@@ -6,7 +6,9 @@ position), and every step pays `generate`'s own bookkeeping. `decode_rollout` sa
 row-keyed uniforms, same budget rule, see rollout.py's docstring) with:
 
 - one prefill, then one model call per generated position, with a preallocated KV cache (`_BufferLayer`: keys and
-  values are written in place into (n, H, P + budget, d) buffers; attention sees the filled prefix);
+  values are written in place into (n, H, P + budget, d) buffers; attention sees the filled prefix); the call is
+  `lean.lean_step`'s forward (transformers' kernels without its per-call bookkeeping, bitwise the same logits) for
+  the models it supports, `model(...)` otherwise;
 - the sampler of `rollout.RowSeededSampler` (its counter-based uniforms and warpers, reused, not copied);
 - `BudgetForcing`'s per-row rule vectorised over rows (`VectorisedForcing`): phase, delimiter-automaton state,
   rationale and answer lengths and the forced flag are (n,) arrays (torch tensors on an accelerator, with no host
@@ -35,6 +37,7 @@ import numpy as np
 import torch
 
 from tsallis.errors import NonFiniteError
+from tsallis.llm import lean
 from tsallis.llm.rollout import (
     ANSWER,
     DONE,
@@ -307,6 +310,8 @@ def _decode(model, prompt_ids, *, num_samples, prompt_seeds, delimiter_ids, stop
     if "logits_to_keep" in params:
         call["logits_to_keep"] = 1
     logits = model(input_ids=ids, attention_mask=None if mask is None else att, position_ids=pos, **call).logits
+    step = lean.lean_step(model, cache)  # the per-token forward without transformers' bookkeeping, or None
+    padded = mask is not None  # an active row has padding: the lean step's sdpa gets a mask (as transformers')
     sampler = _ActiveSampler(row_seeds(prompt_seeds, num_samples), temperature=temperature, top_p=top_p, top_k=top_k)
     rule = VectorisedForcing(N, logits.shape[-1], delimiter_ids=delimiter_ids, stop_ids=stop_ids,
                              max_rationale_tokens=max_rationale_tokens, max_answer_tokens=max_answer_tokens,
@@ -340,9 +345,13 @@ def _decode(model, prompt_ids, *, num_samples, prompt_seeds, delimiter_ids, stop
                 rule.keep(idx)
                 rows, tok, pos, t0, emitted = rows[idx], tok[idx], pos[idx], t + 1, []
                 mask = None if mask is None else mask[idx]
+                padded = mask is not None and not bool(mask[:, :P].all())
         pos = pos + 1
-        logits = model(input_ids=tok.unsqueeze(-1), position_ids=pos, **call,
-                       attention_mask=None if mask is None else mask[:, :P + t + 1]).logits
+        if step is not None:
+            logits = step(tok, pos, mask[:, None, None, :P + t + 1].bool() if padded else None)
+        else:
+            logits = model(input_ids=tok.unsqueeze(-1), position_ids=pos, **call,
+                           attention_mask=None if mask is None else mask[:, :P + t + 1]).logits
     if sampler.nonfinite():
         raise NonFiniteError("sampling met non-finite logits (NaN/inf scores from the model)")
     retire(torch.ones(len(rows), dtype=torch.bool, device=device))
