@@ -58,7 +58,8 @@ def test_free_completions_run_to_a_stop_token_or_the_limit_with_nothing_forced(m
     stops = set(free.stop_ids)
     for a, text in zip(ro.answer_ids, ro.texts):  # ended with a stop token, or exactly at the limit
         assert (a and a[-1] in stops and len(a) <= 8) or (len(a) == 8 and not stops & set(a))
-        assert text == free.tokenizer.decode(a[:-1] if a[-1] in stops else a)  # the completion, nothing split off
+        # the whole completion, nothing split off, special tokens dropped as TRL decodes it
+        assert text == free.tokenizer.decode(a, skip_special_tokens=True)
     # the split policy forces its delimiter where the free one runs on: some split text holds a forced '>'
     split_ro = split.sample(PROMPTS, 4, seeds)
     assert any(split_ro.forced) and all(">" in t for t, f in zip(split_ro.texts, split_ro.forced) if f)
@@ -71,6 +72,17 @@ def test_free_completions_run_to_a_stop_token_or_the_limit_with_nothing_forced(m
               max_rationale_tokens=0, max_answer_tokens=8)
     assert decode_rollout(free.model, ids, **kw).answer_ids == generate_rollout(free.model, ids, **kw).answer_ids \
         == ro.answer_ids
+
+
+def test_a_free_completion_reads_as_trl_decodes_it_special_tokens_dropped(model_path):
+    """TRL's GRPO gives reward functions `batch_decode(completion_ids, skip_special_tokens=True)`; the split format
+    keeps special tokens inside the completion (a delimiter may be one) and drops only a final stop token."""
+    free, split = _policy(model_path, free_form=True), _policy(model_path)
+    tok = free.tokenizer
+    ids = free.encode("ab") + [tok.pad_token_id] + free.encode("c") + [tok.eos_token_id]
+    assert free.completion_text([], ids) == tok.decode(ids, skip_special_tokens=True) == "abc"
+    kept = split.completion_text([], ids)
+    assert tok.pad_token in kept and tok.eos_token not in kept and kept != "abc"
 
 
 def test_a_clipped_completion_counts_in_clipped_ratio_and_mask_truncated_drops_it(model_path):
@@ -119,15 +131,17 @@ def test_grpo_trains_on_free_completions_of_a_prompt_only_dataset_as_trl(model_p
     assert "rationale/forced_ratio" not in first
     # the reward functions see the decoded completion, and its ids are the completion's tokens only
     stops = set(tr.policy.stop_ids)
-    assert all(c == tr.tokenizer.decode([t for t in ids if t not in stops]) for c, ids in seen)
+    assert all(c == tr.tokenizer.decode(ids, skip_special_tokens=True) for c, ids in seen)  # as TRL decodes
+    assert any(set(ids) & stops for _, ids in seen)  # a sampled stop token is in the ids, not in the text
     assert first["completions/max_length"] <= 8
 
 
 def test_free_grpo_learns_what_the_reward_asks_brevity(model_path, tmp_path):
     """The reward alone shapes free completions: rewarded for brevity, the model learns to end them early (stop
-    token), and the clipped ratio falls. Deterministic on CPU (row-keyed sampling, seed 0): -10.3 -> -0.3."""
-    def brevity(completions, **kwargs):
-        return [-float(len(c)) for c in completions]
+    token), and the clipped ratio falls. Deterministic on CPU (row-keyed sampling, seed 0): reward (minus the
+    completion's tokens) -9.3 -> -1.2, clipped ratio 0.83 -> 0 over the first and last three of 12 steps."""
+    def brevity(completion_ids, **kwargs):  # by tokens: the text drops special tokens (TRL's decode), which a
+        return [-float(len(ids)) for ids in completion_ids]  # length-in-characters reward would let it emit free
 
     cfg = TrainConfig(**{**TINY, "max_steps": 12, "num_generations": 4, "max_rationale_tokens": 6,
                          "max_answer_tokens": 4, "learning_rate": 1e-1}, model=model_path, output_dir=str(tmp_path))

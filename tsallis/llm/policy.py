@@ -110,7 +110,10 @@ class Policy:
         return self.encode(answer) + ([self.eos_id] if self.answer_eos else [])
 
     def completion_text(self, rationale: list[int], answer: list[int]) -> str:
-        """rationale + delimiter + answer, decoded (a final stop token dropped; other special tokens kept)."""
+        """rationale + delimiter + answer, decoded (a final stop token dropped; other special tokens kept). A free
+        completion is decoded as TRL's GRPO decodes it for the reward functions: every special token dropped."""
+        if self.free_form:
+            return self.tokenizer.decode(rationale + answer, skip_special_tokens=True)
         a = answer[:-1] if answer and answer[-1] in self.stop_ids else answer
         return self.tokenizer.decode(rationale + self.delimiter_ids + a, skip_special_tokens=False)
 
