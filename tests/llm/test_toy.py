@@ -19,6 +19,7 @@ from tsallis.llm.testbed import (
     completion_logps,
     p_hat,
     step_correctness,
+    weights_sha256,
 )
 from tsallis.llm.toy import (
     ToyModelSpec,
@@ -129,6 +130,25 @@ def _report(**over) -> TestbedReport:
               pretrain_cpu_seconds=200.0, cached=True)
     kw.update(over)
     return TestbedReport(**kw)
+
+
+def test_weights_sha256_names_the_exact_model_and_refuses_a_folder_without_weights(tmp_path):
+    """Two models of one spec from one seed hash alike; one changed weight changes the hash (the testbed records
+    which model it measured: pretraining is not bit-reproducible across CPUs)."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    a = tiny_random_model(tmp_path / "a", n_embd=16)
+    b = tiny_random_model(tmp_path / "b", n_embd=16)
+    assert weights_sha256(a) == weights_sha256(b) and len(weights_sha256(a)) == 64
+    model = AutoModelForCausalLM.from_pretrained(b)
+    with torch.no_grad():
+        next(model.parameters()).view(-1)[0] += 1e-6
+    model.save_pretrained(b)
+    assert weights_sha256(b) != weights_sha256(a)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(InputError, match="no weight files"):
+        weights_sha256(tmp_path / "empty")
 
 
 def test_check_testbed_pass_on_a_good_testbed_and_each_fails_on_a_wrong_one():

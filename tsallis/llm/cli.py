@@ -290,7 +290,8 @@ def _cmd_testbed(args: argparse.Namespace) -> int:
                              seed=args.seed, cache_dir=args.cache_dir, verbose=not args.quiet)
     d = report.to_dict()
     print(f"model {report.model}: pretraining loss {report.final_pretrain_loss:.4f} (irreducible "
-          f"{report.irreducible_loss:.4f}), {report.pretrain_cpu_seconds:.0f} CPU s; floor {report.floor:.0e}")
+          f"{report.irreducible_loss:.4f}), {report.pretrain_cpu_seconds:.0f} CPU s; floor {report.floor:.0e}; "
+          f"weights sha256 {report.weights_sha256[:16]}")
     print(f"{'n':>3} {'p0':>9} {'+-se':>8} {'median logP':>11} {'step acc':>8} {'copy':>5} {'hits/step':>9}")
     for x in report.levels:
         print(f"{x['difficulty']:>3} {x['p0']:>9.2e} {x['p0_stderr']:>8.1e} {x['median_log_p']:>11.2f} "

@@ -190,6 +190,8 @@ class TestbedReport:
     cached: bool
     spec: dict[str, Any] = field(default_factory=dict)
     settings: dict[str, Any] = field(default_factory=dict)
+    # SHA-256 of the weight files: the same spec pretrained on another machine (other CPU kernels) is another model
+    weights_sha256: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "criteria": check_testbed(self)}
@@ -221,7 +223,20 @@ def measure_testbed(model: str = "toy", levels=DEFAULT_LEVELS, *, n_prompts: int
     return TestbedReport(str(path), out, 10.0 ** -spec.width, info["irreducible_loss"],
                          info["final_pretrain_loss"], info["pretrain_cpu_seconds"], cached, info,
                          {"n_prompts": n_prompts, "num_samples": num_samples, "seed": seed,
-                                "batch_for_hits": list(DEFAULT_BATCH)})
+                          "batch_for_hits": list(DEFAULT_BATCH)}, weights_sha256(path))
+
+
+def weights_sha256(path: str | Path) -> str:
+    """One SHA-256 over a model folder's weight files (*.safetensors, *.bin; sorted by name), in hex: which exact
+    model a testbed measured (pretraining is not bit-reproducible across CPUs)."""
+    import hashlib
+
+    from tsallis.llm.checkpoint import sha256
+
+    files = sorted(p for p in Path(path).iterdir() if p.suffix in (".safetensors", ".bin"))
+    if not files:
+        raise InputError(f"model {str(path)!r} has no weight files (*.safetensors, *.bin)")
+    return hashlib.sha256("".join(f"{p.name}:{sha256(p)};" for p in files).encode()).hexdigest()
 
 
 CRITERIA = {
