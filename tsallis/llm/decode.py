@@ -312,6 +312,7 @@ def _decode(model, prompt_ids, *, num_samples, prompt_seeds, delimiter_ids, stop
     logits = model(input_ids=ids, attention_mask=None if mask is None else att, position_ids=pos, **call).logits
     step = lean.lean_step(model, cache)  # the per-token forward without transformers' bookkeeping, or None
     padded = mask is not None  # an active row has padding: the lean step's sdpa gets a mask (as transformers')
+    lean_mask = None if mask is None else mask.bool()[:, None, None, :]  # (n, 1, 1, P + budget), its sdpa form
     sampler = _ActiveSampler(row_seeds(prompt_seeds, num_samples), temperature=temperature, top_p=top_p, top_k=top_k)
     rule = VectorisedForcing(N, logits.shape[-1], delimiter_ids=delimiter_ids, stop_ids=stop_ids,
                              max_rationale_tokens=max_rationale_tokens, max_answer_tokens=max_answer_tokens,
@@ -345,10 +346,11 @@ def _decode(model, prompt_ids, *, num_samples, prompt_seeds, delimiter_ids, stop
                 rule.keep(idx)
                 rows, tok, pos, t0, emitted = rows[idx], tok[idx], pos[idx], t + 1, []
                 mask = None if mask is None else mask[idx]
+                lean_mask = None if mask is None else lean_mask[idx]
                 padded = mask is not None and not bool(mask[:, :P].all())
         pos = pos + 1
         if step is not None:
-            logits = step(tok, pos, mask[:, None, None, :P + t + 1].bool() if padded else None)
+            logits = step(tok, pos, lean_mask[..., :P + t + 1] if padded else None)
         else:
             logits = model(input_ids=tok.unsqueeze(-1), position_ids=pos, **call,
                            attention_mask=None if mask is None else mask[:, :P + t + 1]).logits
