@@ -75,10 +75,11 @@ class Policy:
         from tsallis.llm.rollout import stop_ids
 
         stops = stop_ids(tokenizer, model)
-        check_stops(stops)
-        delim = [] if free_form else check_delimiter(tokenizer, delimiter, stops)
-        if free_form:  # the whole completion is sampled as the answer phase (rollout.py)
-            max_rationale_tokens, max_answer_tokens = 0, max_rationale_tokens + max_answer_tokens
+        if free_form:  # no delimiter: the whole completion is sampled as the answer phase (rollout.py)
+            check_stops(stops)
+            delim, max_rationale_tokens, max_answer_tokens = [], 0, max_rationale_tokens + max_answer_tokens
+        else:
+            delim = check_delimiter(tokenizer, delimiter, stops)  # the stop tokens too
         pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else stops[0]
         eos = tokenizer.eos_token_id if tokenizer.eos_token_id is not None else stops[0]
         return cls(model, tokenizer, delim, stops, pad, eos, max_rationale_tokens, max_answer_tokens, **settings)
