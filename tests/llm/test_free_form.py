@@ -216,6 +216,19 @@ def test_integer_answers_become_text_and_other_types_are_refused_by_column_and_r
     assert [ex.answer for ex in free] == [None, None]
 
 
+def test_examples_without_answers_are_refused_where_the_split_needs_them_and_kept_for_free_evaluation():
+    """The answer check of row dicts holds for a list of Examples too (`data.as_examples`), and an evaluation hook
+    takes answerless examples (its policy's format decides: `evaluate_policy`)."""
+    from tsallis.llm.data import as_examples
+    from tsallis.llm.evaluate import make_evaluate_fn
+
+    free = examples_from_rows([{"prompt": "a"}, {"prompt": "b"}], answers=False)
+    assert as_examples(free, "rows", answers=False) == free
+    with pytest.raises(InputError, match=r"rows, example 0: no answer: give every row an 'answer'"):
+        as_examples(free, "rows")
+    assert callable(make_evaluate_fn([{"prompt": "a"}], k=1))
+
+
 def test_free_completions_with_garl_paft_or_sft_are_refused_at_the_door(tmp_path, capsys):
     for method in ("garl", "paft", "sft"):
         with pytest.raises(InputError, match=f"completion_format='free'.*method='{method}'.*use method='grpo'"):

@@ -640,6 +640,9 @@ def as_examples(data: Any, source: str, *, answers: bool = True) -> list[Example
         raise InputError(f"{source}: got a {type(data).__name__}: {fix}")
     data = list(data)
     if all(isinstance(ex, Example) for ex in data):  # also [], no examples
+        missing = next((i for i, ex in enumerate(data) if ex.answer is None), None) if answers else None
+        if missing is not None:
+            raise DataFormatError(f"{source}, example {missing}: no answer: {ANSWER_FIX}")
         return data
     return examples_from_rows(data, source, answers=answers)
 

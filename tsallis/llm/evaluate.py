@@ -279,7 +279,7 @@ def make_evaluate_fn(examples: Any, *, prefix: str = "eval/", **kwargs: Any) -> 
     checkpoint-selection metric with k=16), and `prefix` + "scorer", the scorer's name (a string). `kwargs` go
     to `evaluate_policy`, except the policy's own settings (`POLICY_SETTINGS`: budgets, temperature, top_p,
     top_k), which replace the trainer policy's."""
-    examples = _examples(examples)
+    examples = _examples(examples, answers=False)  # evaluate_policy checks them against the policy's format
     settings = {k: kwargs.pop(k) for k in POLICY_SETTINGS if k in kwargs}
 
     def evaluate_fn(trainer: Any) -> dict[str, Any]:
