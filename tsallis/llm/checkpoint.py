@@ -350,8 +350,7 @@ def _state_file(path: Path) -> Path:
     rename; TRL's file of that name, another schema, is refused by name)."""
     if (path / STATE_FILE).exists() or not (path / OLD_STATE_FILE).exists():
         return path / STATE_FILE
-    state = _read_json(path / OLD_STATE_FILE)
-    if not (isinstance(state, dict) and "loop" in state and "format" in state):
+    if not _is_loop_state(path / OLD_STATE_FILE):
         raise InputError(f"{str(path / OLD_STATE_FILE)!r} is not a tsallis loop state (a transformers/TRL "
                          "checkpoint?): resume from a checkpoint that tsallis wrote")
     return path / OLD_STATE_FILE
