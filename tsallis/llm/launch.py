@@ -28,6 +28,7 @@ from typing import Any
 
 from tsallis.errors import InputError
 
+_TRUE = ("1", "true", "yes")  # how accelerate's launcher spells a true flag in the environment
 HOW_TO_LAUNCH = ("launch several CPU processes with `ACCELERATE_USE_CPU=true accelerate launch --multi_gpu "
                  "--num_processes N -m tsallis.llm train ...` (accelerate starts N CPU processes through torchrun) "
                  "or `ACCELERATE_USE_CPU=true torchrun --nproc_per_node N -m tsallis.llm train ...`")
@@ -36,7 +37,7 @@ HOW_TO_LAUNCH = ("launch several CPU processes with `ACCELERATE_USE_CPU=true acc
 def check_launcher(environ: Mapping[str, str] | None = None) -> None:
     """Raise InputError if accelerate was asked for several CPU processes but started one (see the module doc)."""
     env = os.environ if environ is None else environ
-    cpu = env.get("ACCELERATE_USE_CPU", "").lower() in ("1", "true", "yes")
+    cpu = env.get("ACCELERATE_USE_CPU", "").lower() in _TRUE
     rendezvous = "MASTER_ADDR" in env or "MASTER_PORT" in env
     distributed = "WORLD_SIZE" in env or "RANK" in env or "PMI_SIZE" in env or "OMPI_COMM_WORLD_SIZE" in env
     if cpu and rendezvous and not distributed:
@@ -54,8 +55,6 @@ def check_joined(num_processes: int, environ: Mapping[str, str] | None = None) -
                          "process group: each would train alone (accelerate launch on a machine without GPUs does "
                          "this unless ACCELERATE_USE_CPU=true). " + HOW_TO_LAUNCH)
 
-
-_TRUE = ("1", "true", "yes")
 FSDP_SETTINGS = {  # accelerate's variable: (the values our FSDP2 does, lower case; what to do instead)
     "FSDP_VERSION": (("2",), "tsallis shards with FSDP2: pass --fsdp_version 2 (accelerate launch's default is 1), "
                              "or fsdp_version: 2 in the accelerate config file"),
