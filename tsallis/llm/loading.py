@@ -199,8 +199,7 @@ def load_model_and_tokenizer(path: str | Path, cfg: TrainConfig, *, on_cuda: boo
             model = model.to(dtype)
         if tokenizer is None:
             tokenizer = _from_pretrained(AutoTokenizer, path, "tokenizer")
-    if tokenizer.pad_token_id is None:
-        tokenizer.pad_token = tokenizer.eos_token
+    _pad_with_eos(tokenizer)
     if cfg.disable_dropout:
         for mod in model.modules():
             if isinstance(mod, torch.nn.Dropout):
@@ -215,6 +214,12 @@ def load_model_and_tokenizer(path: str | Path, cfg: TrainConfig, *, on_cuda: boo
         except ValueError as err:  # e.g. peft knows no default target modules for this architecture
             raise InputError(f"LoRA: {err} (set lora_target_modules, e.g. all-linear)") from None
     return model, tokenizer
+
+
+def _pad_with_eos(tokenizer) -> None:
+    """A tokenizer without a pad token pads with its EOS token (as TRL and the training forward expect)."""
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
 
 
 def _from_pretrained(cls, path: str | Path, what: str, **kwargs):
@@ -241,8 +246,7 @@ def check_delimiter_of(path: str | Path, delimiter: str) -> None:
         tokenizer = _from_pretrained(AutoTokenizer, path, "tokenizer")
         gen = (_from_pretrained(GenerationConfig, path, "generation config")
                if (Path(path) / "generation_config.json").is_file() else None)
-    if tokenizer.pad_token_id is None:  # as load_model_and_tokenizer
-        tokenizer.pad_token = tokenizer.eos_token
+    _pad_with_eos(tokenizer)  # as load_model_and_tokenizer
     check_delimiter(tokenizer, delimiter, stop_ids(tokenizer, SimpleNamespace(generation_config=gen)))
 
 
