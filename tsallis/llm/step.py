@@ -213,10 +213,10 @@ def completion_metrics(batch: StepBatch, *, gather: Callable[[torch.Tensor], tor
     rationale statistics."""
     rows = [(z, f, a) for mb in batch.micro for z, f, a in zip(
         mb.rollout.rationale_ids, mb.rollout.forced, mb.rollout.answer_ids or [None] * len(mb.rollout.forced))]
-    length = gather(torch.tensor([len(z) + delimiter_len + len(a or []) for z, _, a in rows], dtype=torch.float64))
-    ended = gather(torch.tensor(ended_itself([a for _, _, a in rows], [f for _, f, _ in rows], stop_ids)))
-    forced = gather(torch.tensor([f for _, f, _ in rows], dtype=torch.float64))
-    rationale = gather(torch.tensor([len(z) for z, _, _ in rows], dtype=torch.float64))
+    ended = ended_itself([a for _, _, a in rows], [f for _, f, _ in rows], stop_ids)
+    cols = gather(torch.tensor([(len(z) + delimiter_len + len(a or []), e, f, len(z))  # (N, 4): one gather
+                                for (z, f, a), e in zip(rows, ended)], dtype=torch.float64).view(-1, 4))
+    length, forced, rationale, ended = cols[:, 0], cols[:, 2], cols[:, 3], cols[:, 1].bool()
     done = length[ended] if bool(ended.any()) else torch.zeros(1, dtype=torch.float64)
     return {"completions/mean_length": float(length.mean()), "completions/min_length": float(length.min()),
             "completions/max_length": float(length.max()),
